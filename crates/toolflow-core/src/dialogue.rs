@@ -1,0 +1,211 @@
+//! The dialogue record (paper §3.2–3.3): the plan, the tools, and every turn the user,
+//! assistant and tool agents wrote, with enough provenance (models, seeds, settings, token
+//! usage) to audit, reproduce and export it. One JSON object per line of `dialogues.jsonl`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{SamplingStrategy, Tool};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Dialogue {
+    /// Derived from the run seed and `index`: the same run gives the same ids.
+    pub id: String,
+    /// The index of the subset this dialogue was written from.
+    pub index: u64,
+    /// The full definitions of the sampled tools, so the record stands alone.
+    pub tools: Vec<Tool>,
+    /// The plan the user agent followed; null in the plan-off ablation.
+    pub plan: Option<Plan>,
+    /// Shared by all agents, as in the paper's examples.
+    pub context: SystemContext,
+    pub turns: Vec<Turn>,
+    pub settings: DialogueSettings,
+    pub outcome: Outcome,
+    /// Sum over every request made for this dialogue, including retries and planning.
+    pub usage: Usage,
+}
+
+/// A numbered list of user requests (paper Table 14).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Plan {
+    pub steps: Vec<PlanStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanStep {
+    /// 1-based, as the plan numbers its steps.
+    pub number: u32,
+    pub kind: StepKind,
+    /// What the user wants at this step, without naming any tool.
+    pub request: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    ToolCall,
+    Chitchat,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct SystemContext {
+    /// ISO 8601 local date and time, e.g. `2024-05-14T09:30:00`.
+    pub current_time: String,
+    /// Where the user is, e.g. `Lyon, France`.
+    pub location: String,
+}
+
+/// One message of the dialogue, tagged by `role`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum Turn {
+    User(UserTurn),
+    Assistant(AssistantTurn),
+    Tool(ToolTurn),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserTurn {
+    pub content: String,
+    /// The plan step the user agent said it was on; null without a plan.
+    pub plan_step: Option<u32>,
+    pub generation: Option<Generation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AssistantTurn {
+    /// Text shown to the user; null for a turn that only calls tools.
+    pub content: Option<String>,
+    /// Empty for a direct answer or a clarification; several for parallel calls.
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCall>,
+    pub generation: Option<Generation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolCall {
+    /// Unique within the dialogue; tool turns answer it by this id.
+    pub id: String,
+    pub name: String,
+    /// The parsed arguments object; null when they did not parse.
+    pub arguments: Value,
+    /// The model's text for the arguments, kept only when it did not parse as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments_raw: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ToolTurn {
+    /// The [`ToolCall::id`] this result answers.
+    pub tool_call_id: String,
+    pub name: String,
+    /// The simulated result; for an error, an object with an `error` field.
+    pub content: Value,
+    /// The call broke the tool's schema (or the simulation failed) and this is an error.
+    #[serde(default)]
+    pub is_error: bool,
+    pub generation: Option<Generation>,
+}
+
+/// Which model wrote a turn, with what, at what cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Generation {
+    /// The model id the endpoint reported.
+    pub model: String,
+    pub usage: Usage,
+    pub seed: Option<u64>,
+    /// Answered from the response cache, at no cost.
+    #[serde(default)]
+    pub cached: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+    }
+}
+
+/// The settings one dialogue was written under: the paper's ablation switches among them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DialogueSettings {
+    pub sampler: SamplingStrategy,
+    pub plan: bool,
+    /// The number of plan steps (or user turns, without a plan) aimed for.
+    pub target_turns: u32,
+    /// The hard limit on user turns.
+    pub max_turns: u32,
+    /// The user agent's writing style, drawn per dialogue.
+    pub user_style: String,
+    /// The dialogue's own seed, from which every request's seed derives.
+    pub seed: u64,
+    /// The model drawn for this dialogue for each role, by role name.
+    pub models: std::collections::BTreeMap<String, String>,
+    pub temperature: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Outcome {
+    pub status: OutcomeStatus,
+    /// Why the dialogue ended early or failed; null when it completed.
+    pub reason: Option<String>,
+    /// Plan steps the user agent reached.
+    pub steps_done: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeStatus {
+    /// Every plan step was addressed.
+    Completed,
+    /// The turn limit came first.
+    TurnLimit,
+    /// A request or a parse failed past its retries; the turns so far are kept.
+    Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn turns_are_tagged_by_role() {
+        let turns = vec![
+            Turn::User(UserTurn { content: "Hi".into(), plan_step: Some(1), generation: None }),
+            Turn::Assistant(AssistantTurn {
+                content: None,
+                tool_calls: vec![ToolCall {
+                    id: "call_0".into(),
+                    name: "get_weather".into(),
+                    arguments: json!({"city": "Lyon"}),
+                    arguments_raw: None,
+                }],
+                generation: None,
+            }),
+            Turn::Tool(ToolTurn {
+                tool_call_id: "call_0".into(),
+                name: "get_weather".into(),
+                content: json!({"temp": 21}),
+                is_error: false,
+                generation: None,
+            }),
+        ];
+        let json = serde_json::to_value(&turns).unwrap();
+        assert_eq!(json[0]["role"], "user");
+        assert_eq!(json[1]["role"], "assistant");
+        assert_eq!(json[1]["tool_calls"][0]["arguments"]["city"], "Lyon");
+        assert!(json[1]["tool_calls"][0].get("arguments_raw").is_none());
+        assert_eq!(json[2]["role"], "tool");
+        let back: Vec<Turn> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, turns);
+    }
+}

@@ -1,0 +1,84 @@
+//! Reading and writing JSON Lines with errors that name the file and line.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JsonlError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {source}")]
+    Parse { path: PathBuf, line: usize, source: serde_json::Error },
+}
+
+/// Reads every non-blank line of `path` as a `T`; the first bad line fails the read.
+pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, JsonlError> {
+    let io = |source| JsonlError::Io { path: path.to_path_buf(), source };
+    let reader = BufReader::new(File::open(path).map_err(io)?);
+    let mut records = Vec::new();
+    for (number, line) in reader.lines().enumerate() {
+        let line = line.map_err(io)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = serde_json::from_str(&line).map_err(|source| JsonlError::Parse {
+            path: path.to_path_buf(),
+            line: number + 1,
+            source,
+        })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// Writes `records` to `path`, one compact JSON object per line, through a temporary file
+/// renamed into place so that a crash never leaves a half-written file behind.
+pub fn write<'a, T: Serialize + 'a>(
+    path: &Path,
+    records: impl IntoIterator<Item = &'a T>,
+) -> Result<(), JsonlError> {
+    write_atomically(path, |out| {
+        for record in records {
+            serde_json::to_writer(&mut *out, record).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+}
+
+/// Creates `path` by writing a sibling temporary file and renaming it over `path`.
+pub fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<(), JsonlError> {
+    let io = |source| JsonlError::Io { path: path.to_path_buf(), source };
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    let temporary = PathBuf::from(temporary);
+    let mut out = BufWriter::new(File::create(&temporary).map_err(io)?);
+    fill(&mut out).map_err(io)?;
+    out.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+    std::fs::rename(&temporary, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_line_numbers() {
+        let dir = std::env::temp_dir().join(format!("toolflow-jsonl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.jsonl");
+        write(&path, &[1u32, 2, 3]).unwrap();
+        assert_eq!(read::<u32>(&path).unwrap(), [1, 2, 3]);
+        std::fs::write(&path, "1\n\n2\nnope\n").unwrap();
+        let error = read::<u32>(&path).unwrap_err().to_string();
+        assert!(error.contains("x.jsonl:4:"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

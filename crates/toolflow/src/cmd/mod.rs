@@ -1,0 +1,38 @@
+//! One module per subcommand; each owns its `Args` and a `run` that reads and writes the
+//! pipeline's files through the library crates.
+
+pub mod graph;
+pub mod import;
+pub mod sample;
+pub mod schema;
+
+use std::path::PathBuf;
+
+/// Options every subcommand takes.
+#[derive(clap::Args)]
+pub struct Global {
+    /// Print a machine-readable JSON summary on stdout instead of the human one
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v info, -vv debug, -vvv trace); TOOLFLOW_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Where models, embeddings and responses are cached
+    #[arg(long, global = true, env = "TOOLFLOW_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Global {
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(toolflow_core::default_cache_dir)
+    }
+
+    /// Progress bars only for people: not with --json, --quiet, or when stderr is no terminal.
+    pub fn show_progress(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.json && !self.quiet && std::io::stderr().is_terminal()
+    }
+}

@@ -1,0 +1,59 @@
+//! `toolflow`: the command-line front of the pipeline. Each subcommand is one stage that
+//! reads and writes the files of the pipeline; see ARCHITECTURE.md for the map.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "toolflow", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read tool definitions (OpenAI, ToolBench, OpenAPI/Swagger, MCP, BFCL) into tools.jsonl
+    Import(cmd::import::Args),
+    /// Build the tool graph: embed every parameter and return value, join on cosine > τ
+    Graph(cmd::graph::Args),
+    /// Sample tool subsets by random walk on the graph (or uniformly, the ablation)
+    Sample(cmd::sample::Args),
+    /// Print or write the JSON Schema of each record toolflow reads and writes
+    Schema(cmd::schema::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let result = match cli.command {
+        Command::Import(args) => cmd::import::run(args, &cli.global),
+        Command::Graph(args) => cmd::graph::run(args, &cli.global),
+        Command::Sample(args) => cmd::sample::run(args, &cli.global),
+        Command::Schema(args) => cmd::schema::run(args, &cli.global),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr so that stdout stays clean for `--json` and for data.
+fn init_logging(global: &cmd::Global) {
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,toolflow=info",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("TOOLFLOW_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
