@@ -1,0 +1,185 @@
+//! The embedded chat model: SmolLM2-135M-Instruct (Q4_1 GGUF) run in-process on the CPU with
+//! candle's quantized llama. Its tokenizer and chat template come from the GGUF metadata;
+//! structured requests (a JSON Schema, or tools) are decoded under an llguidance grammar, so
+//! even this small model answers with parseable, schema-valid JSON.
+//!
+//! [`LocalBackend`] owns the model on a dedicated thread and answers one request at a time;
+//! [`LocalModel`] is the same model driven directly on the calling thread.
+
+mod fetch;
+mod grammar;
+mod model;
+mod sampler;
+mod template;
+mod tokenizer;
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use toolflow_llm::{BackendError, BoxFuture, ChatBackend, ChatRequest, ChatResponse};
+
+pub use fetch::{MODEL_FILE, ModelSource, PIP_PACKAGE, locate_model};
+pub use grammar::tool_call_schema;
+pub use model::{LocalModel, MODEL_ID, Timings};
+pub use template::{ChatTemplate, tool_instructions};
+pub use tokenizer::GgufTokenizer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("embedded model: {0}")]
+    Fetch(String),
+    #[error("embedded model file: {0}")]
+    Gguf(String),
+    #[error("embedded model tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("embedded model chat template: {0}")]
+    Template(String),
+    #[error("embedded model grammar: {0}")]
+    Grammar(String),
+    #[error("embedded model: {0}")]
+    Model(#[from] candle_core::Error),
+    #[error("embedded model request: {0}")]
+    Request(String),
+}
+
+/// How to load the embedded model.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Use this GGUF file instead of the cache or a download.
+    pub model_path: Option<PathBuf>,
+    /// The model is cached under `<cache_dir>/models/`.
+    pub cache_dir: PathBuf,
+    /// Do not try the Hugging Face hub.
+    pub offline: bool,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            model_path: None,
+            cache_dir: toolflow_core::default_cache_dir(),
+            offline: false,
+        }
+    }
+}
+
+type Job = (ChatRequest, ReplySender<Result<ChatResponse, LocalError>>);
+
+/// The embedded model as a [`ChatBackend`]. The model runs on its own thread, one request at
+/// a time in arrival order; the thread ends when the backend is dropped.
+pub struct LocalBackend {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl LocalBackend {
+    /// Finds (downloading if needed) and loads the model, then starts its thread.
+    pub fn load(options: &LocalOptions) -> Result<Self, LocalError> {
+        let path = locate_model(&ModelSource {
+            model_path: options.model_path.clone(),
+            cache_dir: options.cache_dir.clone(),
+            offline: options.offline,
+        })?;
+        tracing::info!(path = %path.display(), "loading the embedded model");
+        Ok(Self::from_model(LocalModel::load(&path)?))
+    }
+
+    pub fn from_model(mut model: LocalModel) -> Self {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("toolflow-local".to_string())
+            .spawn(move || {
+                for (request, reply) in inbox {
+                    reply.send(model.complete(&request).map(|(response, timings)| {
+                        tracing::debug!(?timings, "embedded model answered");
+                        response
+                    }));
+                }
+            })
+            .expect("spawning the embedded model's thread");
+        LocalBackend { jobs }
+    }
+}
+
+impl ChatBackend for LocalBackend {
+    fn model(&self) -> &str {
+        MODEL_ID
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, BackendError>> {
+        let (reply, answer) = reply_channel();
+        let sent = self.jobs.send((request.clone(), reply));
+        Box::pin(async move {
+            if sent.is_err() {
+                return Err(BackendError::Permanent(
+                    "the embedded model's thread has stopped".to_string(),
+                ));
+            }
+            match answer.await {
+                Some(Ok(response)) => Ok(response),
+                // Every local failure (bad schema, prompt too long, model error) repeats on retry.
+                Some(Err(error)) => Err(BackendError::Permanent(error.to_string())),
+                None => Err(BackendError::Permanent(
+                    "the embedded model's thread stopped mid-request".to_string(),
+                )),
+            }
+        })
+    }
+}
+
+/// A one-shot reply from the model's thread to an async caller, usable under any executor.
+struct Slot<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+    /// The sender is gone; no value will come.
+    closed: bool,
+}
+
+struct ReplySender<T>(Arc<Mutex<Slot<T>>>);
+struct ReplyFuture<T>(Arc<Mutex<Slot<T>>>);
+
+fn reply_channel<T>() -> (ReplySender<T>, ReplyFuture<T>) {
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+        closed: false,
+    }));
+    (ReplySender(slot.clone()), ReplyFuture(slot))
+}
+
+impl<T> ReplySender<T> {
+    fn send(self, value: T) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).value = Some(value);
+        // Drop wakes the receiver.
+    }
+}
+
+impl<T> Drop for ReplySender<T> {
+    fn drop(&mut self) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        slot.closed = true;
+        if let Some(waker) = slot.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> std::future::Future for ReplyFuture<T> {
+    type Output = Option<T>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(value) = slot.value.take() {
+            Poll::Ready(Some(value))
+        } else if slot.closed {
+            Poll::Ready(None)
+        } else {
+            slot.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}

