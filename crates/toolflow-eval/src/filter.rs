@@ -1,0 +1,792 @@
+//! The rule-based filter of paper §3.3: keeps the dialogues that pass, and rejects the others
+//! with every reason found (rule, turn, JSON pointer, detail).
+//!
+//! Each [`Rule`] has a level — `off`, `warn` (reported, kept) or `reject` — set by default
+//! and overridable in a TOML rules file:
+//!
+//! ```toml
+//! [rules]
+//! ungrounded-argument = "reject"   # default "warn"
+//! repeated-turn = "off"
+//!
+//! [near-duplicate]
+//! threshold = 0.9       # estimated Jaccard at or above which a dialogue is a near-duplicate
+//! shingle-words = 5
+//! hashes = 128
+//! bands = 32
+//! seed = 0
+//! ```
+//!
+//! Duplicates are looked for only among dialogues that pass every other rule, in input
+//! order, so the first of a group of duplicates is kept and a clean copy of a broken
+//! dialogue is not thrown away with it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use toolflow_core::{Dialogue, OutcomeStatus, Tool, Turn};
+
+use crate::minhash::{LshIndex, MinHasher};
+use crate::{EvalError, input, text, words};
+
+/// A filter rule. Each variant's documentation says what fails and gives one passing and
+/// one failing example (turns written as `role: text`, calls as `name {arguments}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// A tool call's arguments did not parse as JSON (`ToolCall.arguments_raw` is set), or
+    /// parsed to something other than an object.
+    /// Passes: `get_weather {"city": "Lyon"}`. Fails: `get_weather {"city": "Lyon"` (raw
+    /// text kept because it did not parse).
+    UnparsedArguments,
+    /// A call names a tool that is not among the dialogue's tools.
+    /// Passes: tools `[get_weather]`, call `get_weather {...}`. Fails: call `get_forecast {...}`.
+    UnknownTool,
+    /// The arguments break the tool's JSON Schema (type, enum, pattern, extra property…);
+    /// missing required arguments are left to [`Rule::MissingRequired`].
+    /// Passes: `{"days": 3}` for `days: integer`. Fails: `{"days": "three"}`.
+    SchemaViolation,
+    /// A required argument of the tool is absent.
+    /// Passes: `{"city": "Lyon"}` with `required: [city]`. Fails: `{}`.
+    MissingRequired,
+    /// An argument value appears nowhere in the text before the call. Grounded means:
+    /// a string value (trimmed, non-empty) occurs, case-insensitively, as a substring of the
+    /// system context (time, location), an earlier user turn, or a string in an earlier tool
+    /// result; a number equals some number written in that text (digits with an optional
+    /// decimal part; `2024-05-14` holds 2024, 5 and 14) or a number in an earlier result.
+    /// Exempt: booleans, nulls, values whose schema has `enum` or `const`, and values equal to
+    /// their schema's `default`. Values the model resolved itself ("tomorrow" → a date) fail,
+    /// which is why the default level is `warn`.
+    /// Passes: user `weather in Lyon?`, call `{"city": "lyon"}`. Fails: call `{"city": "Paris"}`.
+    UngroundedArgument,
+    /// A tool result is not a JSON object or array (a bare string, number or null; a string
+    /// holding JSON text counts as a failure: it should have been parsed before storing).
+    /// Passes: `{"temp": 21}`. Fails: `"It is 21 degrees"`.
+    ResultNotJson,
+    /// The dialogue is unfinished: no turns, or it ends on a user turn, a tool turn, or a
+    /// call without its result, or its outcome is not `completed`, or plan steps are left.
+    /// Passes: `user: hi / assistant: hello`. Fails: `user: hi / assistant: hello / user: and?`.
+    Incomplete,
+    /// No assistant turn calls a tool.
+    /// Passes: any dialogue with one call. Fails: `user: hi / assistant: hello`.
+    NoToolCall,
+    /// A user turn with blank text, or an assistant turn with neither text nor calls.
+    /// Passes: `user: hi`. Fails: `user: "   "`.
+    EmptyTurn,
+    /// A turn whose text (trimmed) equals that of the previous turn of the same role.
+    /// Passes: `assistant: Done. / … / assistant: Anything else?`. Fails: `assistant: Done.
+    /// / … / assistant: Done.`.
+    RepeatedTurn,
+    /// The same turns (generation metadata aside) as an earlier kept dialogue.
+    /// Passes: the first copy. Fails: the second.
+    ExactDuplicate,
+    /// MinHash-estimated Jaccard similarity of word shingles to an earlier kept dialogue at or
+    /// above the threshold. Passes: the first of two dialogues differing by one word. Fails:
+    /// the second.
+    NearDuplicate,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 12] = [
+        Rule::UnparsedArguments,
+        Rule::UnknownTool,
+        Rule::SchemaViolation,
+        Rule::MissingRequired,
+        Rule::UngroundedArgument,
+        Rule::ResultNotJson,
+        Rule::Incomplete,
+        Rule::NoToolCall,
+        Rule::EmptyTurn,
+        Rule::RepeatedTurn,
+        Rule::ExactDuplicate,
+        Rule::NearDuplicate,
+    ];
+
+    /// The rule's name in rules files and reports.
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::UnparsedArguments => "unparsed-arguments",
+            Rule::UnknownTool => "unknown-tool",
+            Rule::SchemaViolation => "schema-violation",
+            Rule::MissingRequired => "missing-required",
+            Rule::UngroundedArgument => "ungrounded-argument",
+            Rule::ResultNotJson => "result-not-json",
+            Rule::Incomplete => "incomplete",
+            Rule::NoToolCall => "no-tool-call",
+            Rule::EmptyTurn => "empty-turn",
+            Rule::RepeatedTurn => "repeated-turn",
+            Rule::ExactDuplicate => "exact-duplicate",
+            Rule::NearDuplicate => "near-duplicate",
+        }
+    }
+
+    pub fn default_level(self) -> Level {
+        match self {
+            Rule::UngroundedArgument => Level::Warn,
+            _ => Level::Reject,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Off,
+    Warn,
+    Reject,
+}
+
+/// The filter's settings, as read from a rules file; absent entries take defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FilterConfig {
+    #[serde(default)]
+    pub rules: BTreeMap<Rule, Level>,
+    #[serde(default)]
+    pub near_duplicate: NearDuplicateConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NearDuplicateConfig {
+    pub threshold: f64,
+    pub shingle_words: usize,
+    pub hashes: usize,
+    pub bands: usize,
+    pub seed: u64,
+}
+
+impl Default for NearDuplicateConfig {
+    fn default() -> Self {
+        // 32 bands of 4 rows: a pair at Jaccard 0.9 becomes a candidate with probability
+        // 1 - (1 - 0.9^4)^32 ≈ 1, one at 0.3 with ≈ 0.23 (and is then dropped on the estimate).
+        NearDuplicateConfig { threshold: 0.9, shingle_words: 5, hashes: 128, bands: 32, seed: 0 }
+    }
+}
+
+impl FilterConfig {
+    pub fn level(&self, rule: Rule) -> Level {
+        self.rules.get(&rule).copied().unwrap_or_else(|| rule.default_level())
+    }
+
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, EvalError> {
+        let config: FilterConfig = toml::from_str(text)
+            .map_err(|source| EvalError::Rules { path: path.to_path_buf(), detail: source.to_string() })?;
+        let near = &config.near_duplicate;
+        let problem = if !(near.threshold > 0.0 && near.threshold <= 1.0) {
+            Some("near-duplicate.threshold must be in (0, 1]")
+        } else if near.hashes == 0 || near.bands == 0 || near.bands > near.hashes {
+            Some("near-duplicate needs 1 ≤ bands ≤ hashes")
+        } else if near.shingle_words == 0 {
+            Some("near-duplicate.shingle-words must be at least 1")
+        } else {
+            None
+        };
+        match problem {
+            Some(detail) => Err(EvalError::Rules { path: path.to_path_buf(), detail: detail.into() }),
+            None => Ok(config),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, EvalError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| EvalError::Io { path: path.to_path_buf(), source })?;
+        Self::from_toml(&text, path)
+    }
+}
+
+/// One reason a dialogue was flagged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub rule: Rule,
+    pub level: Level,
+    /// The index of the turn in `turns`, when one turn is at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<usize>,
+    /// A JSON pointer into the dialogue record to the offending value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    pub detail: String,
+}
+
+/// Whether any reason rejects.
+pub fn rejects(reasons: &[Reason]) -> bool {
+    reasons.iter().any(|reason| reason.level == Level::Reject)
+}
+
+/// Applies the rules to one dialogue at a time, remembering kept ones for duplicates.
+pub struct Filter {
+    config: FilterConfig,
+    /// Compiled argument schemas by their JSON text; the error text for one that does not
+    /// compile.
+    validators: HashMap<String, Result<jsonschema::Validator, String>>,
+    exact: HashMap<[u8; 32], String>,
+    hasher: MinHasher,
+    index: LshIndex,
+    indexed_ids: Vec<String>,
+}
+
+impl Filter {
+    pub fn new(config: FilterConfig) -> Self {
+        let near = &config.near_duplicate;
+        Filter {
+            hasher: MinHasher::new(near.hashes, near.shingle_words, near.seed),
+            index: LshIndex::new(near.bands),
+            config,
+            validators: HashMap::new(),
+            exact: HashMap::new(),
+            indexed_ids: Vec::new(),
+        }
+    }
+
+    /// Every reason `dialogue` is flagged for; an empty list when it passes. A dialogue that
+    /// is kept is remembered, so that later copies of it are duplicates.
+    pub fn check(&mut self, dialogue: &Dialogue) -> Vec<Reason> {
+        let mut reasons = Reasons { config: &self.config, list: Vec::new() };
+        check_turns(dialogue, &mut self.validators, &mut reasons);
+        check_ending(dialogue, &mut reasons);
+        let mut reasons = reasons.list;
+        if rejects(&reasons) {
+            return reasons;
+        }
+        let exact_level = self.config.level(Rule::ExactDuplicate);
+        let near_level = self.config.level(Rule::NearDuplicate);
+        let exact_key = (exact_level != Level::Off).then(|| exact_key(dialogue));
+        if let Some(original) = exact_key.as_ref().and_then(|key| self.exact.get(key)) {
+            reasons.push(Reason {
+                rule: Rule::ExactDuplicate,
+                level: exact_level,
+                turn: None,
+                pointer: None,
+                detail: format!("same turns as dialogue {original}"),
+            });
+        }
+        let mut signature = None;
+        if near_level != Level::Off && !reasons.iter().any(|r| r.rule == Rule::ExactDuplicate) {
+            let sig = self.hasher.signature(&dialogue_words(dialogue));
+            let threshold = self.config.near_duplicate.threshold;
+            if let Some((position, similarity)) = self.index.find(&sig, threshold) {
+                reasons.push(Reason {
+                    rule: Rule::NearDuplicate,
+                    level: near_level,
+                    turn: None,
+                    pointer: None,
+                    detail: format!(
+                        "estimated Jaccard {similarity:.3} ≥ {threshold} with dialogue {}",
+                        self.indexed_ids[position]
+                    ),
+                });
+            }
+            signature = Some(sig);
+        }
+        if !rejects(&reasons) {
+            if let Some(key) = exact_key {
+                self.exact.entry(key).or_insert_with(|| dialogue.id.clone());
+            }
+            if let Some(sig) = signature {
+                self.index.insert(sig);
+                self.indexed_ids.push(dialogue.id.clone());
+            }
+        }
+        reasons
+    }
+}
+
+struct Reasons<'a> {
+    config: &'a FilterConfig,
+    list: Vec<Reason>,
+}
+
+impl Reasons<'_> {
+    fn on(&self, rule: Rule) -> bool {
+        self.config.level(rule) != Level::Off
+    }
+
+    fn push(&mut self, rule: Rule, turn: Option<usize>, pointer: Option<String>, detail: String) {
+        let level = self.config.level(rule);
+        if level != Level::Off {
+            self.list.push(Reason { rule, level, turn, pointer, detail });
+        }
+    }
+}
+
+/// Escapes one JSON pointer segment (RFC 6901).
+fn segment(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+fn check_turns(
+    dialogue: &Dialogue,
+    validators: &mut HashMap<String, Result<jsonschema::Validator, String>>,
+    reasons: &mut Reasons,
+) {
+    let tools: HashMap<&str, &Tool> = dialogue.tools.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut evidence = Evidence::default();
+    evidence.add_text(&dialogue.context.current_time);
+    evidence.add_text(&dialogue.context.location);
+    let mut last_user: Option<&str> = None;
+    let mut last_assistant: Option<&str> = None;
+    for (index, turn) in dialogue.turns.iter().enumerate() {
+        let at = Some(index);
+        let content_pointer = || Some(format!("/turns/{index}/content"));
+        match turn {
+            Turn::User(user) => {
+                let text = user.content.trim();
+                if text.is_empty() {
+                    reasons.push(Rule::EmptyTurn, at, content_pointer(), "user turn with blank text".into());
+                } else if last_user == Some(text) {
+                    reasons.push(Rule::RepeatedTurn, at, content_pointer(), "same text as the previous user turn".into());
+                }
+                if !text.is_empty() {
+                    last_user = Some(text);
+                }
+                evidence.add_text(&user.content);
+            }
+            Turn::Assistant(assistant) => {
+                let text = assistant.content.as_deref().map(str::trim).filter(|t| !t.is_empty());
+                match text {
+                    None if assistant.tool_calls.is_empty() => reasons.push(
+                        Rule::EmptyTurn,
+                        at,
+                        content_pointer(),
+                        "assistant turn with neither text nor tool calls".into(),
+                    ),
+                    Some(text) if last_assistant == Some(text) => reasons.push(
+                        Rule::RepeatedTurn,
+                        at,
+                        content_pointer(),
+                        "same text as the previous assistant turn".into(),
+                    ),
+                    _ => {}
+                }
+                if text.is_some() {
+                    last_assistant = text;
+                }
+                for (number, call) in assistant.tool_calls.iter().enumerate() {
+                    let base = format!("/turns/{index}/tool_calls/{number}");
+                    check_call(call, &base, index, &tools, validators, &evidence, reasons);
+                }
+            }
+            Turn::Tool(tool) => {
+                if !(tool.content.is_object() || tool.content.is_array()) {
+                    let what = match &tool.content {
+                        Value::String(s) if serde_json::from_str::<Value>(s).is_ok_and(|v| v.is_object() || v.is_array()) => {
+                            "a string holding JSON text (not parsed)"
+                        }
+                        Value::String(_) => "a string",
+                        Value::Number(_) => "a number",
+                        Value::Bool(_) => "a boolean",
+                        _ => "null",
+                    };
+                    reasons.push(
+                        Rule::ResultNotJson,
+                        at,
+                        content_pointer(),
+                        format!("result of `{}` is {what}, not a JSON object or array", tool.name),
+                    );
+                }
+                evidence.add_json(&tool.content);
+            }
+        }
+    }
+}
+
+fn check_call(
+    call: &toolflow_core::ToolCall,
+    base: &str,
+    index: usize,
+    tools: &HashMap<&str, &Tool>,
+    validators: &mut HashMap<String, Result<jsonschema::Validator, String>>,
+    evidence: &Evidence,
+    reasons: &mut Reasons,
+) {
+    let at = Some(index);
+    if let Some(raw) = &call.arguments_raw {
+        let shown: String = raw.chars().take(80).collect();
+        reasons.push(
+            Rule::UnparsedArguments,
+            at,
+            Some(format!("{base}/arguments_raw")),
+            format!("arguments of `{}` are not JSON: {shown:?}", call.name),
+        );
+        return;
+    }
+    if !call.arguments.is_object() {
+        reasons.push(
+            Rule::UnparsedArguments,
+            at,
+            Some(format!("{base}/arguments")),
+            format!("arguments of `{}` are {}, not a JSON object", call.name, kind(&call.arguments)),
+        );
+        return;
+    }
+    let Some(tool) = tools.get(call.name.as_str()) else {
+        let mut known: Vec<&str> = tools.keys().copied().collect();
+        known.sort_unstable();
+        reasons.push(
+            Rule::UnknownTool,
+            at,
+            Some(format!("{base}/name")),
+            format!("no tool `{}` among this dialogue's tools ({})", call.name, known.join(", ")),
+        );
+        return;
+    };
+    let arguments_pointer = format!("{base}/arguments");
+    for required in tool.required_parameters() {
+        if call.arguments.get(required).is_none() {
+            reasons.push(
+                Rule::MissingRequired,
+                at,
+                Some(arguments_pointer.clone()),
+                format!("required argument `{required}` of `{}` is missing", call.name),
+            );
+        }
+    }
+    if reasons.on(Rule::SchemaViolation) {
+        let validator = validators
+            .entry(tool.parameters.to_string())
+            .or_insert_with(|| jsonschema::validator_for(&tool.parameters).map_err(|e| e.to_string()));
+        match validator {
+            Ok(validator) => {
+                for error in validator.iter_errors(&call.arguments) {
+                    if matches!(error.kind(), jsonschema::error::ValidationErrorKind::Required { .. }) {
+                        continue;
+                    }
+                    reasons.push(
+                        Rule::SchemaViolation,
+                        at,
+                        Some(format!("{arguments_pointer}{}", error.instance_path())),
+                        format!("`{}`: {error}", call.name),
+                    );
+                }
+            }
+            Err(error) => reasons.push(
+                Rule::SchemaViolation,
+                at,
+                Some(arguments_pointer.clone()),
+                format!("the parameters schema of `{}` does not compile: {error}", call.name),
+            ),
+        }
+    }
+    if reasons.on(Rule::UngroundedArgument) {
+        let mut leaves = Vec::new();
+        argument_leaves(&call.arguments, Some(&tool.parameters), arguments_pointer, &mut leaves);
+        for (pointer, value) in leaves {
+            if !evidence.grounds(value) {
+                reasons.push(
+                    Rule::UngroundedArgument,
+                    at,
+                    Some(pointer),
+                    format!("value {value} of `{}` appears nowhere earlier in the dialogue or context", call.name),
+                );
+            }
+        }
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The string and number values inside `value` that need grounding, with their pointers.
+fn argument_leaves<'a>(
+    value: &'a Value,
+    schema: Option<&Value>,
+    pointer: String,
+    out: &mut Vec<(String, &'a Value)>,
+) {
+    if let Some(schema) = schema {
+        if schema.get("enum").is_some() || schema.get("const").is_some() {
+            return;
+        }
+        if schema.get("default") == Some(value) {
+            return;
+        }
+    }
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                let sub = schema.and_then(|s| s.get("properties")).and_then(|p| p.get(key));
+                argument_leaves(item, sub, format!("{pointer}/{}", segment(key)), out);
+            }
+        }
+        Value::Array(items) => {
+            let sub = schema.and_then(|s| s.get("items")).filter(|s| s.is_object());
+            for (index, item) in items.iter().enumerate() {
+                argument_leaves(item, sub, format!("{pointer}/{index}"), out);
+            }
+        }
+        Value::String(s) if s.trim().is_empty() => {}
+        Value::String(_) | Value::Number(_) => out.push((pointer, value)),
+        Value::Bool(_) | Value::Null => {}
+    }
+}
+
+/// The text a call's arguments may be grounded in: lowercased pieces and the numbers in them.
+#[derive(Default)]
+struct Evidence {
+    text: String,
+    numbers: Vec<f64>,
+}
+
+impl Evidence {
+    fn add_text(&mut self, text: &str) {
+        self.text.extend(text.chars().flat_map(char::to_lowercase));
+        self.text.push('\n');
+        self.numbers.extend(numbers_in(text));
+    }
+
+    fn add_json(&mut self, value: &Value) {
+        match value {
+            Value::String(s) => self.add_text(s),
+            Value::Number(n) => self.numbers.extend(n.as_f64()),
+            Value::Array(items) => items.iter().for_each(|item| self.add_json(item)),
+            Value::Object(map) => map.values().for_each(|item| self.add_json(item)),
+            Value::Bool(_) | Value::Null => {}
+        }
+    }
+
+    fn grounds(&self, value: &Value) -> bool {
+        match value {
+            Value::String(s) => {
+                let needle: String = s.trim().chars().flat_map(char::to_lowercase).collect();
+                self.text.contains(&needle)
+            }
+            Value::Number(n) => n.as_f64().is_some_and(|x| {
+                self.numbers.iter().any(|&y| (x - y).abs() <= 1e-9 * x.abs().max(1.0))
+            }),
+            _ => true,
+        }
+    }
+}
+
+/// Numbers written in text: digit runs with an optional `.digits` part and a leading `-`
+/// when it follows no letter or digit.
+fn numbers_in(text: &str) -> Vec<f64> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let mut start = i;
+        if start > 0 && bytes[start - 1] == b'-' && (start < 2 || !bytes[start - 2].is_ascii_alphanumeric()) {
+            start -= 1;
+        }
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i + 1 < bytes.len() && bytes[i] == b'.' && bytes[i + 1].is_ascii_digit() {
+            i += 1;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        found.extend(text[start..i].parse::<f64>().ok());
+    }
+    found
+}
+
+fn check_ending(dialogue: &Dialogue, reasons: &mut Reasons) {
+    if reasons.on(Rule::NoToolCall)
+        && !dialogue.turns.iter().any(|t| matches!(t, Turn::Assistant(a) if !a.tool_calls.is_empty()))
+    {
+        reasons.push(Rule::NoToolCall, None, Some("/turns".into()), "no assistant turn calls a tool".into());
+    }
+    let last = dialogue.turns.len().checked_sub(1);
+    let ending = match dialogue.turns.last() {
+        None => Some("the dialogue has no turns"),
+        Some(Turn::User(_)) => Some("ends on a user turn the assistant never answered"),
+        Some(Turn::Tool(_)) => Some("ends on a tool result the assistant never answered"),
+        Some(Turn::Assistant(a)) if !a.tool_calls.is_empty() => Some("ends on a tool call without its result"),
+        Some(Turn::Assistant(_)) => None,
+    };
+    if let Some(detail) = ending {
+        reasons.push(Rule::Incomplete, last, last.map(|i| format!("/turns/{i}")), detail.into());
+    }
+    let outcome = &dialogue.outcome;
+    if outcome.status != OutcomeStatus::Completed {
+        let status = serde_json::to_value(outcome.status).ok().and_then(|v| v.as_str().map(String::from));
+        reasons.push(
+            Rule::Incomplete,
+            None,
+            Some("/outcome/status".into()),
+            format!(
+                "outcome is {} ({})",
+                status.unwrap_or_default(),
+                outcome.reason.as_deref().unwrap_or("no reason given")
+            ),
+        );
+    }
+    if let Some(plan) = &dialogue.plan {
+        if (outcome.steps_done as usize) < plan.steps.len() {
+            reasons.push(
+                Rule::Incomplete,
+                None,
+                Some("/outcome/steps_done".into()),
+                format!("plan steps left: {} of {} done", outcome.steps_done, plan.steps.len()),
+            );
+        }
+    }
+}
+
+/// What makes two dialogues exact duplicates: their turns, generation metadata aside.
+fn exact_key(dialogue: &Dialogue) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    for turn in &dialogue.turns {
+        let mut turn = turn.clone();
+        match &mut turn {
+            Turn::User(t) => t.generation = None,
+            Turn::Assistant(t) => t.generation = None,
+            Turn::Tool(t) => t.generation = None,
+        }
+        let bytes = serde_json::to_vec(&turn).expect("a turn serialises");
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+fn dialogue_words(dialogue: &Dialogue) -> Vec<String> {
+    let mut out = Vec::new();
+    for turn in &dialogue.turns {
+        for piece in text::turn_texts(turn) {
+            words::for_each_word(&piece, |w| out.push(w.to_string()));
+        }
+    }
+    out
+}
+
+/// Counts per rule for one filter run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterSummary {
+    pub input: PathBuf,
+    pub dialogues: u64,
+    pub kept: u64,
+    pub rejected: u64,
+    /// Kept dialogues that carry warnings.
+    pub kept_with_warnings: u64,
+    /// In [`Rule::ALL`] order.
+    pub rules: Vec<RuleCount>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleCount {
+    pub rule: Rule,
+    pub level: Level,
+    /// Dialogues with at least one reason from this rule.
+    pub dialogues: u64,
+    /// Reasons from this rule, over all dialogues.
+    pub reasons: u64,
+}
+
+impl FilterSummary {
+    fn new(input: &Path, config: &FilterConfig) -> Self {
+        FilterSummary {
+            input: input.to_path_buf(),
+            dialogues: 0,
+            kept: 0,
+            rejected: 0,
+            kept_with_warnings: 0,
+            rules: Rule::ALL
+                .iter()
+                .map(|&rule| RuleCount { rule, level: config.level(rule), dialogues: 0, reasons: 0 })
+                .collect(),
+        }
+    }
+
+    fn count(&mut self, reasons: &[Reason]) {
+        self.dialogues += 1;
+        if rejects(reasons) {
+            self.rejected += 1;
+        } else {
+            self.kept += 1;
+            if !reasons.is_empty() {
+                self.kept_with_warnings += 1;
+            }
+        }
+        for count in &mut self.rules {
+            let n = reasons.iter().filter(|r| r.rule == count.rule).count() as u64;
+            count.reasons += n;
+            count.dialogues += u64::from(n > 0);
+        }
+    }
+}
+
+/// Filters the dialogues of `input` (any format [`input::for_each_dialogue`] reads) into
+/// `kept` (dialogue records; a JSON Lines input's lines copied unchanged) and `rejected`
+/// (`{"reasons": [...], "dialogue": {...}}` per line). Both files are written under a
+/// `.partial` name and renamed when complete.
+pub fn filter_file(
+    input: &Path,
+    kept: &Path,
+    rejected: &Path,
+    config: FilterConfig,
+) -> Result<FilterSummary, EvalError> {
+    let mut summary = FilterSummary::new(input, &config);
+    let mut filter = Filter::new(config);
+    let mut kept_out = PartialFile::create(kept)?;
+    let mut rejected_out = PartialFile::create(rejected)?;
+    input::for_each_dialogue(input, |dialogue, raw| {
+        let reasons = filter.check(&dialogue);
+        summary.count(&reasons);
+        let record = match raw {
+            Some(raw) => raw.to_string(),
+            None => serde_json::to_string(&dialogue).expect("a dialogue serialises"),
+        };
+        if rejects(&reasons) {
+            let reasons = serde_json::to_string(&reasons).expect("reasons serialise");
+            rejected_out.line(&format!("{{\"reasons\":{reasons},\"dialogue\":{record}}}"))
+        } else {
+            kept_out.line(&record)
+        }
+    })?;
+    kept_out.finish()?;
+    rejected_out.finish()?;
+    Ok(summary)
+}
+
+/// A file written under `NAME.partial` and renamed to `NAME` once complete.
+struct PartialFile {
+    path: PathBuf,
+    partial: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl PartialFile {
+    fn create(path: &Path) -> Result<Self, EvalError> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let out = File::create(&partial).map_err(|source| EvalError::Io { path: partial.clone(), source })?;
+        Ok(PartialFile { path: path.to_path_buf(), partial, out: BufWriter::new(out) })
+    }
+
+    fn line(&mut self, line: &str) -> Result<(), EvalError> {
+        let io = |source| EvalError::Io { path: self.partial.clone(), source };
+        self.out.write_all(line.as_bytes()).map_err(io)?;
+        self.out.write_all(b"\n").map_err(io)
+    }
+
+    fn finish(self) -> Result<(), EvalError> {
+        let io = |source| EvalError::Io { path: self.path.clone(), source };
+        self.out.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+        std::fs::rename(&self.partial, &self.path).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,319 @@
+//! One passing and one failing example per rule, as documented on [`Rule`].
+
+use serde_json::{Map, Value, json};
+use toolflow_core::{
+    AssistantTurn, Dialogue, DialogueSettings, Outcome, OutcomeStatus, Plan, PlanStep,
+    SamplingStrategy, StepKind, SystemContext, Tool, ToolCall, ToolTurn, Turn, Usage, UserTurn,
+};
+
+use super::*;
+
+fn weather_tool() -> Tool {
+    Tool {
+        name: "get_weather".into(),
+        description: "Weather forecast".into(),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "days": {"type": "integer"},
+                "unit": {"type": "string", "enum": ["c", "f"]},
+                "detailed": {"type": "boolean"}
+            },
+            "required": ["city"],
+            "additionalProperties": false
+        }),
+        returns: None,
+        source: "test".into(),
+        meta: Map::new(),
+    }
+}
+
+fn user(text: &str) -> Turn {
+    Turn::User(UserTurn { content: text.into(), plan_step: None, generation: None })
+}
+
+fn say(text: &str) -> Turn {
+    Turn::Assistant(AssistantTurn { content: Some(text.into()), tool_calls: vec![], generation: None })
+}
+
+fn call(name: &str, arguments: Value) -> Turn {
+    Turn::Assistant(AssistantTurn {
+        content: None,
+        tool_calls: vec![ToolCall { id: "call_0".into(), name: name.into(), arguments, arguments_raw: None }],
+        generation: None,
+    })
+}
+
+fn result(content: Value) -> Turn {
+    Turn::Tool(ToolTurn {
+        tool_call_id: "call_0".into(),
+        name: "get_weather".into(),
+        content,
+        is_error: false,
+        generation: None,
+    })
+}
+
+fn dialogue(id: &str, turns: Vec<Turn>) -> Dialogue {
+    Dialogue {
+        id: id.into(),
+        index: 0,
+        tools: vec![weather_tool()],
+        plan: None,
+        context: SystemContext { current_time: "2024-05-14T09:30:00".into(), location: "Lyon, France".into() },
+        turns,
+        settings: DialogueSettings {
+            sampler: SamplingStrategy::Graph,
+            plan: false,
+            target_turns: 2,
+            max_turns: 4,
+            user_style: "plain".into(),
+            seed: 1,
+            models: Default::default(),
+            temperature: 0.7,
+        },
+        outcome: Outcome { status: OutcomeStatus::Completed, reason: None, steps_done: 0 },
+        usage: Usage::default(),
+    }
+}
+
+/// Passes every rule: a grounded, schema-valid call, a JSON result, a final answer.
+fn good(id: &str) -> Dialogue {
+    dialogue(
+        id,
+        vec![
+            user("What's the weather in LYON for the next 3 days?"),
+            call("get_weather", json!({"city": "Lyon", "days": 3, "unit": "c", "detailed": true})),
+            result(json!({"forecast": [{"day": 1, "temp": 21}]})),
+            say("Sunny, 21 degrees tomorrow."),
+        ],
+    )
+}
+
+fn with_call(arguments: Value) -> Dialogue {
+    let mut d = good("d");
+    d.turns[1] = call("get_weather", arguments);
+    d
+}
+
+fn reasons(dialogue: &Dialogue) -> Vec<Reason> {
+    Filter::new(FilterConfig::default()).check(dialogue)
+}
+
+fn rules(dialogue: &Dialogue) -> Vec<Rule> {
+    reasons(dialogue).into_iter().map(|r| r.rule).collect()
+}
+
+#[test]
+fn the_good_dialogue_passes_every_rule() {
+    assert_eq!(reasons(&good("d")), []);
+}
+
+#[test]
+fn unparsed_arguments() {
+    assert!(!rules(&good("d")).contains(&Rule::UnparsedArguments));
+    let mut d = good("d");
+    let Turn::Assistant(a) = &mut d.turns[1] else { unreachable!() };
+    a.tool_calls[0].arguments = Value::Null;
+    a.tool_calls[0].arguments_raw = Some(r#"{"city": "Lyon""#.into());
+    let found = reasons(&d);
+    assert_eq!(found[0].rule, Rule::UnparsedArguments);
+    assert_eq!(found[0].pointer.as_deref(), Some("/turns/1/tool_calls/0/arguments_raw"));
+    assert_eq!(found[0].turn, Some(1));
+    // Parsed, but not an object.
+    assert_eq!(rules(&with_call(json!("Lyon"))), [Rule::UnparsedArguments]);
+}
+
+#[test]
+fn unknown_tool() {
+    assert!(!rules(&good("d")).contains(&Rule::UnknownTool));
+    let mut d = good("d");
+    d.turns[1] = call("get_forecast", json!({"city": "Lyon"}));
+    let found = reasons(&d);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].rule, Rule::UnknownTool);
+    assert!(found[0].detail.contains("get_forecast") && found[0].detail.contains("get_weather"));
+}
+
+#[test]
+fn schema_violation() {
+    assert!(!rules(&with_call(json!({"city": "Lyon", "days": 3}))).contains(&Rule::SchemaViolation));
+    let found = reasons(&with_call(json!({"city": "Lyon", "days": "three"})));
+    let violation = found.iter().find(|r| r.rule == Rule::SchemaViolation).expect("a violation");
+    assert_eq!(violation.pointer.as_deref(), Some("/turns/1/tool_calls/0/arguments/days"));
+    // An argument the schema does not allow.
+    assert!(rules(&with_call(json!({"city": "Lyon", "colour": "red"}))).contains(&Rule::SchemaViolation));
+}
+
+#[test]
+fn missing_required_is_reported_once_and_not_as_a_schema_violation() {
+    assert!(!rules(&with_call(json!({"city": "Lyon"}))).contains(&Rule::MissingRequired));
+    let found = rules(&with_call(json!({"days": 3})));
+    assert_eq!(found, [Rule::MissingRequired]);
+}
+
+#[test]
+fn ungrounded_argument_is_a_warning_by_default() {
+    // Case-insensitive string, number by value, enum and boolean exempt.
+    assert_eq!(rules(&with_call(json!({"city": "lyon", "days": 3.0, "unit": "f", "detailed": false}))), []);
+    let found = reasons(&with_call(json!({"city": "Paris", "days": 6})));
+    let pointers: Vec<_> = found.iter().filter_map(|r| r.pointer.as_deref()).collect();
+    assert_eq!(pointers, ["/turns/1/tool_calls/0/arguments/city", "/turns/1/tool_calls/0/arguments/days"]);
+    assert!(found.iter().all(|r| r.rule == Rule::UngroundedArgument && r.level == Level::Warn));
+    assert!(!rejects(&found));
+    // The system context grounds: the location and the date's numbers.
+    assert_eq!(rules(&with_call(json!({"city": "France", "days": 14}))), []);
+    // A result of an earlier call grounds later calls; text after the call does not.
+    let mut d = good("d");
+    d.turns.push(user("And the next one?"));
+    d.turns.push(call("get_weather", json!({"city": "Lyon", "days": 21})));
+    d.turns.push(result(json!({"forecast": []})));
+    d.turns.push(say("Nothing more."));
+    assert_eq!(rules(&d), []);
+    let mut d = good("d");
+    d.turns[1] = call("get_weather", json!({"city": "Sunny"}));
+    assert_eq!(rules(&d), [Rule::UngroundedArgument]);
+}
+
+#[test]
+fn ungrounded_argument_can_reject() {
+    let config: FilterConfig =
+        FilterConfig::from_toml("[rules]\nungrounded-argument = \"reject\"\n", Path::new("r.toml")).unwrap();
+    let found = Filter::new(config).check(&with_call(json!({"city": "Paris"})));
+    assert!(rejects(&found));
+}
+
+#[test]
+fn result_not_json() {
+    assert!(!rules(&good("d")).contains(&Rule::ResultNotJson));
+    let mut d = good("d");
+    d.turns[2] = result(json!("It is 21 degrees"));
+    assert_eq!(rules(&d), [Rule::ResultNotJson]);
+    d.turns[2] = result(json!("{\"temp\": 21}"));
+    let found = reasons(&d);
+    assert!(found[0].detail.contains("JSON text"), "{}", found[0].detail);
+    assert_eq!(found[0].pointer.as_deref(), Some("/turns/2/content"));
+}
+
+#[test]
+fn incomplete() {
+    assert!(!rules(&good("d")).contains(&Rule::Incomplete));
+    let mut ends_on_user = good("d");
+    ends_on_user.turns.push(user("And on Sunday?"));
+    assert_eq!(rules(&ends_on_user), [Rule::Incomplete]);
+    let mut ends_on_tool = good("d");
+    ends_on_tool.turns.pop();
+    assert_eq!(rules(&ends_on_tool), [Rule::Incomplete]);
+    let mut turn_limit = good("d");
+    turn_limit.outcome.status = OutcomeStatus::TurnLimit;
+    assert_eq!(rules(&turn_limit), [Rule::Incomplete]);
+    let mut steps_left = good("d");
+    let step = |number, kind| PlanStep { number, kind, request: "x".into() };
+    steps_left.plan = Some(Plan { steps: vec![step(1, StepKind::ToolCall), step(2, StepKind::Chitchat)] });
+    steps_left.outcome.steps_done = 1;
+    assert_eq!(reasons(&steps_left)[0].detail, "plan steps left: 1 of 2 done");
+    steps_left.outcome.steps_done = 2;
+    assert_eq!(rules(&steps_left), []);
+}
+
+#[test]
+fn no_tool_call() {
+    assert!(!rules(&good("d")).contains(&Rule::NoToolCall));
+    let d = dialogue("d", vec![user("Hi!"), say("Hello, how can I help?")]);
+    assert_eq!(rules(&d), [Rule::NoToolCall]);
+}
+
+#[test]
+fn empty_turn() {
+    assert!(!rules(&good("d")).contains(&Rule::EmptyTurn));
+    let mut d = good("d");
+    d.turns.insert(0, user("   "));
+    let found = reasons(&d);
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].rule, found[0].turn), (Rule::EmptyTurn, Some(0)));
+    let mut d = good("d");
+    d.turns[3] = Turn::Assistant(AssistantTurn { content: None, tool_calls: vec![], generation: None });
+    assert_eq!(rules(&d), [Rule::EmptyTurn]);
+}
+
+#[test]
+fn repeated_turn() {
+    let mut d = good("d");
+    d.turns.extend([user("Thanks!"), say("Anything else?")]);
+    assert!(!rules(&d).contains(&Rule::RepeatedTurn));
+    let mut d = good("d");
+    d.turns.extend([user("Thanks!"), say("Sunny, 21 degrees tomorrow.  ")]);
+    let found = reasons(&d);
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].rule, found[0].turn), (Rule::RepeatedTurn, Some(5)));
+}
+
+#[test]
+fn exact_duplicate_keeps_the_first() {
+    let mut filter = Filter::new(FilterConfig::default());
+    assert_eq!(filter.check(&good("first")), []);
+    // Another id and other generation metadata: still the same turns.
+    let mut copy = good("second");
+    copy.settings.seed = 99;
+    let found = filter.check(&copy);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].rule, Rule::ExactDuplicate);
+    assert_eq!(found[0].detail, "same turns as dialogue first");
+}
+
+#[test]
+fn a_rejected_dialogue_does_not_make_its_copy_a_duplicate() {
+    let mut filter = Filter::new(FilterConfig::default());
+    let mut broken = good("broken");
+    broken.outcome.status = OutcomeStatus::Failed;
+    assert!(rejects(&filter.check(&broken)));
+    let mut clean = good("clean");
+    clean.outcome.status = OutcomeStatus::Completed;
+    assert_eq!(filter.check(&clean), []);
+}
+
+#[test]
+fn near_duplicate_keeps_the_first() {
+    // 120 words, so that changing one word changes 5 of ~125 shingles: Jaccard ≈ 0.92.
+    let words: Vec<String> = (0..120).map(|i| format!("word{i}")).collect();
+    let mut first = good("first");
+    first.turns[0] = user(&format!("{} 3", words.join(" ")));
+    let mut changed = words.clone();
+    changed[60] = "other".into();
+    let mut second = good("second");
+    second.turns[0] = user(&format!("{} 3", changed.join(" ")));
+    let mut filter = Filter::new(FilterConfig::default());
+    assert_eq!(filter.check(&first), []);
+    let found = filter.check(&second);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].rule, Rule::NearDuplicate);
+    assert!(found[0].detail.ends_with("with dialogue first"), "{}", found[0].detail);
+    // A different dialogue is no near-duplicate.
+    let mut other = good("other");
+    other.turns[0] = user("Tell me whether I need an umbrella in Lyon in 3 days, my cousin asks too.");
+    assert_eq!(filter.check(&other), []);
+}
+
+#[test]
+fn rules_can_be_switched_off() {
+    let config = FilterConfig::from_toml(
+        "[rules]\nno-tool-call = \"off\"\nempty-turn = \"warn\"\n",
+        Path::new("rules.toml"),
+    )
+    .unwrap();
+    let mut filter = Filter::new(config);
+    let found = filter.check(&dialogue("d", vec![user(" "), say("Hello!")]));
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].rule, found[0].level), (Rule::EmptyTurn, Level::Warn));
+}
+
+#[test]
+fn bad_rules_files_name_the_problem() {
+    let error = FilterConfig::from_toml("[rules]\nno-such-rule = \"off\"\n", Path::new("r.toml")).unwrap_err();
+    assert!(error.to_string().starts_with("r.toml: bad rules file:"), "{error}");
+    let error =
+        FilterConfig::from_toml("[near-duplicate]\nthreshold = 1.5\nshingle-words = 5\nhashes = 128\nbands = 32\nseed = 0\n", Path::new("r.toml"))
+            .unwrap_err();
+    assert!(error.to_string().contains("threshold"), "{error}");
+}
