@@ -1,17 +1,18 @@
 //! The request and response values every backend speaks. A request is plain data: its
-//! hash (with the model) keys the response cache.
+//! canonical JSON (with the model) keys the response cache.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use toolflow_core::Usage;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub messages: Vec<Message>,
-    /// Tools the model may call, in OpenAI function format:
+    /// Tools the model may call; sent in OpenAI function format:
     /// `{"type":"function","function":{"name","description","parameters"}}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
@@ -30,9 +31,48 @@ pub struct ChatRequest {
     pub json_schema: Option<Value>,
 }
 
+impl ChatRequest {
+    pub fn new(messages: Vec<Message>) -> Self {
+        ChatRequest {
+            messages,
+            ..ChatRequest::default()
+        }
+    }
+
+    /// A rough token count of the prompt (4 bytes a token), for rate limits before the
+    /// server has said how many tokens the request really took.
+    pub fn estimated_prompt_tokens(&self) -> u64 {
+        let text: usize = self
+            .messages
+            .iter()
+            .map(|message| {
+                message.content.as_deref().map_or(0, str::len)
+                    + message
+                        .tool_calls
+                        .iter()
+                        .map(|call| call.name.len() + call.arguments.len())
+                        .sum::<usize>()
+            })
+            .sum();
+        let tools: usize = self
+            .tools
+            .iter()
+            .map(|tool| {
+                tool.name.len() + tool.description.len() + tool.parameters.to_string().len()
+            })
+            .sum();
+        let schema = self
+            .json_schema
+            .as_ref()
+            .map_or(0, |schema| schema.to_string().len());
+        ((text + tools + schema) / 4 + 4 * self.messages.len()) as u64
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
     pub name: String,
+    #[serde(default)]
     pub description: String,
     /// JSON Schema of the arguments.
     pub parameters: Value,
@@ -62,12 +102,37 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Message { role, content: Some(content.into()), tool_calls: Vec::new(), tool_call_id: None }
+        Message {
+            role,
+            content: Some(content.into()),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    pub fn system(content: impl Into<String>) -> Self {
+        Message::new(Role::System, content)
+    }
+
+    pub fn user(content: impl Into<String>) -> Self {
+        Message::new(Role::User, content)
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Message::new(Role::Assistant, content)
+    }
+
+    /// The result of the tool call `call_id`.
+    pub fn tool(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Message {
+            tool_call_id: Some(call_id.into()),
+            ..Message::new(Role::Tool, content)
+        }
     }
 }
 
-/// A tool call as the model wrote it; `arguments` is the raw text, parsed by the caller,
-/// because a model's arguments may not be JSON at all.
+/// A tool call as the model wrote it; `arguments` is the raw text, because a model's
+/// arguments may not be JSON at all (the engine checks them against the tool's schema).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCallRequest {
     pub id: String,
@@ -86,8 +151,16 @@ pub struct ChatResponse {
     pub model: String,
 }
 
+impl ChatResponse {
+    /// The answer of a request with a JSON Schema, parsed.
+    pub fn json(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(self.text.as_deref().unwrap_or_default())
+    }
+}
+
+/// Why the model stopped. Any string a server sends is kept: unknown ones land in `Other`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(from = "String", into = "String")]
 pub enum FinishReason {
     Stop,
     Length,
@@ -96,21 +169,78 @@ pub enum FinishReason {
     Other(String),
 }
 
+impl From<String> for FinishReason {
+    fn from(reason: String) -> Self {
+        match reason.as_str() {
+            "stop" | "eos" | "end_turn" | "stop_sequence" => FinishReason::Stop,
+            "length" | "max_tokens" => FinishReason::Length,
+            "tool_calls" | "function_call" | "tool_use" => FinishReason::ToolCalls,
+            _ => FinishReason::Other(reason),
+        }
+    }
+}
+
+impl From<FinishReason> for String {
+    fn from(reason: FinishReason) -> Self {
+        match reason {
+            FinishReason::Stop => "stop".into(),
+            FinishReason::Length => "length".into(),
+            FinishReason::ToolCalls => "tool_calls".into(),
+            FinishReason::Other(other) => other,
+        }
+    }
+}
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One way of answering chat requests: an HTTP endpoint, or the embedded model.
+/// Backends make one attempt; retries, limits and the cache belong to the engine.
 pub trait ChatBackend: Send + Sync {
     /// The model this backend answers with, for cache keys and accounting.
     fn model(&self) -> &str;
-    fn complete<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<ChatResponse, BackendError>>;
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, BackendError>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransientKind {
+    /// HTTP 429: the engine also narrows the endpoint's concurrency.
+    RateLimited,
+    /// HTTP 5xx (and 408).
+    Server,
+    Timeout,
+    /// Refused, reset or dropped connections, truncated bodies.
+    Connection,
+    /// A body that is not the JSON of a chat completion.
+    InvalidBody,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// Worth retrying: 429, 5xx, timeouts, dropped connections.
-    #[error("transient: {message}")]
-    Transient { message: String, retry_after: Option<std::time::Duration> },
+    /// Worth retrying: 429, 5xx, timeouts, dropped connections, garbled bodies.
+    #[error("{message}")]
+    Transient {
+        kind: TransientKind,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The model answered, but not as the request demanded (no JSON where a schema was
+    /// given, an unknown tool, arguments that break the tool's schema). Sampling again may help.
+    #[error("invalid model output: {0}")]
+    InvalidOutput(String),
     /// Retrying the same request will fail the same way.
     #[error("{0}")]
     Permanent(String),
+}
+
+impl BackendError {
+    pub fn transient(kind: TransientKind, message: impl Into<String>) -> Self {
+        BackendError::Transient {
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
 }

@@ -1,0 +1,324 @@
+//! The OpenAI-compatible backend over real sockets: what it sends, how it reads lenient
+//! answers, native and prompted structured output and tools, and the pool.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use futures_util::future::join_all;
+use serde_json::json;
+use toolflow_llm::standin::{Reply, StandInServer};
+use toolflow_llm::{
+    CacheMode, EndpointConfig, Engine, FeatureMode, FinishReason, Message, ToolCallRequest,
+    ToolSpec,
+};
+
+fn schema() -> serde_json::Value {
+    json!({"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city", "days"]})
+}
+
+#[tokio::test]
+async fn sends_the_request_fields_extra_headers_and_extra_body() {
+    let server = StandInServer::queue(vec![], Reply::Echo).await.unwrap();
+    let config = EndpointConfig {
+        headers: BTreeMap::from([("X-Team".to_owned(), "data".to_owned())]),
+        extra_body: json!({"top_k": 20, "temperature": 0.3})
+            .as_object()
+            .unwrap()
+            .clone(),
+        ..endpoint_config(&server)
+    };
+    let mut request = ask("hi");
+    request.temperature = Some(0.9);
+    request.top_p = Some(0.5);
+    request.max_tokens = Some(64);
+    request.stop = vec!["END".into()];
+    request.seed = Some(3);
+    engine_with(config, 1, None, CacheMode::Off)
+        .complete(MODEL, "user", &request)
+        .await
+        .unwrap();
+    let seen = &server.requests()[0];
+    assert_eq!(seen.header("x-team"), Some("data"));
+    let body = &seen.body;
+    assert_eq!(body["model"], MODEL);
+    assert_eq!(
+        body["messages"],
+        json!([{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}])
+    );
+    assert_eq!(
+        (
+            body["top_p"].clone(),
+            body["max_tokens"].clone(),
+            body["seed"].clone()
+        ),
+        (json!(0.5), json!(64), json!(3))
+    );
+    assert_eq!(body["stop"], json!(["END"]));
+    assert_eq!(body["top_k"], 20);
+    assert_eq!(body["temperature"], 0.3, "extra body fields win");
+}
+
+#[tokio::test]
+async fn reads_lenient_answers() {
+    let body = json!({
+        "model": "served-name",
+        "choices": [{"message": {"content": [{"type": "text", "text": "part one, "}, {"type": "text", "text": "part two"}],
+                     "tool_calls": null},
+                     "finish_reason": "abort"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 5}
+    });
+    let server = StandInServer::queue(
+        vec![],
+        Reply::Raw {
+            status: 200,
+            body: body.to_string(),
+        },
+    )
+    .await
+    .unwrap();
+    let answer = engine(&server, 1)
+        .complete(MODEL, "user", &ask("hi"))
+        .await
+        .unwrap();
+    assert_eq!(answer.text.as_deref(), Some("part one, part two"));
+    assert_eq!(answer.finish_reason, FinishReason::Other("abort".into()));
+    assert_eq!(answer.model, "served-name");
+    assert_eq!(
+        (answer.usage.prompt_tokens, answer.usage.completion_tokens),
+        (11, 5)
+    );
+}
+
+#[tokio::test]
+async fn native_structured_output_and_tools() {
+    let server = StandInServer::queue(
+        vec![Reply::Json(json!({"city": "Oslo", "days": 3}))],
+        Reply::ToolCalls(vec![("get_weather".into(), json!({"city": "Oslo"}))]),
+    )
+    .await
+    .unwrap();
+    let engine = engine(&server, 1);
+    let mut structured = ask("plan");
+    structured.json_schema = Some(schema());
+    let answer = engine
+        .complete(MODEL, "planner", &structured)
+        .await
+        .unwrap();
+    assert_eq!(answer.json().unwrap(), json!({"city": "Oslo", "days": 3}));
+
+    let mut with_tools = ask("weather?");
+    with_tools.tools.push(weather_tool());
+    let answer = engine
+        .complete(MODEL, "assistant", &with_tools)
+        .await
+        .unwrap();
+    assert_eq!(answer.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(answer.tool_calls[0].name, "get_weather");
+
+    let seen = server.requests();
+    assert_eq!(seen[0].body["response_format"]["type"], "json_schema");
+    assert_eq!(
+        seen[0].body["response_format"]["json_schema"]["schema"],
+        schema()
+    );
+    assert_eq!(seen[1].body["tools"][0]["type"], "function");
+    assert_eq!(seen[1].body["tools"][0]["function"]["name"], "get_weather");
+}
+
+fn weather_tool() -> ToolSpec {
+    ToolSpec {
+        name: "get_weather".into(),
+        description: "Current weather".into(),
+        parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+    }
+}
+
+#[tokio::test]
+async fn prompted_structured_output_gives_the_same_shape() {
+    let server = StandInServer::queue(
+        vec![],
+        Reply::Text("Here you go:\n```json\n{\"city\": \"Oslo\", \"days\": 3}\n```".into()),
+    )
+    .await
+    .unwrap();
+    let config = EndpointConfig {
+        structured_output: FeatureMode::Prompted,
+        ..endpoint_config(&server)
+    };
+    let mut request = ask("plan");
+    request.json_schema = Some(schema());
+    let answer = engine_with(config, 1, None, CacheMode::Off)
+        .complete(MODEL, "planner", &request)
+        .await
+        .unwrap();
+    assert_eq!(answer.text.as_deref(), Some(r#"{"city":"Oslo","days":3}"#));
+    let seen = &server.requests()[0].body;
+    assert!(seen.get("response_format").is_none());
+    let system = seen["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.starts_with("You are terse.") && system.contains("\"required\":[\"city\",\"days\"]"),
+        "{system}"
+    );
+}
+
+#[tokio::test]
+async fn prompted_tools_round_trip() {
+    let server = StandInServer::queue(
+        vec![],
+        Reply::Text(
+            r#"{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}"#.into(),
+        ),
+    )
+    .await
+    .unwrap();
+    let config = EndpointConfig {
+        tool_calling: FeatureMode::Prompted,
+        ..endpoint_config(&server)
+    };
+    let mut request = ask("weather?");
+    request.tools.push(weather_tool());
+    // An earlier call and its result, which a server without tools may not accept as such.
+    request.messages.push(Message {
+        tool_calls: vec![ToolCallRequest {
+            id: "c1".into(),
+            name: "get_weather".into(),
+            arguments: r#"{"city":"Bergen"}"#.into(),
+        }],
+        content: None,
+        ..Message::assistant("")
+    });
+    request.messages.push(Message::tool("c1", "rain"));
+    request.messages.push(Message::user("and in Oslo?"));
+    let answer = engine_with(config, 1, None, CacheMode::Off)
+        .complete(MODEL, "assistant", &request)
+        .await
+        .unwrap();
+    assert_eq!(answer.text, None);
+    assert_eq!(answer.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(
+        (
+            answer.tool_calls[0].name.as_str(),
+            answer.tool_calls[0].arguments.as_str()
+        ),
+        ("get_weather", r#"{"city":"Oslo"}"#)
+    );
+    let body = &server.requests()[0].body;
+    assert!(body.get("tools").is_none());
+    let roles: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user", "user"]);
+    assert!(
+        body["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("get_weather")
+    );
+    assert_eq!(
+        body["messages"][3]["content"],
+        "Result of tool call c1: rain"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_rejects_response_format_is_downgraded_for_good() {
+    let server = StandInServer::start(|seen| {
+        if seen.body.get("response_format").is_some() {
+            Reply::Status(400)
+        } else {
+            Reply::Text(json!({"city": "Oslo", "days": 1}).to_string())
+        }
+    })
+    .await
+    .unwrap();
+    let engine = engine(&server, 1);
+    for prompt in ["first", "second"] {
+        let mut request = ask(prompt);
+        request.json_schema = Some(schema());
+        let answer = engine.complete(MODEL, "planner", &request).await.unwrap();
+        assert_eq!(answer.json().unwrap()["city"], "Oslo");
+    }
+    let with_format: Vec<bool> = server
+        .requests()
+        .iter()
+        .map(|seen| seen.body.get("response_format").is_some())
+        .collect();
+    assert_eq!(
+        with_format,
+        [true, false, false],
+        "one rejection, then prompted for good"
+    );
+}
+
+#[tokio::test]
+async fn the_pool_draws_models_by_weight_and_spreads_load() {
+    let fast = StandInServer::queue(vec![], Reply::Slow(SHORT, Box::new(Reply::Echo)))
+        .await
+        .unwrap();
+    let replica = StandInServer::queue(vec![], Reply::Slow(SHORT, Box::new(Reply::Echo)))
+        .await
+        .unwrap();
+    let other = StandInServer::queue(vec![], Reply::Echo).await.unwrap();
+    let configs = [
+        EndpointConfig {
+            name: Some("a".into()),
+            weight: 1.0,
+            max_concurrency: 4,
+            ..EndpointConfig::new(fast.base_url(), "m1")
+        },
+        EndpointConfig {
+            name: Some("b".into()),
+            weight: 1.0,
+            max_concurrency: 4,
+            ..EndpointConfig::new(replica.base_url(), "m1")
+        },
+        EndpointConfig {
+            name: Some("c".into()),
+            weight: 2.0,
+            ..EndpointConfig::new(other.base_url(), "m2")
+        },
+    ];
+    let engine = Engine::new(
+        configs.iter().map(endpoint).collect(),
+        fast_policy(1),
+        None,
+        CacheMode::Off,
+    )
+    .unwrap();
+    assert_eq!(engine.models().collect::<Vec<_>>(), ["m1", "m2"]);
+    let draws: Vec<&str> = (0..4000).map(|seed| engine.draw_model(seed)).collect();
+    let m1 = draws.iter().filter(|&&model| model == "m1").count();
+    assert!(
+        (1800..2200).contains(&m1),
+        "m1 and m2 each weigh 2: {m1} of 4000"
+    );
+    assert_eq!(engine.draw_model(17), engine.draw_model(17));
+
+    let requests: Vec<_> = (0..16).map(|index| ask(&format!("{index}"))).collect();
+    let answers = join_all(
+        requests
+            .iter()
+            .map(|request| engine.complete("m1", "user", request)),
+    )
+    .await;
+    assert!(answers.iter().all(Result::is_ok));
+    assert_eq!(
+        (fast.request_count(), replica.request_count()),
+        (8, 8),
+        "load spread evenly across replicas"
+    );
+    let unknown = engine
+        .complete("m3", "user", &ask("x"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("no endpoint serves model `m3` (configured: m1, m2)"),
+        "{unknown}"
+    );
+}
