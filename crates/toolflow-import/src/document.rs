@@ -4,12 +4,14 @@
 use serde_json::Value;
 
 /// One JSON value of a file: the whole document, or one line of JSON Lines.
+#[derive(Debug)]
 pub(crate) struct Record {
     /// 1-based, for JSON Lines only.
     pub line: Option<usize>,
     pub value: Value,
 }
 
+#[derive(Debug)]
 pub(crate) struct Document {
     pub records: Vec<Record>,
     /// JSON Lines lines that did not parse: line number and the parser's message.

@@ -8,8 +8,11 @@ pub(crate) const MAX_NAME_LEN: usize = 64;
 /// Every run of other characters becomes one `_` (so BFCL's `math.factorial` becomes
 /// `math_factorial`), and names longer than 64 characters keep their first 64. The importer
 /// keeps the source's spelling in `meta.original_name` whenever this changes it. An empty
-/// result means the source gave no usable name.
+/// result means the source gave no usable name (one without a letter or digit).
 pub(crate) fn function_name(name: &str) -> String {
+    if !name.chars().any(|c| c.is_ascii_alphanumeric()) {
+        return String::new();
+    }
     let mut out = String::with_capacity(name.len());
     let mut in_run = false;
     for c in name.trim().chars() {
@@ -98,6 +101,7 @@ mod tests {
         assert_eq!(function_name("get-an-album"), "get-an-album");
         assert_eq!(function_name(&"x".repeat(80)).len(), 64);
         assert_eq!(function_name("  "), "");
+        assert_eq!(function_name("..."), "");
         assert_eq!(with_suffix(&"y".repeat(64), 12).len(), 64);
         assert!(with_suffix(&"y".repeat(64), 12).ends_with("y_12"));
     }

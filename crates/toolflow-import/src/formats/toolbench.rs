@@ -54,7 +54,8 @@ fn read_item(value: &Value, at: &str, parent: Option<&Map<String, Value>>, out: 
 
 fn tool(value: &Value, at: &str, parent: Option<&Map<String, Value>>) -> Result<toolflow_core::Tool, Problem> {
     let api = as_object(value, at, "a ToolBench API entry (an object)")?;
-    let api_key = if api.contains_key("api_name") { "api_name" } else { "name" };
+    // ToolBench's tool files call it `name`; query files `api_name`.
+    let api_key = if api.contains_key("name") && !api.contains_key("api_name") { "name" } else { "api_name" };
     let api_name = name_field(api, api_key, at)?;
     let tool_name = match (api.get("tool_name"), parent) {
         (Some(_), _) | (None, None) => name_field(api, "tool_name", at)?,
@@ -181,7 +182,7 @@ fn leaf_schema(word: &str) -> Value {
 /// every member that was complete. `None` when that still does not parse.
 fn repair_truncated(text: &str) -> Option<Value> {
     let mut open: Vec<u8> = Vec::new();
-    let mut last_comma: Option<(usize, usize)> = None;
+    let mut last_comma: Option<usize> = None;
     let mut closers_at_comma: Vec<u8> = Vec::new();
     let (mut in_string, mut escaped) = (false, false);
     for (index, byte) in text.bytes().enumerate() {
@@ -201,14 +202,14 @@ fn repair_truncated(text: &str) -> Option<Value> {
             b'}' | b']' => {
                 open.pop();
             }
-            b',' => last_comma = Some((index, open.len())),
+            b',' => {
+                last_comma = Some(index);
+                closers_at_comma.clone_from(&open);
+            }
             _ => {}
         }
-        if byte == b',' {
-            closers_at_comma.clone_from(&open);
-        }
     }
-    let (cut, _) = last_comma?;
+    let cut = last_comma?;
     let mut repaired = text[..cut].to_string();
     repaired.extend(closers_at_comma.iter().rev().map(|&closer| closer as char));
     serde_json::from_str(&repaired).ok()
