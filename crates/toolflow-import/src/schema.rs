@@ -10,6 +10,34 @@ use crate::document::kind;
 use crate::report::Issue;
 use crate::Problem;
 
+/// Keywords whose value is a number (OpenAPI documents sometimes quote them: `"50"`).
+const NUMERIC: [&str; 12] = [
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "minContains",
+];
+
+/// Keywords whose value is (or may be) a boolean, and which sources sometimes write `"true"`.
+const BOOLEAN: [&str; 8] = [
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "uniqueItems",
+    "additionalProperties",
+    "unevaluatedProperties",
+    "additionalItems",
+    "unevaluatedItems",
+];
+
 /// Keywords whose value is one subschema.
 const SUBSCHEMA: [&str; 11] = [
     "items",
@@ -118,7 +146,7 @@ fn canonical_type(name: &str) -> Option<&'static str> {
 /// Fixes, recursively, what sources commonly get wrong: type names (`Boolean`, `str`,
 /// `dict`, Swagger's `file`), empty or unknown types (unknown ones move to
 /// `x-original-type`), scalar `examples`/`enum`, non-string descriptions, draft-4 boolean
-/// `exclusiveMinimum`/`exclusiveMaximum`, tuple-form `items`, property-level
+/// `exclusiveMinimum`/`exclusiveMaximum`, numbers and booleans written as strings, tuple-form `items`, property-level
 /// `required: true`, and `required` lists with non-strings or repeats.
 pub(crate) fn repair(schema: &mut Value, path: &str, fixes: &mut Vec<String>) {
     let Value::Object(map) = schema else { return };
@@ -157,6 +185,23 @@ pub(crate) fn repair(schema: &mut Value, path: &str, fixes: &mut Vec<String>) {
                 }
             }
             fixes.push(format!("{path}.{keyword}:bool->number"));
+        }
+    }
+    for keyword in NUMERIC {
+        let Some(Value::String(text)) = map.get(keyword) else { continue };
+        match text.trim().parse::<i64>().map(Value::from).or_else(|_| text.trim().parse::<f64>().map(Value::from)) {
+            Ok(number) if number.is_number() => {
+                map.insert(keyword.into(), number);
+                fixes.push(format!("{path}.{keyword}:string->number"));
+            }
+            _ => {}
+        }
+    }
+    for keyword in BOOLEAN {
+        let Some(Value::String(text)) = map.get(keyword) else { continue };
+        if let Ok(flag) = text.trim().to_ascii_lowercase().parse::<bool>() {
+            map.insert(keyword.into(), flag.into());
+            fixes.push(format!("{path}.{keyword}:string->bool"));
         }
     }
     if map.get("items").is_some_and(Value::is_array) && !map.contains_key("prefixItems") {
@@ -366,8 +411,8 @@ mod tests {
         let mut t = tool(
             json!({"properties": {
                 "flag": {"type": "Boolean", "required": true},
-                "kind": {"type": "", "examples": "x"},
-                "n": {"type": "int", "minimum": 0, "exclusiveMinimum": true},
+                "kind": {"type": "", "examples": "x", "deprecated": "true"},
+                "n": {"type": "int", "minimum": 0, "exclusiveMinimum": true, "maxLength": "5"},
                 "pair": {"type": "array", "items": [{"type": "string"}, {"type": "float"}]},
                 "odd": {"type": "str_or_none", "description": 3}
             }}),
@@ -378,8 +423,8 @@ mod tests {
         assert_eq!(p["type"], "object");
         assert_eq!(p["required"], json!(["flag"]));
         assert_eq!(p["properties"]["flag"], json!({"type": "boolean"}));
-        assert_eq!(p["properties"]["kind"], json!({"examples": ["x"]}));
-        assert_eq!(p["properties"]["n"], json!({"type": "integer", "exclusiveMinimum": 0}));
+        assert_eq!(p["properties"]["kind"], json!({"examples": ["x"], "deprecated": true}));
+        assert_eq!(p["properties"]["n"], json!({"type": "integer", "exclusiveMinimum": 0, "maxLength": 5}));
         assert_eq!(p["properties"]["pair"]["prefixItems"][1]["type"], "number");
         assert_eq!(p["properties"]["odd"]["x-original-type"], "str_or_none");
         assert_eq!(p["properties"]["odd"]["description"], "3");
