@@ -23,6 +23,8 @@ enum Command {
     Graph(cmd::graph::Args),
     /// Sample tool subsets by random walk on the graph (or uniformly, the ablation)
     Sample(cmd::sample::Args),
+    /// Send one prompt through the configured chat backend and print the answer and usage
+    Chat(cmd::chat::Args),
     /// Print or write the JSON Schema of each record toolflow reads and writes
     Schema(cmd::schema::Args),
 }
@@ -35,6 +37,7 @@ fn main() -> std::process::ExitCode {
         Command::Graph(args) => cmd::graph::run(args, &cli.global),
         Command::Sample(args) => cmd::sample::run(args, &cli.global),
         Command::Schema(args) => cmd::schema::run(args, &cli.global),
+        Command::Chat(args) => cmd::chat::run(args, &cli.global),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! One module per subcommand; each owns its `Args` and a `run` that reads and writes the
 //! pipeline's files through the library crates.
 
+pub mod chat;
 pub mod graph;
 pub mod import;
 pub mod sample;
