@@ -7,7 +7,10 @@ use crate::Format;
 /// The format `value` is in, or `None` when it looks like none of them.
 pub(crate) fn detect(value: &Value) -> Option<Format> {
     match value {
-        Value::Array(items) => items.iter().find(|item| item.is_object()).and_then(detect_item),
+        Value::Array(items) => items
+            .iter()
+            .find(|item| item.is_object())
+            .and_then(detect_item),
         Value::Object(_) => detect_item(value),
         _ => None,
     }
@@ -21,13 +24,18 @@ fn detect_item(value: &Value) -> Option<Format> {
     if object.contains_key("jsonrpc") {
         return Some(Format::Mcp);
     }
-    if object.contains_key("api_list") || (object.contains_key("api_name") && object.contains_key("tool_name")) {
+    if object.contains_key("api_list")
+        || (object.contains_key("api_name") && object.contains_key("tool_name"))
+    {
         return Some(Format::Toolbench);
     }
     if let Some(tools) = object.get("tools") {
         return first_object(tools).map_or(Some(Format::Openai), |tool| Some(detect_tool(tool)));
     }
-    if let Some(functions) = object.get("function").filter(|_| !object.contains_key("type")) {
+    if let Some(functions) = object
+        .get("function")
+        .filter(|_| !object.contains_key("type"))
+    {
         return match functions {
             Value::Array(_) | Value::Object(_) => Some(Format::Bfcl),
             _ => None,
@@ -43,9 +51,16 @@ fn detect_item(value: &Value) -> Option<Format> {
 fn detect_tool(tool: &Map<String, Value>) -> Format {
     if tool.contains_key("inputSchema") {
         Format::Mcp
-    } else if tool.contains_key("source") || tool.contains_key("returns") || tool.contains_key("meta") {
+    } else if tool.contains_key("source")
+        || tool.contains_key("returns")
+        || tool.contains_key("meta")
+    {
         Format::Toolflow
-    } else if tool.get("parameters").and_then(|parameters| parameters.get("type")).is_some_and(|kind| kind == "dict") {
+    } else if tool
+        .get("parameters")
+        .and_then(|parameters| parameters.get("type"))
+        .is_some_and(|kind| kind == "dict")
+    {
         Format::Bfcl
     } else {
         Format::Openai
@@ -64,16 +79,43 @@ mod tests {
     #[test]
     fn shapes_are_told_apart() {
         let cases = [
-            (json!({"openapi": "3.1.0", "paths": {}}), Some(Format::Openapi)),
+            (
+                json!({"openapi": "3.1.0", "paths": {}}),
+                Some(Format::Openapi),
+            ),
             (json!({"swagger": "2.0"}), Some(Format::Openapi)),
-            (json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": []}}), Some(Format::Mcp)),
-            (json!({"tools": [{"name": "a", "inputSchema": {}}]}), Some(Format::Mcp)),
-            (json!({"tools": [{"type": "function", "function": {"name": "a"}}]}), Some(Format::Openai)),
-            (json!([{"name": "a", "parameters": {}}]), Some(Format::Openai)),
-            (json!({"name": "a", "parameters": {}, "returns": null, "source": "x"}), Some(Format::Toolflow)),
-            (json!([{"query": "q", "api_list": []}]), Some(Format::Toolbench)),
-            (json!({"id": "simple_0", "question": [], "function": [{"name": "f"}]}), Some(Format::Bfcl)),
-            (json!([{"name": "f", "parameters": {"type": "dict"}}]), Some(Format::Bfcl)),
+            (
+                json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": []}}),
+                Some(Format::Mcp),
+            ),
+            (
+                json!({"tools": [{"name": "a", "inputSchema": {}}]}),
+                Some(Format::Mcp),
+            ),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": "a"}}]}),
+                Some(Format::Openai),
+            ),
+            (
+                json!([{"name": "a", "parameters": {}}]),
+                Some(Format::Openai),
+            ),
+            (
+                json!({"name": "a", "parameters": {}, "returns": null, "source": "x"}),
+                Some(Format::Toolflow),
+            ),
+            (
+                json!([{"query": "q", "api_list": []}]),
+                Some(Format::Toolbench),
+            ),
+            (
+                json!({"id": "simple_0", "question": [], "function": [{"name": "f"}]}),
+                Some(Format::Bfcl),
+            ),
+            (
+                json!([{"name": "f", "parameters": {"type": "dict"}}]),
+                Some(Format::Bfcl),
+            ),
             (json!({"id": "simple_0", "ground_truth": []}), None),
             (json!([1, 2]), None),
         ];

@@ -38,7 +38,10 @@ pub(crate) fn parse(text: &str, extension: &str) -> Result<Document, SyntaxError
         return Ok(parse_lines(text));
     }
     match serde_json::from_str::<Value>(text) {
-        Ok(value) => Ok(Document { records: vec![Record { line: None, value }], bad_lines: Vec::new() }),
+        Ok(value) => Ok(Document {
+            records: vec![Record { line: None, value }],
+            bad_lines: Vec::new(),
+        }),
         Err(error) => {
             let mut lines = text.lines().filter(|line| !line.trim().is_empty());
             let first = lines.next().unwrap_or("");
@@ -46,10 +49,15 @@ pub(crate) fn parse(text: &str, extension: &str) -> Result<Document, SyntaxError
             if several && serde_json::from_str::<Value>(first).is_ok() {
                 return Ok(parse_lines(text));
             }
-            let starts_like_json = text.trim_start().starts_with(['{', '[', '"']) || text.trim().is_empty();
+            let starts_like_json =
+                text.trim_start().starts_with(['{', '[', '"']) || text.trim().is_empty();
             if !starts_like_json {
                 if let Ok(document) = parse_yaml(text) {
-                    if document.records.iter().all(|record| record.value.is_object()) {
+                    if document
+                        .records
+                        .iter()
+                        .all(|record| record.value.is_object())
+                    {
                         return Ok(document);
                     }
                 }
@@ -63,14 +71,22 @@ pub(crate) fn parse(text: &str, extension: &str) -> Result<Document, SyntaxError
 }
 
 fn parse_lines(text: &str) -> Document {
-    let mut document = Document { records: Vec::new(), bad_lines: Vec::new() };
+    let mut document = Document {
+        records: Vec::new(),
+        bad_lines: Vec::new(),
+    };
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<Value>(line) {
-            Ok(value) => document.records.push(Record { line: Some(index + 1), value }),
-            Err(error) => document.bad_lines.push((index + 1, format!("invalid JSON: {error}"))),
+            Ok(value) => document.records.push(Record {
+                line: Some(index + 1),
+                value,
+            }),
+            Err(error) => document
+                .bad_lines
+                .push((index + 1, format!("invalid JSON: {error}"))),
         }
     }
     document
@@ -78,7 +94,10 @@ fn parse_lines(text: &str) -> Document {
 
 fn parse_yaml(text: &str) -> Result<Document, SyntaxError> {
     match serde_norway::from_str::<Value>(text) {
-        Ok(value) => Ok(Document { records: vec![Record { line: None, value }], bad_lines: Vec::new() }),
+        Ok(value) => Ok(Document {
+            records: vec![Record { line: None, value }],
+            bad_lines: Vec::new(),
+        }),
         Err(error) => Err(SyntaxError {
             line: error.location().map(|location| location.line()),
             message: format!("invalid YAML: {error}"),
@@ -133,7 +152,11 @@ mod tests {
         let document = parse("openapi: 3.0.0\npaths: {}\n", "txt").unwrap();
         assert_eq!(document.records[0].value["openapi"], "3.0.0");
         let error = parse("a: [1, 2\n", "yaml").unwrap_err();
-        assert!(error.message.starts_with("invalid YAML"), "{}", error.message);
+        assert!(
+            error.message.starts_with("invalid YAML"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

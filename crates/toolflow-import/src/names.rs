@@ -42,7 +42,8 @@ pub(crate) fn snake_case(text: &str) -> String {
     let mut previous: Option<char> = None;
     for c in text.chars() {
         if c.is_ascii_alphanumeric() {
-            let starts_word = c.is_ascii_uppercase() && previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
+            let starts_word = c.is_ascii_uppercase()
+                && previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
             if starts_word && !out.ends_with('_') {
                 out.push('_');
             }
@@ -64,7 +65,10 @@ pub(crate) fn snake_case(text: &str) -> String {
 pub(crate) fn toolbench_standardize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let kept = c.is_ascii_alphanumeric() || c == '_' || c == '^' || ('\u{4e00}'..='\u{9fa5}').contains(&c);
+        let kept = c.is_ascii_alphanumeric()
+            || c == '_'
+            || c == '^'
+            || ('\u{4e00}'..='\u{9fa5}').contains(&c);
         let c = if kept { c } else { '_' };
         if !(c == '_' && out.ends_with('_')) {
             out.push(c);
@@ -72,13 +76,21 @@ pub(crate) fn toolbench_standardize(text: &str) -> String {
     }
     let out = out.to_lowercase();
     let out = out.trim_matches('_');
-    if out.starts_with(|c: char| c.is_ascii_digit()) { format!("get_{out}") } else { out.to_string() }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("get_{out}")
+    } else {
+        out.to_string()
+    }
 }
 
 /// ToolBench's `change_name`: words that are keywords in Python get an `is_` prefix.
 pub(crate) fn toolbench_change_name(name: String) -> String {
     const RESERVED: [&str; 7] = ["from", "class", "return", "false", "true", "id", "and"];
-    if RESERVED.contains(&name.as_str()) { format!("is_{name}") } else { name }
+    if RESERVED.contains(&name.as_str()) {
+        format!("is_{name}")
+    } else {
+        name
+    }
 }
 
 /// ToolBench's function name: `{api}_for_{tool}`, standardized, keeping the *last* 64
@@ -87,7 +99,9 @@ pub(crate) fn toolbench_function_name(api_name: &str, tool_name: &str) -> String
     let api = toolbench_change_name(toolbench_standardize(api_name));
     let full = format!("{api}_for_{}", toolbench_standardize(tool_name));
     let chars = full.chars().count();
-    full.chars().skip(chars.saturating_sub(MAX_NAME_LEN)).collect()
+    full.chars()
+        .skip(chars.saturating_sub(MAX_NAME_LEN))
+        .collect()
 }
 
 #[cfg(test)]
@@ -108,16 +122,31 @@ mod tests {
 
     #[test]
     fn snake_case_of_method_and_path() {
-        assert_eq!(snake_case("GET /albums/{id}/tracks"), "get_albums_id_tracks");
-        assert_eq!(snake_case("post /userAccounts/{accountId}"), "post_user_accounts_account_id");
+        assert_eq!(
+            snake_case("GET /albums/{id}/tracks"),
+            "get_albums_id_tracks"
+        );
+        assert_eq!(
+            snake_case("post /userAccounts/{accountId}"),
+            "post_user_accounts_account_id"
+        );
     }
 
     #[test]
     fn toolbench_names_follow_toolbench() {
-        assert_eq!(toolbench_function_name("Songkick concert", "TheClique"), "songkick_concert_for_theclique");
-        assert_eq!(toolbench_change_name(toolbench_standardize("from")), "is_from");
         assert_eq!(
-            toolbench_function_name("Tomorrow Sure VIP BTTS/ Goal Goal", "168predict VIP Football Predictions"),
+            toolbench_function_name("Songkick concert", "TheClique"),
+            "songkick_concert_for_theclique"
+        );
+        assert_eq!(
+            toolbench_change_name(toolbench_standardize("from")),
+            "is_from"
+        );
+        assert_eq!(
+            toolbench_function_name(
+                "Tomorrow Sure VIP BTTS/ Goal Goal",
+                "168predict VIP Football Predictions"
+            ),
             "e_vip_btts_goal_goal_for_get_168predict_vip_football_predictions"
         );
     }

@@ -152,7 +152,10 @@ impl Summary {
         let total = |count: fn(&FileSummary) -> usize| files.iter().map(count).sum();
         let mut groups: Vec<IssueGroup> = Vec::new();
         for diagnostic in diagnostics {
-            let group = match groups.iter_mut().find(|group| group.issue == diagnostic.issue) {
+            let group = match groups
+                .iter_mut()
+                .find(|group| group.issue == diagnostic.issue)
+            {
                 Some(group) => group,
                 None => {
                     groups.push(IssueGroup {
@@ -169,7 +172,12 @@ impl Summary {
                 group.examples.push(diagnostic.to_string());
             }
         }
-        groups.sort_by(|a, b| b.skip.cmp(&a.skip).then(b.count.cmp(&a.count)).then(a.issue.cmp(&b.issue)));
+        groups.sort_by(|a, b| {
+            b.skip
+                .cmp(&a.skip)
+                .then(b.count.cmp(&a.count))
+                .then(a.issue.cmp(&b.issue))
+        });
         Summary {
             files: files.len(),
             files_failed: files.iter().filter(|file| file.error.is_some()).count(),
@@ -191,12 +199,20 @@ impl fmt::Display for Summary {
         writeln!(
             f,
             "imported {} file(s): read {}, kept {}, renamed {}, deduplicated {}, skipped {}, repaired {}",
-            self.files, self.read, self.kept, self.renamed, self.deduplicated, self.skipped, self.repaired
+            self.files,
+            self.read,
+            self.kept,
+            self.renamed,
+            self.deduplicated,
+            self.skipped,
+            self.repaired
         )?;
         for file in &self.per_file {
             let format = file.format.map_or("?", Format::name);
             match &file.error {
-                Some(error) => writeln!(f, "  {} ({format}): failed: {error}", file.path.display())?,
+                Some(error) => {
+                    writeln!(f, "  {} ({format}): failed: {error}", file.path.display())?
+                }
                 None => writeln!(
                     f,
                     "  {} ({format}): read {}, kept {}, renamed {}, deduplicated {}, skipped {}, repaired {}",

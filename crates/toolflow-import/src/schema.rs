@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 use toolflow_core::Tool;
 use toolflow_core::tool::empty_object_schema;
 
+use crate::Problem;
 use crate::document::kind;
 use crate::report::Issue;
-use crate::Problem;
 
 /// Keywords whose value is a number (OpenAPI documents sometimes quote them: `"50"`).
 const NUMERIC: [&str; 12] = [
@@ -55,7 +55,12 @@ const SUBSCHEMA: [&str; 11] = [
 /// Keywords whose value is a list of subschemas.
 const SUBSCHEMA_LISTS: [&str; 4] = ["allOf", "anyOf", "oneOf", "prefixItems"];
 /// Keywords whose value maps names to subschemas (`properties` is handled on its own).
-const SUBSCHEMA_MAPS: [&str; 4] = ["patternProperties", "$defs", "definitions", "dependentSchemas"];
+const SUBSCHEMA_MAPS: [&str; 4] = [
+    "patternProperties",
+    "$defs",
+    "definitions",
+    "dependentSchemas",
+];
 
 /// Repairs and validates a tool's schemas in place; returns the fixes made.
 pub(crate) fn normalize(tool: &mut Tool) -> Result<Vec<String>, Problem> {
@@ -73,17 +78,25 @@ pub(crate) fn normalize(tool: &mut Tool) -> Result<Vec<String>, Problem> {
         other => {
             return Err(problem(
                 Issue::WrongType,
-                format!("`parameters` must be a JSON Schema object, found {}", kind(other)),
+                format!(
+                    "`parameters` must be a JSON Schema object, found {}",
+                    kind(other)
+                ),
             ));
         }
     }
     match &mut tool.returns {
         None | Some(Value::Null) => tool.returns = None,
-        Some(returns @ (Value::Object(_) | Value::Bool(_))) => repair(returns, "returns", &mut fixes),
+        Some(returns @ (Value::Object(_) | Value::Bool(_))) => {
+            repair(returns, "returns", &mut fixes)
+        }
         Some(other) => {
             return Err(problem(
                 Issue::WrongType,
-                format!("`returns` must be a JSON Schema object or null, found {}", kind(other)),
+                format!(
+                    "`returns` must be a JSON Schema object or null, found {}",
+                    kind(other)
+                ),
             ));
         }
     }
@@ -95,7 +108,11 @@ pub(crate) fn normalize(tool: &mut Tool) -> Result<Vec<String>, Problem> {
 }
 
 fn problem(issue: Issue, message: String) -> Problem {
-    Problem { issue, pointer: String::new(), message }
+    Problem {
+        issue,
+        pointer: String::new(),
+        message,
+    }
 }
 
 /// The top level of `parameters` must describe an object: a missing `type` is added when
@@ -122,11 +139,20 @@ fn ensure_object_schema(parameters: &mut Value, fixes: &mut Vec<String>) -> Resu
 
 /// Compiles `schema` (which checks it against its meta-schema and resolves its `$ref`s).
 fn validate(schema: &Value, what: &str) -> Result<(), Problem> {
-    jsonschema::validator_for(schema).map(drop).map_err(|error| {
-        let at = error.instance_path().to_string();
-        let at = if at.is_empty() { String::new() } else { format!(" at {at}") };
-        problem(Issue::InvalidSchema, format!("`{what}` is not a valid JSON Schema{at}: {error}"))
-    })
+    jsonschema::validator_for(schema)
+        .map(drop)
+        .map_err(|error| {
+            let at = error.instance_path().to_string();
+            let at = if at.is_empty() {
+                String::new()
+            } else {
+                format!(" at {at}")
+            };
+            problem(
+                Issue::InvalidSchema,
+                format!("`{what}` is not a valid JSON Schema{at}: {error}"),
+            )
+        })
 }
 
 /// The JSON Schema type for a type name the sources use; `None` for unknown names.
@@ -169,14 +195,20 @@ pub(crate) fn repair(schema: &mut Value, path: &str, fixes: &mut Vec<String>) {
                 _ => serde_json::to_string(other).unwrap_or_default(),
             };
             map.insert("description".into(), text.into());
-            fixes.push(format!("{path}.description:{}->string", kind_word(&map["description"])));
+            fixes.push(format!(
+                "{path}.description:{}->string",
+                kind_word(&map["description"])
+            ));
         }
     }
     if map.get("format").is_some_and(|format| !format.is_string()) {
         map.remove("format");
         fixes.push(format!("{path}.format:non-string->dropped"));
     }
-    for (keyword, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+    for (keyword, bound) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
         if let Some(Value::Bool(exclusive)) = map.get(keyword).cloned() {
             map.remove(keyword);
             if exclusive {
@@ -188,8 +220,15 @@ pub(crate) fn repair(schema: &mut Value, path: &str, fixes: &mut Vec<String>) {
         }
     }
     for keyword in NUMERIC {
-        let Some(Value::String(text)) = map.get(keyword) else { continue };
-        match text.trim().parse::<i64>().map(Value::from).or_else(|_| text.trim().parse::<f64>().map(Value::from)) {
+        let Some(Value::String(text)) = map.get(keyword) else {
+            continue;
+        };
+        match text
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| text.trim().parse::<f64>().map(Value::from))
+        {
             Ok(number) if number.is_number() => {
                 map.insert(keyword.into(), number);
                 fixes.push(format!("{path}.{keyword}:string->number"));
@@ -198,7 +237,9 @@ pub(crate) fn repair(schema: &mut Value, path: &str, fixes: &mut Vec<String>) {
         }
     }
     for keyword in BOOLEAN {
-        let Some(Value::String(text)) = map.get(keyword) else { continue };
+        let Some(Value::String(text)) = map.get(keyword) else {
+            continue;
+        };
         if let Ok(flag) = text.trim().to_ascii_lowercase().parse::<bool>() {
             map.insert(keyword.into(), flag.into());
             fixes.push(format!("{path}.{keyword}:string->bool"));
@@ -241,7 +282,9 @@ fn kind_word(value: &Value) -> &'static str {
 }
 
 fn repair_type(map: &mut Map<String, Value>, path: &str, fixes: &mut Vec<String>) {
-    let Some(declared) = map.get("type") else { return };
+    let Some(declared) = map.get("type") else {
+        return;
+    };
     match declared {
         Value::String(name) => {
             let name = name.clone();
@@ -286,7 +329,10 @@ fn repair_type(map: &mut Map<String, Value>, path: &str, fixes: &mut Vec<String>
                 } else {
                     map.insert("type".into(), Value::Array(canonical));
                 }
-                fixes.push(format!("{path}.type:{before}->{}", map.get("type").map_or("dropped".into(), Value::to_string)));
+                fixes.push(format!(
+                    "{path}.type:{before}->{}",
+                    map.get("type").map_or("dropped".into(), Value::to_string)
+                ));
             }
         }
         other => {
@@ -299,7 +345,9 @@ fn repair_type(map: &mut Map<String, Value>, path: &str, fixes: &mut Vec<String>
 }
 
 fn repair_required_list(map: &mut Map<String, Value>, path: &str, fixes: &mut Vec<String>) {
-    let Some(required) = map.get("required") else { return };
+    let Some(required) = map.get("required") else {
+        return;
+    };
     let names: Vec<Value> = match required {
         // `required: true` on a property is handled by its parent; here it is misplaced.
         Value::Bool(_) => return,
@@ -332,7 +380,9 @@ fn repair_required_list(map: &mut Map<String, Value>, path: &str, fixes: &mut Ve
 /// Repairs each property and lifts draft-3 style `required: true` flags into the parent's
 /// `required` list; a bare type name as a property's schema becomes `{"type": ...}`.
 fn repair_properties(map: &mut Map<String, Value>, path: &str, fixes: &mut Vec<String>) {
-    let Some(Value::Object(properties)) = map.get_mut("properties") else { return };
+    let Some(Value::Object(properties)) = map.get_mut("properties") else {
+        return;
+    };
     let mut lifted = Vec::new();
     for (name, property) in properties.iter_mut() {
         let property_path = format!("{path}.{name}");
@@ -354,7 +404,9 @@ fn repair_properties(map: &mut Map<String, Value>, path: &str, fixes: &mut Vec<S
     if lifted.is_empty() {
         return;
     }
-    let required = map.entry("required").or_insert_with(|| Value::Array(Vec::new()));
+    let required = map
+        .entry("required")
+        .or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(list) = required {
         for name in lifted {
             if !list.iter().any(|seen| seen == &name) {
@@ -365,7 +417,10 @@ fn repair_properties(map: &mut Map<String, Value>, path: &str, fixes: &mut Vec<S
 }
 
 /// Calls `visit` on every subschema of `schema` (itself included), parents first.
-pub(crate) fn visit_subschemas(schema: &mut Value, visit: &mut impl FnMut(&mut Map<String, Value>)) {
+pub(crate) fn visit_subschemas(
+    schema: &mut Value,
+    visit: &mut impl FnMut(&mut Map<String, Value>),
+) {
     let Value::Object(map) = schema else { return };
     visit(map);
     if let Some(Value::Object(properties)) = map.get_mut("properties") {
@@ -385,7 +440,8 @@ pub(crate) fn visit_subschemas(schema: &mut Value, visit: &mut impl FnMut(&mut M
     }
     for keyword in SUBSCHEMA_MAPS {
         if let Some(Value::Object(subs)) = map.get_mut(keyword) {
-            subs.values_mut().for_each(|sub| visit_subschemas(sub, visit));
+            subs.values_mut()
+                .for_each(|sub| visit_subschemas(sub, visit));
         }
     }
 }
@@ -423,32 +479,70 @@ mod tests {
         assert_eq!(p["type"], "object");
         assert_eq!(p["required"], json!(["flag"]));
         assert_eq!(p["properties"]["flag"], json!({"type": "boolean"}));
-        assert_eq!(p["properties"]["kind"], json!({"examples": ["x"], "deprecated": true}));
-        assert_eq!(p["properties"]["n"], json!({"type": "integer", "exclusiveMinimum": 0, "maxLength": 5}));
+        assert_eq!(
+            p["properties"]["kind"],
+            json!({"examples": ["x"], "deprecated": true})
+        );
+        assert_eq!(
+            p["properties"]["n"],
+            json!({"type": "integer", "exclusiveMinimum": 0, "maxLength": 5})
+        );
         assert_eq!(p["properties"]["pair"]["prefixItems"][1]["type"], "number");
         assert_eq!(p["properties"]["odd"]["x-original-type"], "str_or_none");
         assert_eq!(p["properties"]["odd"]["description"], "3");
-        assert_eq!(t.returns.as_ref().unwrap()["properties"]["when"], json!({"type": "string"}));
-        assert!(fixes.contains(&"parameters.flag.type:Boolean->boolean".to_string()), "{fixes:?}");
-        assert!(fixes.contains(&"parameters.kind.type:empty->dropped".to_string()), "{fixes:?}");
-        assert!(fixes.contains(&"parameters.type:missing->object".to_string()), "{fixes:?}");
-        assert!(fixes.contains(&"returns.type:dict->object".to_string()), "{fixes:?}");
+        assert_eq!(
+            t.returns.as_ref().unwrap()["properties"]["when"],
+            json!({"type": "string"})
+        );
+        assert!(
+            fixes.contains(&"parameters.flag.type:Boolean->boolean".to_string()),
+            "{fixes:?}"
+        );
+        assert!(
+            fixes.contains(&"parameters.kind.type:empty->dropped".to_string()),
+            "{fixes:?}"
+        );
+        assert!(
+            fixes.contains(&"parameters.type:missing->object".to_string()),
+            "{fixes:?}"
+        );
+        assert!(
+            fixes.contains(&"returns.type:dict->object".to_string()),
+            "{fixes:?}"
+        );
     }
 
     #[test]
     fn unrepairable_schemas_are_refused_with_the_place() {
-        let mut t = tool(json!({"type": "object", "properties": {"a": {"type": "string", "minLength": "three"}}}), None);
+        let mut t = tool(
+            json!({"type": "object", "properties": {"a": {"type": "string", "minLength": "three"}}}),
+            None,
+        );
         let error = normalize(&mut t).unwrap_err();
         assert_eq!(error.issue, Issue::InvalidSchema);
-        assert!(error.message.contains("/properties/a/minLength"), "{}", error.message);
+        assert!(
+            error.message.contains("/properties/a/minLength"),
+            "{}",
+            error.message
+        );
 
         let mut t = tool(json!({"type": "string"}), None);
-        assert_eq!(normalize(&mut t).unwrap_err().issue, Issue::NonObjectParameters);
+        assert_eq!(
+            normalize(&mut t).unwrap_err().issue,
+            Issue::NonObjectParameters
+        );
         let mut t = tool(json!("city: string"), None);
         let error = normalize(&mut t).unwrap_err();
         assert_eq!(error.issue, Issue::WrongType);
-        assert!(error.message.contains("found a string"), "{}", error.message);
-        let mut t = tool(json!({"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}), None);
+        assert!(
+            error.message.contains("found a string"),
+            "{}",
+            error.message
+        );
+        let mut t = tool(
+            json!({"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}),
+            None,
+        );
         assert_eq!(normalize(&mut t).unwrap_err().issue, Issue::InvalidSchema);
     }
 

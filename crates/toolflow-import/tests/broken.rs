@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use toolflow_import::{Diagnostic, ImportError, ImportOptions, ImportReport, Issue, import_paths};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/broken")
+        .join(name)
 }
 
 fn import(name: &str) -> ImportReport {
@@ -16,7 +18,10 @@ fn import(name: &str) -> ImportReport {
 }
 
 fn strict(name: &str) -> String {
-    let options = ImportOptions { strict: true, ..ImportOptions::default() };
+    let options = ImportOptions {
+        strict: true,
+        ..ImportOptions::default()
+    };
     match import_paths(&[fixture(name)], &options) {
         Err(error @ ImportError::Strict(_)) => error.to_string(),
         other => panic!("strict import of {name} should fail, got {other:?}"),
@@ -24,7 +29,11 @@ fn strict(name: &str) -> String {
 }
 
 fn skipped(report: &ImportReport) -> Vec<&Diagnostic> {
-    report.diagnostics.iter().filter(|d| d.issue.is_skip()).collect()
+    report
+        .diagnostics
+        .iter()
+        .filter(|d| d.issue.is_skip())
+        .collect()
 }
 
 fn names(report: &ImportReport) -> Vec<&str> {
@@ -47,18 +56,42 @@ fn truncated_json_fails_the_file_with_line_and_column() {
 fn wrong_types_are_skipped_with_pointers() {
     let report = import("wrong_types.json");
     assert_eq!(names(&report), ["fine"]);
-    let found: Vec<(Issue, String, String)> =
-        skipped(&report).iter().map(|d| (d.issue, d.location.pointer.clone(), d.message.clone())).collect();
+    let found: Vec<(Issue, String, String)> = skipped(&report)
+        .iter()
+        .map(|d| (d.issue, d.location.pointer.clone(), d.message.clone()))
+        .collect();
     let expect = [
-        (Issue::WrongType, "/0", "`parameters` must be a JSON Schema object, found a string"),
-        (Issue::MissingName, "/1/name", "`name` must be a string, found a number"),
-        (Issue::WrongType, "/2/description", "`description` must be a string, found an array"),
-        (Issue::NonObjectParameters, "/3", "`parameters` must describe an object"),
+        (
+            Issue::WrongType,
+            "/0",
+            "`parameters` must be a JSON Schema object, found a string",
+        ),
+        (
+            Issue::MissingName,
+            "/1/name",
+            "`name` must be a string, found a number",
+        ),
+        (
+            Issue::WrongType,
+            "/2/description",
+            "`description` must be a string, found an array",
+        ),
+        (
+            Issue::NonObjectParameters,
+            "/3",
+            "`parameters` must describe an object",
+        ),
         (Issue::InvalidSchema, "/4", "at /properties/n/minimum"),
     ];
     assert_eq!(found.len(), expect.len(), "{found:#?}");
-    for ((issue, pointer, message), (want_issue, want_pointer, want_message)) in found.iter().zip(expect) {
-        assert_eq!((*issue, pointer.as_str()), (want_issue, want_pointer), "{message}");
+    for ((issue, pointer, message), (want_issue, want_pointer, want_message)) in
+        found.iter().zip(expect)
+    {
+        assert_eq!(
+            (*issue, pointer.as_str()),
+            (want_issue, want_pointer),
+            "{message}"
+        );
         assert!(message.contains(want_message), "{message}");
     }
     let summary = report.summary();
@@ -72,9 +105,25 @@ fn missing_names_name_their_lines() {
     assert_eq!(names(&report), ["ok_tool"]);
     let lines: Vec<Option<usize>> = skipped(&report).iter().map(|d| d.location.line).collect();
     assert_eq!(lines, [Some(2), Some(3), Some(4), Some(5)]);
-    assert!(skipped(&report).iter().all(|d| d.issue == Issue::MissingName));
-    assert!(report.diagnostics[0].to_string().contains("missing_names.jsonl:2: no `name` field"), "{}", report.diagnostics[0]);
-    assert!(report.diagnostics[3].to_string().contains("missing_names.jsonl:5#/function: no `name` field"), "{}", report.diagnostics[3]);
+    assert!(
+        skipped(&report)
+            .iter()
+            .all(|d| d.issue == Issue::MissingName)
+    );
+    assert!(
+        report.diagnostics[0]
+            .to_string()
+            .contains("missing_names.jsonl:2: no `name` field"),
+        "{}",
+        report.diagnostics[0]
+    );
+    assert!(
+        report.diagnostics[3]
+            .to_string()
+            .contains("missing_names.jsonl:5#/function: no `name` field"),
+        "{}",
+        report.diagnostics[3]
+    );
 }
 
 #[test]
@@ -82,8 +131,14 @@ fn bad_json_lines_are_skipped_one_by_one() {
     let report = import("bad_lines.jsonl");
     assert_eq!(names(&report), ["first", "fourth"]);
     let problems: Vec<String> = skipped(&report).iter().map(|d| d.to_string()).collect();
-    assert!(problems[0].contains("bad_lines.jsonl:2: invalid JSON"), "{problems:?}");
-    assert!(problems[1].contains("bad_lines.jsonl:3#/0: expected a tool object, found a string"), "{problems:?}");
+    assert!(
+        problems[0].contains("bad_lines.jsonl:2: invalid JSON"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].contains("bad_lines.jsonl:3#/0: expected a tool object, found a string"),
+        "{problems:?}"
+    );
     assert_eq!(report.summary().skipped, 4);
     assert!(strict("bad_lines.jsonl").contains("bad_lines.jsonl:2"));
 }
@@ -94,16 +149,35 @@ fn ref_cycles_are_cut_and_bad_refs_reported() {
     assert_eq!(names(&report), ["listNodes"]);
     let nodes = &report.tools[0];
     let inner = &nodes.returns.as_ref().unwrap()["properties"]["b"]["properties"]["a"];
-    assert_eq!(inner, &serde_json::json!({"x-circular-ref": "#/components/schemas/A"}));
-    assert!(nodes.meta["schema_fixes"][0].as_str().unwrap().contains("$ref-cycle:#/components/schemas/A"));
+    assert_eq!(
+        inner,
+        &serde_json::json!({"x-circular-ref": "#/components/schemas/A"})
+    );
+    assert!(
+        nodes.meta["schema_fixes"][0]
+            .as_str()
+            .unwrap()
+            .contains("$ref-cycle:#/components/schemas/A")
+    );
 
     let problems: Vec<String> = skipped(&report).iter().map(|d| d.to_string()).collect();
     assert_eq!(problems.len(), 3, "{problems:#?}");
     assert!(problems[0].contains("ref_cycle.json#/paths/~1missing/get/parameters/0/$ref: `$ref` to `#/components/parameters/Nope` points nowhere"), "{problems:#?}");
-    assert!(problems[1].contains("`$ref` to `other.yaml#/Thing` is not supported"), "{problems:#?}");
-    assert!(problems[1].contains("#/paths/~1external/get/responses/200/content/application~1json/schema/$ref"), "{problems:#?}");
+    assert!(
+        problems[1].contains("`$ref` to `other.yaml#/Thing` is not supported"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1]
+            .contains("#/paths/~1external/get/responses/200/content/application~1json/schema/$ref"),
+        "{problems:#?}"
+    );
     assert!(problems[2].contains("never ends"), "{problems:#?}");
-    assert!(skipped(&report).iter().all(|d| d.issue == Issue::BadReference));
+    assert!(
+        skipped(&report)
+            .iter()
+            .all(|d| d.issue == Issue::BadReference)
+    );
 }
 
 #[test]
@@ -120,18 +194,31 @@ fn toolbench_entries_fail_alone() {
     assert_eq!(names(&report), ["good_for_t"]);
     let problems: Vec<String> = skipped(&report).iter().map(|d| d.to_string()).collect();
     assert_eq!(problems.len(), 3, "{problems:#?}");
-    assert!(problems[0].contains("#/0/api_list/0: no `api_name` field"), "{problems:#?}");
+    assert!(
+        problems[0].contains("#/0/api_list/0: no `api_name` field"),
+        "{problems:#?}"
+    );
     assert!(problems[1].contains("#/0/api_list/1/required_parameters: `required_parameters` must be a list, found an object"), "{problems:#?}");
-    assert!(problems[2].contains("#/1/api_list: `api_list` must be a list, found a string"), "{problems:#?}");
+    assert!(
+        problems[2].contains("#/1/api_list: `api_list` must be a list, found a string"),
+        "{problems:#?}"
+    );
 }
 
 #[test]
 fn missing_files_and_empty_path_lists() {
     let report = import("does_not_exist.json");
     assert_eq!(report.diagnostics[0].issue, Issue::UnreadableFile);
-    assert!(report.diagnostics[0].to_string().contains("does_not_exist.json: cannot read"));
+    assert!(
+        report.diagnostics[0]
+            .to_string()
+            .contains("does_not_exist.json: cannot read")
+    );
     let none: [PathBuf; 0] = [];
-    assert!(matches!(import_paths(&none, &ImportOptions::default()), Err(ImportError::NoInputs)));
+    assert!(matches!(
+        import_paths(&none, &ImportOptions::default()),
+        Err(ImportError::NoInputs)
+    ));
 }
 
 /// A 50 MB JSON Lines file with a broken line deep inside and a truncated last line imports
@@ -167,15 +254,33 @@ fn fifty_megabytes_of_tools() {
     assert_eq!(summary.repaired, lines - 1, "every `int` is repaired");
     let problems: Vec<String> = skipped(&report).iter().map(|d| d.to_string()).collect();
     assert_eq!(problems.len(), 2, "{problems:#?}");
-    assert!(problems[0].contains(&format!("big.jsonl:{broken_line}: invalid JSON")), "{problems:#?}");
-    assert!(problems[1].contains(&format!("big.jsonl:{}: invalid JSON", lines + 1)), "{problems:#?}");
+    assert!(
+        problems[0].contains(&format!("big.jsonl:{broken_line}: invalid JSON")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].contains(&format!("big.jsonl:{}: invalid JSON", lines + 1)),
+        "{problems:#?}"
+    );
 
     let array = dir.path().join("big.json");
     let text = std::fs::read_to_string(&path).unwrap();
-    let body: Vec<&str> = text.lines().filter(|line| line.starts_with("{\"name\": \"tool_")).collect();
+    let body: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("{\"name\": \"tool_"))
+        .collect();
     std::fs::write(&array, format!("[\n{}\n", body.join(",\n"))).unwrap();
     let report = import_paths(&[&array], &ImportOptions::default()).unwrap();
     let diagnostic = &report.diagnostics[0];
-    assert!(diagnostic.message.contains("EOF while parsing a list"), "{diagnostic}");
-    assert!(diagnostic.location.line.is_some_and(|line| line > body.len()), "{diagnostic}");
+    assert!(
+        diagnostic.message.contains("EOF while parsing a list"),
+        "{diagnostic}"
+    );
+    assert!(
+        diagnostic
+            .location
+            .line
+            .is_some_and(|line| line > body.len()),
+        "{diagnostic}"
+    );
 }

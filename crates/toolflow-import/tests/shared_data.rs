@@ -18,7 +18,10 @@ fn shared_data() -> Option<PathBuf> {
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
     entries.sort();
     for path in entries {
         if path.is_dir() {
@@ -31,7 +34,8 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// BFCL's `possible_answer/` files hold expected calls, not function docs.
 fn is_answer_key(path: &Path) -> bool {
-    path.components().any(|component| component.as_os_str() == "possible_answer")
+    path.components()
+        .any(|component| component.as_os_str() == "possible_answer")
 }
 
 #[test]
@@ -41,7 +45,10 @@ fn every_shared_file_imports() {
     files_under(&data.join("raw"), &mut files);
     files_under(&data.join("tools"), &mut files);
     assert!(!files.is_empty());
-    println!("{:<60} {:>9} {:>6} {:>6} {:>7} {:>6} {:>8}", "file", "format", "read", "kept", "renamed", "dedup", "skipped");
+    println!(
+        "{:<60} {:>9} {:>6} {:>6} {:>7} {:>6} {:>8}",
+        "file", "format", "read", "kept", "renamed", "dedup", "skipped"
+    );
     for path in &files {
         let report = import_paths(&[path], &ImportOptions::default()).unwrap();
         let summary = report.summary();
@@ -49,8 +56,16 @@ fn every_shared_file_imports() {
         if is_answer_key(path) {
             // Answer keys are not tool definitions: the importer must say so, not guess.
             assert_eq!(summary.files_failed, 1, "{name}");
-            assert_eq!(report.diagnostics[0].issue, Issue::UnrecognizedFormat, "{name}");
-            println!("{name:<60} {:>9} (answer key, refused: {})", "-", report.diagnostics[0].issue.describe());
+            assert_eq!(
+                report.diagnostics[0].issue,
+                Issue::UnrecognizedFormat,
+                "{name}"
+            );
+            println!(
+                "{name:<60} {:>9} (answer key, refused: {})",
+                "-",
+                report.diagnostics[0].issue.describe()
+            );
             continue;
         }
         let file = &summary.per_file[0];
@@ -64,20 +79,43 @@ fn every_shared_file_imports() {
             file.skipped
         );
         for group in &summary.issues {
-            println!("    {} × {}: {}", group.count, group.issue.describe(), group.examples.first().map_or("", String::as_str));
+            println!(
+                "    {} × {}: {}",
+                group.count,
+                group.issue.describe(),
+                group.examples.first().map_or("", String::as_str)
+            );
         }
-        assert_eq!(summary.files_failed, 0, "{name}: {:?}", report.diagnostics.first());
+        assert_eq!(
+            summary.files_failed,
+            0,
+            "{name}: {:?}",
+            report.diagnostics.first()
+        );
         assert!(summary.kept > 0, "{name}: nothing kept");
-        assert_eq!(file.read, file.kept + file.deduplicated + file.skipped, "{name}");
+        assert_eq!(
+            file.read,
+            file.kept + file.deduplicated + file.skipped,
+            "{name}"
+        );
         let mut seen = std::collections::HashSet::new();
         for tool in &report.tools {
-            assert!(seen.insert(tool.name.as_str()), "{name}: duplicate name {}", tool.name);
+            assert!(
+                seen.insert(tool.name.as_str()),
+                "{name}: duplicate name {}",
+                tool.name
+            );
             let valid_name = (1..=64).contains(&tool.name.len())
-                && tool.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                && tool
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             assert!(valid_name, "{name}: invalid name {:?}", tool.name);
-            jsonschema::validator_for(&tool.parameters).unwrap_or_else(|e| panic!("{name}: {}: {e}", tool.name));
+            jsonschema::validator_for(&tool.parameters)
+                .unwrap_or_else(|e| panic!("{name}: {}: {e}", tool.name));
             if let Some(returns) = &tool.returns {
-                jsonschema::validator_for(returns).unwrap_or_else(|e| panic!("{name}: {}: returns: {e}", tool.name));
+                jsonschema::validator_for(returns)
+                    .unwrap_or_else(|e| panic!("{name}: {}: returns: {e}", tool.name));
             }
         }
     }
@@ -89,10 +127,19 @@ fn every_shared_file_imports() {
 #[test]
 fn toolbench_matches_the_shared_corpus() {
     let Some(data) = shared_data() else { return };
-    let corpus = import_paths(&[data.join("tools/tools_toolbench.jsonl")], &ImportOptions::default()).unwrap();
-    let mut by_name: std::collections::HashMap<String, Vec<&toolflow_core::Tool>> = std::collections::HashMap::new();
+    let corpus = import_paths(
+        &[data.join("tools/tools_toolbench.jsonl")],
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let mut by_name: std::collections::HashMap<String, Vec<&toolflow_core::Tool>> =
+        std::collections::HashMap::new();
     for tool in &corpus.tools {
-        let name = tool.meta.get("original_name").and_then(|name| name.as_str()).unwrap_or(&tool.name);
+        let name = tool
+            .meta
+            .get("original_name")
+            .and_then(|name| name.as_str())
+            .unwrap_or(&tool.name);
         by_name.entry(name.to_string()).or_default().push(tool);
     }
     let mut raw = Vec::new();
@@ -101,16 +148,27 @@ fn toolbench_matches_the_shared_corpus() {
     for path in raw {
         let report = import_paths(&[&path], &ImportOptions::default()).unwrap();
         for tool in &report.tools {
-            let name = tool.meta.get("original_name").and_then(|name| name.as_str()).unwrap_or(&tool.name);
-            let Some(candidates) = by_name.get(name) else { continue };
+            let name = tool
+                .meta
+                .get("original_name")
+                .and_then(|name| name.as_str())
+                .unwrap_or(&tool.name);
+            let Some(candidates) = by_name.get(name) else {
+                continue;
+            };
             compared += 1;
             let same = candidates.iter().any(|other| {
-                other.description == tool.description && other.parameters == tool.parameters && other.returns == tool.returns
+                other.description == tool.description
+                    && other.parameters == tool.parameters
+                    && other.returns == tool.returns
             });
             matched += usize::from(same);
         }
     }
     println!("toolbench raw vs corpus: {matched}/{compared} definitions identical");
     assert!(compared > 500, "only {compared} compared");
-    assert!(matched as f64 >= 0.99 * compared as f64, "{matched}/{compared}");
+    assert!(
+        matched as f64 >= 0.99 * compared as f64,
+        "{matched}/{compared}"
+    );
 }

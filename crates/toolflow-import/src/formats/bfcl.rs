@@ -8,10 +8,10 @@
 use serde_json::{Map, Value};
 
 use super::{Context, Entry, as_object, name_field, new_tool, problem, text_field};
+use crate::Problem;
 use crate::document::{kind, pointer};
 use crate::report::Issue;
 use crate::schema::visit_subschemas;
-use crate::Problem;
 
 pub(crate) fn read(value: &Value, at: &str, context: &Context, out: &mut Vec<Entry>) {
     let category = category(context.path);
@@ -35,11 +35,22 @@ fn read_one(value: &Value, at: &str, category: Option<&str>, out: &mut Vec<Entry
                 out.push(entry(function, at, category, question_id));
             }
         }
-        Some(function @ Value::Object(_)) => out.push(entry(function, pointer(at, "function"), category, question_id)),
+        Some(function @ Value::Object(_)) => out.push(entry(
+            function,
+            pointer(at, "function"),
+            category,
+            question_id,
+        )),
         Some(other) => {
             let at = pointer(at, "function");
-            let message = format!("`function` must be a list of functions, found {}", kind(other));
-            out.push(Entry::failed(at.clone(), problem(Issue::WrongType, at, message)));
+            let message = format!(
+                "`function` must be a list of functions, found {}",
+                kind(other)
+            );
+            out.push(Entry::failed(
+                at.clone(),
+                problem(Issue::WrongType, at, message),
+            ));
         }
         None => out.push(entry(value, at.to_string(), category, None)),
     }
@@ -52,13 +63,22 @@ fn entry(value: &Value, at: String, category: Option<&str>, question_id: Option<
     }
 }
 
-fn tool(value: &Value, at: &str, category: Option<&str>, question_id: Option<&str>) -> Result<toolflow_core::Tool, Problem> {
+fn tool(
+    value: &Value,
+    at: &str,
+    category: Option<&str>,
+    question_id: Option<&str>,
+) -> Result<toolflow_core::Tool, Problem> {
     let object = as_object(value, at, "a BFCL function object")?;
     let name = name_field(object, "name", at)?;
     let description = text_field(object, "description", at)?;
     let mut parameters = object.get("parameters").cloned().unwrap_or(Value::Null);
     visit_subschemas(&mut parameters, &mut map_bfcl_type);
-    let mut returns = object.get("returns").or_else(|| object.get("response")).cloned().filter(|r| r.is_object());
+    let mut returns = object
+        .get("returns")
+        .or_else(|| object.get("response"))
+        .cloned()
+        .filter(|r| r.is_object());
     if let Some(returns) = &mut returns {
         visit_subschemas(returns, &mut map_bfcl_type);
     }
@@ -67,13 +87,16 @@ fn tool(value: &Value, at: &str, category: Option<&str>, question_id: Option<&st
     if let Some(id) = question_id {
         tool.meta.insert("first_seen_in".into(), id.into());
     }
-    tool.meta.insert("language".into(), language(category).into());
+    tool.meta
+        .insert("language".into(), language(category).into());
     Ok(tool)
 }
 
 /// BFCL's Python type names to JSON Schema, keeping the original next to `type`.
 fn map_bfcl_type(schema: &mut Map<String, Value>) {
-    let Some(Value::String(name)) = schema.get("type") else { return };
+    let Some(Value::String(name)) = schema.get("type") else {
+        return;
+    };
     let mapped = match name.as_str() {
         "dict" => Some("object"),
         "float" => Some("number"),
@@ -131,14 +154,23 @@ mod tests {
         visit_subschemas(&mut schema, &mut map_bfcl_type);
         assert_eq!(schema["type"], "object");
         assert_eq!(schema["properties"]["x"], json!({"type": "number"}));
-        assert_eq!(schema["properties"]["pair"], json!({"type": "array", "x-bfcl-type": "tuple", "items": {"type": "number"}}));
-        assert_eq!(schema["properties"]["data"], json!({"x-bfcl-type": "any", "description": "d"}));
+        assert_eq!(
+            schema["properties"]["pair"],
+            json!({"type": "array", "x-bfcl-type": "tuple", "items": {"type": "number"}})
+        );
+        assert_eq!(
+            schema["properties"]["data"],
+            json!({"x-bfcl-type": "any", "description": "d"})
+        );
         assert_eq!(schema["properties"]["nested"]["items"]["type"], "object");
     }
 
     #[test]
     fn category_and_language_come_from_the_file_name() {
-        assert_eq!(category("x/BFCL_v4_simple_java.json".as_ref()).as_deref(), Some("simple_java"));
+        assert_eq!(
+            category("x/BFCL_v4_simple_java.json".as_ref()).as_deref(),
+            Some("simple_java")
+        );
         assert_eq!(language(Some("simple_java")), "java");
         assert_eq!(language(Some("simple_javascript")), "javascript");
         assert_eq!(category("tools.json".as_ref()), None);

@@ -4,23 +4,32 @@
 use serde_json::Value;
 
 use super::{Entry, as_object, name_field, new_tool, problem, text_field};
+use crate::Problem;
 use crate::document::pointer;
 use crate::report::Issue;
-use crate::Problem;
 
 pub(crate) fn read(value: &Value, at: &str, out: &mut Vec<Entry>) {
     let Value::Object(object) = value else {
         return super::for_each_in(value, at, out, |item, at, out| out.push(entry(item, at)));
     };
-    if let Some(error) = object.get("error").filter(|_| object.contains_key("jsonrpc")) {
+    if let Some(error) = object
+        .get("error")
+        .filter(|_| object.contains_key("jsonrpc"))
+    {
         out.push(Entry::failed(
             at.to_string(),
-            problem(Issue::WrongType, pointer(at, "error"), format!("a JSON-RPC error response, not a tools/list result: {error}")),
+            problem(
+                Issue::WrongType,
+                pointer(at, "error"),
+                format!("a JSON-RPC error response, not a tools/list result: {error}"),
+            ),
         ));
     } else if let Some(result) = object.get("result") {
         read(result, &pointer(at, "result"), out);
     } else if let Some(tools) = object.get("tools") {
-        super::for_each_in(tools, &pointer(at, "tools"), out, |item, at, out| out.push(entry(item, at)));
+        super::for_each_in(tools, &pointer(at, "tools"), out, |item, at, out| {
+            out.push(entry(item, at))
+        });
     } else {
         out.push(entry(value, at.to_string()));
     }
@@ -38,7 +47,10 @@ fn tool(value: &Value, at: &str) -> Result<toolflow_core::Tool, Problem> {
     let name = name_field(object, "name", at)?;
     let description = text_field(object, "description", at)?;
     let parameters = object.get("inputSchema").cloned().unwrap_or(Value::Null);
-    let returns = object.get("outputSchema").cloned().filter(|schema| !schema.is_null());
+    let returns = object
+        .get("outputSchema")
+        .cloned()
+        .filter(|schema| !schema.is_null());
     let mut tool = new_tool(name, description, parameters, returns, "mcp".into());
     for key in ["title", "annotations"] {
         if let Some(value) = object.get(key).filter(|value| !value.is_null()) {

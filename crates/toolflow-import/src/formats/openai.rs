@@ -19,7 +19,12 @@ pub(crate) fn read(format: Format, value: &Value, at: &str, out: &mut Vec<Entry>
             }
         }
         Value::Object(object) if object.contains_key("tools") => {
-            super::for_each_in(&object["tools"], &pointer(at, "tools"), out, |item, at, out| out.push(entry(format, item, at)));
+            super::for_each_in(
+                &object["tools"],
+                &pointer(at, "tools"),
+                out,
+                |item, at, out| out.push(entry(format, item, at)),
+            );
         }
         _ => out.push(entry(format, value, at.to_string())),
     }
@@ -41,9 +46,14 @@ fn tool(format: Format, value: &Value, at: &str) -> Result<toolflow_core::Tool, 
                 return Err(not_a_function(declared_type, at));
             }
             let at = pointer(at, "function");
-            (as_object(function, &at, "the function definition (an object)")?, at)
+            (
+                as_object(function, &at, "the function definition (an object)")?,
+                at,
+            )
         }
-        None if declared_type.is_some_and(|kind| kind != "function") && !object.contains_key("parameters") => {
+        None if declared_type.is_some_and(|kind| kind != "function")
+            && !object.contains_key("parameters") =>
+        {
             return Err(not_a_function(declared_type, at));
         }
         None => (object, at.to_string()),
@@ -51,7 +61,10 @@ fn tool(format: Format, value: &Value, at: &str) -> Result<toolflow_core::Tool, 
     let name = name_field(definition, "name", &at)?;
     let description = text_field(definition, "description", &at)?;
     let parameters = definition.get("parameters").cloned().unwrap_or(Value::Null);
-    let returns = definition.get("returns").cloned().filter(|returns| !returns.is_null());
+    let returns = definition
+        .get("returns")
+        .cloned()
+        .filter(|returns| !returns.is_null());
     let source = match definition.get("source") {
         Some(Value::String(source)) if !source.is_empty() => source.clone(),
         _ => format.name().to_string(),
@@ -61,10 +74,17 @@ fn tool(format: Format, value: &Value, at: &str) -> Result<toolflow_core::Tool, 
         None | Some(Value::Null) => {}
         Some(Value::Object(meta)) => tool.meta = meta.clone(),
         Some(other) => {
-            return Err(problem(Issue::WrongType, pointer(&at, "meta"), format!("`meta` must be an object, found {}", kind(other))));
+            return Err(problem(
+                Issue::WrongType,
+                pointer(&at, "meta"),
+                format!("`meta` must be an object, found {}", kind(other)),
+            ));
         }
     }
-    if let Some(strict) = definition.get("strict").filter(|strict| strict.is_boolean()) {
+    if let Some(strict) = definition
+        .get("strict")
+        .filter(|strict| strict.is_boolean())
+    {
         tool.meta.insert("strict".into(), strict.clone());
     }
     Ok(tool)
@@ -74,6 +94,9 @@ fn not_a_function(declared_type: Option<&str>, at: &str) -> Problem {
     problem(
         Issue::NotAFunction,
         at.to_string(),
-        format!("a tool of type `{}` is not a function", declared_type.unwrap_or_default()),
+        format!(
+            "a tool of type `{}` is not a function",
+            declared_type.unwrap_or_default()
+        ),
     )
 }

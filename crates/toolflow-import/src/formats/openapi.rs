@@ -21,12 +21,14 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::{Entry, as_object, new_tool, problem};
+use crate::Problem;
 use crate::document::{kind, pointer};
 use crate::names::snake_case;
 use crate::report::Issue;
-use crate::Problem;
 
-const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// How many `$ref`s deep a schema may nest before the rest is cut.
 pub(crate) const MAX_REF_DEPTH: usize = 32;
@@ -44,32 +46,69 @@ pub(crate) fn read(value: &Value, out: &mut Vec<Entry>) {
         Some(Value::Object(paths)) => paths,
         Some(other) => {
             let message = format!("`paths` must be an object, found {}", kind(other));
-            return out.push(Entry::failed("/paths".into(), problem(Issue::WrongType, "/paths".into(), message)));
+            return out.push(Entry::failed(
+                "/paths".into(),
+                problem(Issue::WrongType, "/paths".into(), message),
+            ));
         }
         None => {
             let message = "no `paths` object: not an OpenAPI 3.x or Swagger 2.0 document";
-            return out.push(Entry::failed(String::new(), problem(Issue::WrongType, String::new(), message)));
+            return out.push(Entry::failed(
+                String::new(),
+                problem(Issue::WrongType, String::new(), message),
+            ));
         }
     };
-    let mut resolver = Resolver { root: value, cache: HashMap::new(), cuts: 0 };
+    let mut resolver = Resolver {
+        root: value,
+        cache: HashMap::new(),
+        cuts: 0,
+    };
     for (path, item) in paths {
         let item_at = pointer("/paths", path);
-        let item = match resolver.follow(item, &item_at).and_then(|item| as_object(item, &item_at, "a path item (an object)")) {
+        let item = match resolver
+            .follow(item, &item_at)
+            .and_then(|item| as_object(item, &item_at, "a path item (an object)"))
+        {
             Ok(item) => item,
             Err(problem) => {
                 out.push(Entry::failed(item_at, problem));
                 continue;
             }
         };
-        let shared_parameters = item.get("parameters").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
-        for (method, operation) in item.iter().filter(|(method, _)| METHODS.contains(&method.as_str())) {
+        let shared_parameters = item
+            .get("parameters")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        for (method, operation) in item
+            .iter()
+            .filter(|(method, _)| METHODS.contains(&method.as_str()))
+        {
             let at = pointer(&item_at, method);
-            let site = Site { swagger, path, method, at: &at, item_at: &item_at };
+            let site = Site {
+                swagger,
+                path,
+                method,
+                at: &at,
+                item_at: &item_at,
+            };
             let mut fixes = Vec::new();
-            out.push(match read_operation(&mut resolver, &site, operation, shared_parameters, &mut fixes) {
-                Ok(tool) => Entry { pointer: at, outcome: Ok(tool), fixes },
-                Err(problem) => Entry::failed(at, problem),
-            });
+            out.push(
+                match read_operation(
+                    &mut resolver,
+                    &site,
+                    operation,
+                    shared_parameters,
+                    &mut fixes,
+                ) {
+                    Ok(tool) => Entry {
+                        pointer: at,
+                        outcome: Ok(tool),
+                        fixes,
+                    },
+                    Err(problem) => Entry::failed(at, problem),
+                },
+            );
         }
     }
 }
@@ -92,18 +131,37 @@ fn read_operation(
 ) -> Result<toolflow_core::Tool, Problem> {
     let at = site.at;
     let operation = as_object(operation, at, "an operation (an object)")?;
-    let name = match operation.get("operationId").and_then(Value::as_str).map(str::trim) {
+    let name = match operation
+        .get("operationId")
+        .and_then(Value::as_str)
+        .map(str::trim)
+    {
         Some(id) if !id.is_empty() => id.to_string(),
         _ => snake_case(&format!("{} {}", site.method, site.path)),
     };
-    let text = |key: &str| operation.get(key).and_then(Value::as_str).map(str::trim).unwrap_or("");
-    let description = if text("description").is_empty() { text("summary") } else { text("description") };
+    let text = |key: &str| {
+        operation
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or("")
+    };
+    let description = if text("description").is_empty() {
+        text("summary")
+    } else {
+        text("description")
+    };
 
     let mut fields = Fields::default();
-    for (parameter, parameter_at) in merged_parameters(resolver, site, operation, shared_parameters)? {
+    for (parameter, parameter_at) in
+        merged_parameters(resolver, site, operation, shared_parameters)?
+    {
         let parameter = as_object(parameter, &parameter_at, "a parameter object")?;
         let name = super::name_field(parameter, "name", &parameter_at)?;
-        let location = parameter.get("in").and_then(Value::as_str).unwrap_or("query");
+        let location = parameter
+            .get("in")
+            .and_then(Value::as_str)
+            .unwrap_or("query");
         match location {
             "cookie" => continue,
             "body" => {
@@ -119,13 +177,26 @@ fn read_operation(
             swagger_parameter_schema(resolver, parameter, &parameter_at, fixes)?
         } else if let Some(schema) = parameter.get("schema") {
             resolver.schema(schema, &pointer(&parameter_at, "schema"), fixes)?
-        } else if let Some((media, content)) = parameter.get("content").and_then(Value::as_object).and_then(pick_media_type) {
-            let schema_at = pointer(&pointer(&pointer(&parameter_at, "content"), media), "schema");
-            resolver.schema(content.get("schema").unwrap_or(&Value::Null), &schema_at, fixes)?
+        } else if let Some((media, content)) = parameter
+            .get("content")
+            .and_then(Value::as_object)
+            .and_then(pick_media_type)
+        {
+            let schema_at = pointer(
+                &pointer(&pointer(&parameter_at, "content"), media),
+                "schema",
+            );
+            resolver.schema(
+                content.get("schema").unwrap_or(&Value::Null),
+                &schema_at,
+                fixes,
+            )?
         } else {
             json!({})
         };
-        if let (Some(Value::String(description)), Value::Object(map)) = (parameter.get("description"), &mut schema) {
+        if let (Some(Value::String(description)), Value::Object(map)) =
+            (parameter.get("description"), &mut schema)
+        {
             if !description.trim().is_empty() {
                 map.insert("description".into(), description.trim().into());
             }
@@ -138,17 +209,33 @@ fn read_operation(
             }
             _ => false,
         } || location == "path";
-        let location = if location == "formData" { "form" } else { location };
+        let location = if location == "formData" {
+            "form"
+        } else {
+            location
+        };
         fields.add(name, schema, required, location, fixes);
     }
     if let Some(body) = operation.get("requestBody") {
         let body_at = pointer(at, "requestBody");
         let body = resolver.follow(body, &body_at)?;
         let body = as_object(body, &body_at, "a request body (an object)")?;
-        if let Some((media, content)) = body.get("content").and_then(Value::as_object).and_then(pick_media_type) {
+        if let Some((media, content)) = body
+            .get("content")
+            .and_then(Value::as_object)
+            .and_then(pick_media_type)
+        {
             let schema_at = pointer(&pointer(&pointer(&body_at, "content"), media), "schema");
-            let schema = resolver.schema(content.get("schema").unwrap_or(&Value::Null), &schema_at, fixes)?;
-            fields.add_body(schema, body.get("required") == Some(&Value::Bool(true)), fixes);
+            let schema = resolver.schema(
+                content.get("schema").unwrap_or(&Value::Null),
+                &schema_at,
+                fixes,
+            )?;
+            fields.add_body(
+                schema,
+                body.get("required") == Some(&Value::Bool(true)),
+                fixes,
+            );
         }
     }
     let returns = response_schema(resolver, site, operation, fixes)?;
@@ -157,8 +244,15 @@ fn read_operation(
     if !fields.required.is_empty() {
         parameters["required"] = Value::Array(fields.required);
     }
-    let mut tool = new_tool(name, description.to_string(), parameters, returns, "openapi".into());
-    tool.meta.insert("method".into(), site.method.to_ascii_uppercase().into());
+    let mut tool = new_tool(
+        name,
+        description.to_string(),
+        parameters,
+        returns,
+        "openapi".into(),
+    );
+    tool.meta
+        .insert("method".into(), site.method.to_ascii_uppercase().into());
     tool.meta.insert("path".into(), site.path.into());
     if !text("summary").is_empty() {
         tool.meta.insert("summary".into(), text("summary").into());
@@ -167,7 +261,10 @@ fn read_operation(
         tool.meta.insert("tags".into(), tags.clone());
     }
     if !fields.locations.is_empty() {
-        tool.meta.insert("parameter_locations".into(), Value::Object(fields.locations));
+        tool.meta.insert(
+            "parameter_locations".into(),
+            Value::Object(fields.locations),
+        );
     }
     Ok(tool)
 }
@@ -185,16 +282,26 @@ fn merged_parameters<'v>(
         Some(Value::Array(list)) => list.as_slice(),
         Some(other) => {
             let at = pointer(site.at, "parameters");
-            return Err(problem(Issue::WrongType, at, format!("`parameters` must be a list, found {}", kind(other))));
+            return Err(problem(
+                Issue::WrongType,
+                at,
+                format!("`parameters` must be a list, found {}", kind(other)),
+            ));
         }
     };
     let mut merged: Vec<(&Value, String)> = Vec::new();
     let key = |parameter: &Value| (parameter.get("name").cloned(), parameter.get("in").cloned());
-    for (list, list_at) in [(shared, pointer(site.item_at, "parameters")), (own, pointer(site.at, "parameters"))] {
+    for (list, list_at) in [
+        (shared, pointer(site.item_at, "parameters")),
+        (own, pointer(site.at, "parameters")),
+    ] {
         for (index, parameter) in list.iter().enumerate() {
             let at = pointer(&list_at, index);
             let parameter = resolver.follow(parameter, &at)?;
-            match merged.iter_mut().find(|(seen, _)| key(seen) == key(parameter)) {
+            match merged
+                .iter_mut()
+                .find(|(seen, _)| key(seen) == key(parameter))
+            {
                 Some(slot) => *slot = (parameter, at),
                 None => merged.push((parameter, at)),
             }
@@ -210,10 +317,25 @@ fn swagger_parameter_schema(
     at: &str,
     fixes: &mut Vec<String>,
 ) -> Result<Value, Problem> {
-    const NOT_SCHEMA: [&str; 7] = ["name", "in", "description", "required", "collectionFormat", "allowEmptyValue", "schema"];
+    const NOT_SCHEMA: [&str; 7] = [
+        "name",
+        "in",
+        "description",
+        "required",
+        "collectionFormat",
+        "allowEmptyValue",
+        "schema",
+    ];
     let mut schema = Map::new();
-    for (key, value) in parameter.iter().filter(|(key, _)| !NOT_SCHEMA.contains(&key.as_str()) && !key.starts_with("x-")) {
-        let value = if key == "items" { resolver.schema(value, &pointer(at, "items"), fixes)? } else { value.clone() };
+    for (key, value) in parameter
+        .iter()
+        .filter(|(key, _)| !NOT_SCHEMA.contains(&key.as_str()) && !key.starts_with("x-"))
+    {
+        let value = if key == "items" {
+            resolver.schema(value, &pointer(at, "items"), fixes)?
+        } else {
+            value.clone()
+        };
         schema.insert(key.clone(), value);
     }
     Ok(Value::Object(schema))
@@ -228,10 +350,19 @@ struct Fields {
 }
 
 impl Fields {
-    fn add(&mut self, name: String, schema: Value, required: bool, location: &str, fixes: &mut Vec<String>) {
+    fn add(
+        &mut self,
+        name: String,
+        schema: Value,
+        required: bool,
+        location: &str,
+        fixes: &mut Vec<String>,
+    ) {
         let name = if self.properties.contains_key(&name) {
             let renamed = format!("{location}_{name}");
-            fixes.push(format!("parameters.{name}:{location}-field-clash->{renamed}"));
+            fixes.push(format!(
+                "parameters.{name}:{location}-field-clash->{renamed}"
+            ));
             renamed
         } else {
             name
@@ -301,23 +432,44 @@ fn response_schema(
     operation: &Map<String, Value>,
     fixes: &mut Vec<String>,
 ) -> Result<Option<Value>, Problem> {
-    let Some(Value::Object(responses)) = operation.get("responses") else { return Ok(None) };
-    let is_success = |code: &str| code.len() == 3 && code.starts_with('2') && code[1..].chars().all(|c| c.is_ascii_digit() || c == 'X' || c == 'x');
+    let Some(Value::Object(responses)) = operation.get("responses") else {
+        return Ok(None);
+    };
+    let is_success = |code: &str| {
+        code.len() == 3
+            && code.starts_with('2')
+            && code[1..]
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == 'X' || c == 'x')
+    };
     let code = ["200", "201"]
         .into_iter()
         .find(|code| responses.contains_key(*code))
-        .or_else(|| responses.keys().map(String::as_str).find(|code| is_success(code)));
+        .or_else(|| {
+            responses
+                .keys()
+                .map(String::as_str)
+                .find(|code| is_success(code))
+        });
     let Some(code) = code else { return Ok(None) };
     let response_at = pointer(&pointer(site.at, "responses"), code);
     let response = resolver.follow(&responses[code], &response_at)?;
-    let Some(response) = response.as_object() else { return Ok(None) };
+    let Some(response) = response.as_object() else {
+        return Ok(None);
+    };
     if site.swagger {
         return match response.get("schema") {
-            Some(schema) => resolver.schema(schema, &pointer(&response_at, "schema"), fixes).map(Some),
+            Some(schema) => resolver
+                .schema(schema, &pointer(&response_at, "schema"), fixes)
+                .map(Some),
             None => Ok(None),
         };
     }
-    let Some((media, content)) = response.get("content").and_then(Value::as_object).and_then(pick_media_type) else {
+    let Some((media, content)) = response
+        .get("content")
+        .and_then(Value::as_object)
+        .and_then(pick_media_type)
+    else {
         return Ok(None);
     };
     match content.get("schema") {
@@ -343,10 +495,16 @@ impl<'v> Resolver<'v> {
     fn lookup(&self, reference: &str, at: &str) -> Result<&'v Value, Problem> {
         let bad = |message: String| problem(Issue::BadReference, pointer(at, "$ref"), message);
         let Some(target) = reference.strip_prefix('#') else {
-            return Err(bad(format!("`$ref` to `{reference}` is not supported: only local references (`#/...`) are")));
+            return Err(bad(format!(
+                "`$ref` to `{reference}` is not supported: only local references (`#/...`) are"
+            )));
         };
         let target = percent_decode(target);
-        self.root.pointer(&target).ok_or_else(|| bad(format!("`$ref` to `{reference}` points nowhere in the document")))
+        self.root.pointer(&target).ok_or_else(|| {
+            bad(format!(
+                "`$ref` to `{reference}` points nowhere in the document"
+            ))
+        })
     }
 
     /// Follows `$ref` chains on a parameter, response, request body or path item.
@@ -354,7 +512,11 @@ impl<'v> Resolver<'v> {
         let mut seen: Vec<&str> = Vec::new();
         while let Some(reference) = value.get("$ref").and_then(Value::as_str) {
             if seen.contains(&reference) || seen.len() > MAX_REF_DEPTH {
-                return Err(problem(Issue::BadReference, pointer(at, "$ref"), format!("`$ref` chain through `{reference}` never ends")));
+                return Err(problem(
+                    Issue::BadReference,
+                    pointer(at, "$ref"),
+                    format!("`$ref` chain through `{reference}` never ends"),
+                ));
             }
             seen.push(reference);
             value = self.lookup(reference, at)?;
@@ -363,11 +525,22 @@ impl<'v> Resolver<'v> {
     }
 
     /// `schema` with every local `$ref` inlined.
-    fn schema(&mut self, schema: &Value, at: &str, fixes: &mut Vec<String>) -> Result<Value, Problem> {
+    fn schema(
+        &mut self,
+        schema: &Value,
+        at: &str,
+        fixes: &mut Vec<String>,
+    ) -> Result<Value, Problem> {
         self.inline(schema, at, &mut Vec::new(), fixes)
     }
 
-    fn inline(&mut self, value: &Value, at: &str, stack: &mut Vec<String>, fixes: &mut Vec<String>) -> Result<Value, Problem> {
+    fn inline(
+        &mut self,
+        value: &Value,
+        at: &str,
+        stack: &mut Vec<String>,
+        fixes: &mut Vec<String>,
+    ) -> Result<Value, Problem> {
         match value {
             Value::Object(map) => {
                 if let Some(Value::String(reference)) = map.get("$ref") {
@@ -382,7 +555,10 @@ impl<'v> Resolver<'v> {
                 }
                 let mut out = Map::with_capacity(map.len());
                 for (key, field) in map {
-                    out.insert(key.clone(), self.inline_field(key, field, at, stack, fixes)?);
+                    out.insert(
+                        key.clone(),
+                        self.inline_field(key, field, at, stack, fixes)?,
+                    );
                 }
                 Ok(Value::Object(out))
             }
@@ -397,13 +573,34 @@ impl<'v> Resolver<'v> {
         }
     }
 
-    fn inline_field(&mut self, key: &str, field: &Value, at: &str, stack: &mut Vec<String>, fixes: &mut Vec<String>) -> Result<Value, Problem> {
-        if DATA_KEYS.contains(&key) { Ok(field.clone()) } else { self.inline(field, &pointer(at, key), stack, fixes) }
+    fn inline_field(
+        &mut self,
+        key: &str,
+        field: &Value,
+        at: &str,
+        stack: &mut Vec<String>,
+        fixes: &mut Vec<String>,
+    ) -> Result<Value, Problem> {
+        if DATA_KEYS.contains(&key) {
+            Ok(field.clone())
+        } else {
+            self.inline(field, &pointer(at, key), stack, fixes)
+        }
     }
 
-    fn expand(&mut self, reference: &str, at: &str, stack: &mut Vec<String>, fixes: &mut Vec<String>) -> Result<Value, Problem> {
+    fn expand(
+        &mut self,
+        reference: &str,
+        at: &str,
+        stack: &mut Vec<String>,
+        fixes: &mut Vec<String>,
+    ) -> Result<Value, Problem> {
         if stack.iter().any(|open| open == reference) || stack.len() >= MAX_REF_DEPTH {
-            let why = if stack.len() >= MAX_REF_DEPTH { "nesting-too-deep" } else { "cycle" };
+            let why = if stack.len() >= MAX_REF_DEPTH {
+                "nesting-too-deep"
+            } else {
+                "cycle"
+            };
             let fix = format!("{at}:$ref-{why}:{reference}->{{}}");
             if !fixes.contains(&fix) {
                 fixes.push(fix);
@@ -437,7 +634,10 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
-        let hex = bytes.get(index + 1..index + 3).and_then(|hex| std::str::from_utf8(hex).ok()).and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        let hex = bytes
+            .get(index + 1..index + 3)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
         match (bytes[index], hex) {
             (b'%', Some(byte)) => {
                 out.push(byte);

@@ -14,10 +14,10 @@
 use serde_json::{Map, Value, json};
 
 use super::{Entry, as_object, list_field, name_field, new_tool, problem, text_field};
+use crate::Problem;
 use crate::document::{kind, pointer};
 use crate::names::{toolbench_change_name, toolbench_function_name, toolbench_standardize};
 use crate::report::Issue;
-use crate::Problem;
 
 pub(crate) fn read(value: &Value, at: &str, out: &mut Vec<Entry>) {
     match value {
@@ -43,7 +43,10 @@ fn read_item(value: &Value, at: &str, parent: Option<&Map<String, Value>>, out: 
         Some(other) => {
             let at = pointer(at, "api_list");
             let message = format!("`api_list` must be a list, found {}", kind(other));
-            out.push(Entry::failed(at.clone(), problem(Issue::WrongType, at, message)));
+            out.push(Entry::failed(
+                at.clone(),
+                problem(Issue::WrongType, at, message),
+            ));
         }
         None => out.push(match tool(value, at, parent) {
             Ok(tool) => Entry::ok(at.to_string(), tool),
@@ -52,26 +55,42 @@ fn read_item(value: &Value, at: &str, parent: Option<&Map<String, Value>>, out: 
     }
 }
 
-fn tool(value: &Value, at: &str, parent: Option<&Map<String, Value>>) -> Result<toolflow_core::Tool, Problem> {
+fn tool(
+    value: &Value,
+    at: &str,
+    parent: Option<&Map<String, Value>>,
+) -> Result<toolflow_core::Tool, Problem> {
     let api = as_object(value, at, "a ToolBench API entry (an object)")?;
     // ToolBench's tool files call it `name`; query files `api_name`.
-    let api_key = if api.contains_key("name") && !api.contains_key("api_name") { "name" } else { "api_name" };
+    let api_key = if api.contains_key("name") && !api.contains_key("api_name") {
+        "name"
+    } else {
+        "api_name"
+    };
     let api_name = name_field(api, api_key, at)?;
     let tool_name = match (api.get("tool_name"), parent) {
         (Some(_), _) | (None, None) => name_field(api, "tool_name", at)?,
         (None, Some(parent)) => name_field(parent, "tool_name", at)?,
     };
-    let description_key = if api.contains_key("api_description") { "api_description" } else { "description" };
+    let description_key = if api.contains_key("api_description") {
+        "api_description"
+    } else {
+        "description"
+    };
     let description = text_field(api, description_key, at)?;
 
     let mut properties = Map::new();
     let mut required = Vec::new();
-    for (key, is_required) in [("required_parameters", true), ("optional_parameters", false)] {
+    for (key, is_required) in [
+        ("required_parameters", true),
+        ("optional_parameters", false),
+    ] {
         let list_at = pointer(at, key);
         for (index, parameter) in list_field(api, key, at)?.iter().enumerate() {
             let at = pointer(&list_at, index);
             let parameter = as_object(parameter, &at, "a parameter object")?;
-            let name = toolbench_change_name(toolbench_standardize(&name_field(parameter, "name", &at)?));
+            let name =
+                toolbench_change_name(toolbench_standardize(&name_field(parameter, "name", &at)?));
             if is_required {
                 required.push(Value::String(name.clone()));
             }
@@ -85,7 +104,10 @@ fn tool(value: &Value, at: &str, parent: Option<&Map<String, Value>>) -> Result<
         Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
             Ok(template) => (Some(template_schema(&template)), "template_response"),
             Err(_) => match repair_truncated(text) {
-                Some(template) => (Some(template_schema(&template)), "truncated_string_repaired"),
+                Some(template) => (
+                    Some(template_schema(&template)),
+                    "truncated_string_repaired",
+                ),
                 None => (None, "unparseable"),
             },
         },
@@ -94,7 +116,9 @@ fn tool(value: &Value, at: &str, parent: Option<&Map<String, Value>>) -> Result<
 
     let name = toolbench_function_name(&api_name, &tool_name);
     let mut tool = new_tool(name, description, parameters, returns, "toolbench".into());
-    let category = api.get("category_name").or_else(|| parent.and_then(|parent| parent.get("category_name")));
+    let category = api
+        .get("category_name")
+        .or_else(|| parent.and_then(|parent| parent.get("category_name")));
     if let Some(category) = category.filter(|category| category.is_string()) {
         tool.meta.insert("category".into(), category.clone());
     }
@@ -120,7 +144,10 @@ fn parameter_schema(parameter: &Map<String, Value>) -> Value {
     };
     let mut schema = Map::new();
     schema.insert("type".into(), json_type.into());
-    let description = parameter.get("description").and_then(Value::as_str).unwrap_or("");
+    let description = parameter
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     schema.insert("description".into(), description.into());
     if rapidapi_type.is_some_and(|kind| kind.starts_with("DATE")) {
         schema.insert("format".into(), "date".into());
@@ -143,8 +170,11 @@ fn parameter_schema(parameter: &Map<String, Value>) -> Value {
 fn template_schema(template: &Value) -> Value {
     match template {
         Value::Object(fields) => {
-            let properties: Map<String, Value> =
-                fields.iter().filter(|(key, _)| *key != "_list_length").map(|(key, value)| (key.clone(), template_schema(value))).collect();
+            let properties: Map<String, Value> = fields
+                .iter()
+                .filter(|(key, _)| *key != "_list_length")
+                .map(|(key, value)| (key.clone(), template_schema(value)))
+                .collect();
             json!({"type": "object", "properties": properties})
         }
         Value::Array(items) => match items.first() {
@@ -166,7 +196,9 @@ fn leaf_schema(word: &str) -> Value {
         "NoneType" => "null",
         "empty list" => "array",
         _ => {
-            let element = word.strip_prefix("list of ").and_then(|rest| rest.split_once(" with length "));
+            let element = word
+                .strip_prefix("list of ")
+                .and_then(|rest| rest.split_once(" with length "));
             return match element {
                 Some(("list", _)) => json!({"type": "array", "items": {"type": "array"}}),
                 Some((element, _)) => json!({"type": "array", "items": leaf_schema(element)}),
@@ -236,7 +268,9 @@ mod tests {
 
     #[test]
     fn truncated_templates_keep_complete_members() {
-        let repaired = repair_truncated(r#"{"a": "str", "b": {"c": "int", "d": [{"e": "str, with comma"#).unwrap();
+        let repaired =
+            repair_truncated(r#"{"a": "str", "b": {"c": "int", "d": [{"e": "str, with comma"#)
+                .unwrap();
         assert_eq!(repaired, json!({"a": "str", "b": {"c": "int"}}));
         assert_eq!(repair_truncated(r#"{"a": "#), None);
     }
