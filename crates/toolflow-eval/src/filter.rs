@@ -164,18 +164,29 @@ impl Default for NearDuplicateConfig {
     fn default() -> Self {
         // 32 bands of 4 rows: a pair at Jaccard 0.9 becomes a candidate with probability
         // 1 - (1 - 0.9^4)^32 ≈ 1, one at 0.3 with ≈ 0.23 (and is then dropped on the estimate).
-        NearDuplicateConfig { threshold: 0.9, shingle_words: 5, hashes: 128, bands: 32, seed: 0 }
+        NearDuplicateConfig {
+            threshold: 0.9,
+            shingle_words: 5,
+            hashes: 128,
+            bands: 32,
+            seed: 0,
+        }
     }
 }
 
 impl FilterConfig {
     pub fn level(&self, rule: Rule) -> Level {
-        self.rules.get(&rule).copied().unwrap_or_else(|| rule.default_level())
+        self.rules
+            .get(&rule)
+            .copied()
+            .unwrap_or_else(|| rule.default_level())
     }
 
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, EvalError> {
-        let config: FilterConfig = toml::from_str(text)
-            .map_err(|source| EvalError::Rules { path: path.to_path_buf(), detail: source.to_string() })?;
+        let config: FilterConfig = toml::from_str(text).map_err(|source| EvalError::Rules {
+            path: path.to_path_buf(),
+            detail: source.to_string(),
+        })?;
         let near = &config.near_duplicate;
         let problem = if !(near.threshold > 0.0 && near.threshold <= 1.0) {
             Some("near-duplicate.threshold must be in (0, 1]")
@@ -187,14 +198,19 @@ impl FilterConfig {
             None
         };
         match problem {
-            Some(detail) => Err(EvalError::Rules { path: path.to_path_buf(), detail: detail.into() }),
+            Some(detail) => Err(EvalError::Rules {
+                path: path.to_path_buf(),
+                detail: detail.into(),
+            }),
             None => Ok(config),
         }
     }
 
     pub fn load(path: &Path) -> Result<Self, EvalError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| EvalError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml(&text, path)
     }
 }
@@ -246,7 +262,10 @@ impl Filter {
     /// Every reason `dialogue` is flagged for; an empty list when it passes. A dialogue that
     /// is kept is remembered, so that later copies of it are duplicates.
     pub fn check(&mut self, dialogue: &Dialogue) -> Vec<Reason> {
-        let mut reasons = Reasons { config: &self.config, list: Vec::new() };
+        let mut reasons = Reasons {
+            config: &self.config,
+            list: Vec::new(),
+        };
         check_turns(dialogue, &mut self.validators, &mut reasons);
         check_ending(dialogue, &mut reasons);
         let mut reasons = reasons.list;
@@ -309,7 +328,13 @@ impl Reasons<'_> {
     fn push(&mut self, rule: Rule, turn: Option<usize>, pointer: Option<String>, detail: String) {
         let level = self.config.level(rule);
         if level != Level::Off {
-            self.list.push(Reason { rule, level, turn, pointer, detail });
+            self.list.push(Reason {
+                rule,
+                level,
+                turn,
+                pointer,
+                detail,
+            });
         }
     }
 }
@@ -324,7 +349,11 @@ fn check_turns(
     validators: &mut HashMap<String, Result<jsonschema::Validator, String>>,
     reasons: &mut Reasons,
 ) {
-    let tools: HashMap<&str, &Tool> = dialogue.tools.iter().map(|t| (t.name.as_str(), t)).collect();
+    let tools: HashMap<&str, &Tool> = dialogue
+        .tools
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
     let mut evidence = Evidence::default();
     evidence.add_text(&dialogue.context.current_time);
     evidence.add_text(&dialogue.context.location);
@@ -337,9 +366,19 @@ fn check_turns(
             Turn::User(user) => {
                 let text = user.content.trim();
                 if text.is_empty() {
-                    reasons.push(Rule::EmptyTurn, at, content_pointer(), "user turn with blank text".into());
+                    reasons.push(
+                        Rule::EmptyTurn,
+                        at,
+                        content_pointer(),
+                        "user turn with blank text".into(),
+                    );
                 } else if last_user == Some(text) {
-                    reasons.push(Rule::RepeatedTurn, at, content_pointer(), "same text as the previous user turn".into());
+                    reasons.push(
+                        Rule::RepeatedTurn,
+                        at,
+                        content_pointer(),
+                        "same text as the previous user turn".into(),
+                    );
                 }
                 if !text.is_empty() {
                     last_user = Some(text);
@@ -347,7 +386,11 @@ fn check_turns(
                 evidence.add_text(&user.content);
             }
             Turn::Assistant(assistant) => {
-                let text = assistant.content.as_deref().map(str::trim).filter(|t| !t.is_empty());
+                let text = assistant
+                    .content
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty());
                 match text {
                     None if assistant.tool_calls.is_empty() => reasons.push(
                         Rule::EmptyTurn,
@@ -374,7 +417,10 @@ fn check_turns(
             Turn::Tool(tool) => {
                 if !(tool.content.is_object() || tool.content.is_array()) {
                     let what = match &tool.content {
-                        Value::String(s) if serde_json::from_str::<Value>(s).is_ok_and(|v| v.is_object() || v.is_array()) => {
+                        Value::String(s)
+                            if serde_json::from_str::<Value>(s)
+                                .is_ok_and(|v| v.is_object() || v.is_array()) =>
+                        {
                             "a string holding JSON text (not parsed)"
                         }
                         Value::String(_) => "a string",
@@ -386,7 +432,10 @@ fn check_turns(
                         Rule::ResultNotJson,
                         at,
                         content_pointer(),
-                        format!("result of `{}` is {what}, not a JSON object or array", tool.name),
+                        format!(
+                            "result of `{}` is {what}, not a JSON object or array",
+                            tool.name
+                        ),
                     );
                 }
                 evidence.add_json(&tool.content);
@@ -420,7 +469,11 @@ fn check_call(
             Rule::UnparsedArguments,
             at,
             Some(format!("{base}/arguments")),
-            format!("arguments of `{}` are {}, not a JSON object", call.name, kind(&call.arguments)),
+            format!(
+                "arguments of `{}` are {}, not a JSON object",
+                call.name,
+                kind(&call.arguments)
+            ),
         );
         return;
     }
@@ -431,7 +484,11 @@ fn check_call(
             Rule::UnknownTool,
             at,
             Some(format!("{base}/name")),
-            format!("no tool `{}` among this dialogue's tools ({})", call.name, known.join(", ")),
+            format!(
+                "no tool `{}` among this dialogue's tools ({})",
+                call.name,
+                known.join(", ")
+            ),
         );
         return;
     };
@@ -442,18 +499,26 @@ fn check_call(
                 Rule::MissingRequired,
                 at,
                 Some(arguments_pointer.clone()),
-                format!("required argument `{required}` of `{}` is missing", call.name),
+                format!(
+                    "required argument `{required}` of `{}` is missing",
+                    call.name
+                ),
             );
         }
     }
     if reasons.on(Rule::SchemaViolation) {
         let validator = validators
             .entry(tool.parameters.to_string())
-            .or_insert_with(|| jsonschema::validator_for(&tool.parameters).map_err(|e| e.to_string()));
+            .or_insert_with(|| {
+                jsonschema::validator_for(&tool.parameters).map_err(|e| e.to_string())
+            });
         match validator {
             Ok(validator) => {
                 for error in validator.iter_errors(&call.arguments) {
-                    if matches!(error.kind(), jsonschema::error::ValidationErrorKind::Required { .. }) {
+                    if matches!(
+                        error.kind(),
+                        jsonschema::error::ValidationErrorKind::Required { .. }
+                    ) {
                         continue;
                     }
                     reasons.push(
@@ -468,20 +533,31 @@ fn check_call(
                 Rule::SchemaViolation,
                 at,
                 Some(arguments_pointer.clone()),
-                format!("the parameters schema of `{}` does not compile: {error}", call.name),
+                format!(
+                    "the parameters schema of `{}` does not compile: {error}",
+                    call.name
+                ),
             ),
         }
     }
     if reasons.on(Rule::UngroundedArgument) {
         let mut leaves = Vec::new();
-        argument_leaves(&call.arguments, Some(&tool.parameters), arguments_pointer, &mut leaves);
+        argument_leaves(
+            &call.arguments,
+            Some(&tool.parameters),
+            arguments_pointer,
+            &mut leaves,
+        );
         for (pointer, value) in leaves {
             if !evidence.grounds(value) {
                 reasons.push(
                     Rule::UngroundedArgument,
                     at,
                     Some(pointer),
-                    format!("value {value} of `{}` appears nowhere earlier in the dialogue or context", call.name),
+                    format!(
+                        "value {value} of `{}` appears nowhere earlier in the dialogue or context",
+                        call.name
+                    ),
                 );
             }
         }
@@ -517,12 +593,16 @@ fn argument_leaves<'a>(
     match value {
         Value::Object(map) => {
             for (key, item) in map {
-                let sub = schema.and_then(|s| s.get("properties")).and_then(|p| p.get(key));
+                let sub = schema
+                    .and_then(|s| s.get("properties"))
+                    .and_then(|p| p.get(key));
                 argument_leaves(item, sub, format!("{pointer}/{}", segment(key)), out);
             }
         }
         Value::Array(items) => {
-            let sub = schema.and_then(|s| s.get("items")).filter(|s| s.is_object());
+            let sub = schema
+                .and_then(|s| s.get("items"))
+                .filter(|s| s.is_object());
             for (index, item) in items.iter().enumerate() {
                 argument_leaves(item, sub, format!("{pointer}/{index}"), out);
             }
@@ -564,7 +644,9 @@ impl Evidence {
                 self.text.contains(&needle)
             }
             Value::Number(n) => n.as_f64().is_some_and(|x| {
-                self.numbers.iter().any(|&y| (x - y).abs() <= 1e-9 * x.abs().max(1.0))
+                self.numbers
+                    .iter()
+                    .any(|&y| (x - y).abs() <= 1e-9 * x.abs().max(1.0))
             }),
             _ => true,
         }
@@ -583,7 +665,10 @@ fn numbers_in(text: &str) -> Vec<f64> {
             continue;
         }
         let mut start = i;
-        if start > 0 && bytes[start - 1] == b'-' && (start < 2 || !bytes[start - 2].is_ascii_alphanumeric()) {
+        if start > 0
+            && bytes[start - 1] == b'-'
+            && (start < 2 || !bytes[start - 2].is_ascii_alphanumeric())
+        {
             start -= 1;
         }
         while i < bytes.len() && bytes[i].is_ascii_digit() {
@@ -602,24 +687,41 @@ fn numbers_in(text: &str) -> Vec<f64> {
 
 fn check_ending(dialogue: &Dialogue, reasons: &mut Reasons) {
     if reasons.on(Rule::NoToolCall)
-        && !dialogue.turns.iter().any(|t| matches!(t, Turn::Assistant(a) if !a.tool_calls.is_empty()))
+        && !dialogue
+            .turns
+            .iter()
+            .any(|t| matches!(t, Turn::Assistant(a) if !a.tool_calls.is_empty()))
     {
-        reasons.push(Rule::NoToolCall, None, Some("/turns".into()), "no assistant turn calls a tool".into());
+        reasons.push(
+            Rule::NoToolCall,
+            None,
+            Some("/turns".into()),
+            "no assistant turn calls a tool".into(),
+        );
     }
     let last = dialogue.turns.len().checked_sub(1);
     let ending = match dialogue.turns.last() {
         None => Some("the dialogue has no turns"),
         Some(Turn::User(_)) => Some("ends on a user turn the assistant never answered"),
         Some(Turn::Tool(_)) => Some("ends on a tool result the assistant never answered"),
-        Some(Turn::Assistant(a)) if !a.tool_calls.is_empty() => Some("ends on a tool call without its result"),
+        Some(Turn::Assistant(a)) if !a.tool_calls.is_empty() => {
+            Some("ends on a tool call without its result")
+        }
         Some(Turn::Assistant(_)) => None,
     };
     if let Some(detail) = ending {
-        reasons.push(Rule::Incomplete, last, last.map(|i| format!("/turns/{i}")), detail.into());
+        reasons.push(
+            Rule::Incomplete,
+            last,
+            last.map(|i| format!("/turns/{i}")),
+            detail.into(),
+        );
     }
     let outcome = &dialogue.outcome;
     if outcome.status != OutcomeStatus::Completed {
-        let status = serde_json::to_value(outcome.status).ok().and_then(|v| v.as_str().map(String::from));
+        let status = serde_json::to_value(outcome.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from));
         reasons.push(
             Rule::Incomplete,
             None,
@@ -637,7 +739,11 @@ fn check_ending(dialogue: &Dialogue, reasons: &mut Reasons) {
                 Rule::Incomplete,
                 None,
                 Some("/outcome/steps_done".into()),
-                format!("plan steps left: {} of {} done", outcome.steps_done, plan.steps.len()),
+                format!(
+                    "plan steps left: {} of {} done",
+                    outcome.steps_done,
+                    plan.steps.len()
+                ),
             );
         }
     }
@@ -703,7 +809,12 @@ impl FilterSummary {
             kept_with_warnings: 0,
             rules: Rule::ALL
                 .iter()
-                .map(|&rule| RuleCount { rule, level: config.level(rule), dialogues: 0, reasons: 0 })
+                .map(|&rule| RuleCount {
+                    rule,
+                    level: config.level(rule),
+                    dialogues: 0,
+                    reasons: 0,
+                })
                 .collect(),
         }
     }
@@ -771,19 +882,36 @@ impl PartialFile {
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
-        let out = File::create(&partial).map_err(|source| EvalError::Io { path: partial.clone(), source })?;
-        Ok(PartialFile { path: path.to_path_buf(), partial, out: BufWriter::new(out) })
+        let out = File::create(&partial).map_err(|source| EvalError::Io {
+            path: partial.clone(),
+            source,
+        })?;
+        Ok(PartialFile {
+            path: path.to_path_buf(),
+            partial,
+            out: BufWriter::new(out),
+        })
     }
 
     fn line(&mut self, line: &str) -> Result<(), EvalError> {
-        let io = |source| EvalError::Io { path: self.partial.clone(), source };
+        let io = |source| EvalError::Io {
+            path: self.partial.clone(),
+            source,
+        };
         self.out.write_all(line.as_bytes()).map_err(io)?;
         self.out.write_all(b"\n").map_err(io)
     }
 
     fn finish(self) -> Result<(), EvalError> {
-        let io = |source| EvalError::Io { path: self.path.clone(), source };
-        self.out.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+        let io = |source| EvalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.out
+            .into_inner()
+            .map_err(|e| io(e.into_error()))?
+            .sync_all()
+            .map_err(io)?;
         std::fs::rename(&self.partial, &self.path).map_err(io)
     }
 }

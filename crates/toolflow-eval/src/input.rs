@@ -32,7 +32,10 @@ pub fn for_each_dialogue(
     path: &Path,
     mut each: impl FnMut(Dialogue, Option<&str>) -> Result<(), EvalError>,
 ) -> Result<Format, EvalError> {
-    let io = |source| EvalError::Io { path: path.to_path_buf(), source };
+    let io = |source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut reader = BufReader::new(File::open(path).map_err(io)?);
     let first = loop {
         let buffer = reader.fill_buf().map_err(io)?;
@@ -50,8 +53,12 @@ pub fn for_each_dialogue(
         Some(b'[') => {
             let mut text = String::new();
             reader.read_to_string(&mut text).map_err(io)?;
-            let values: Vec<Value> = serde_json::from_str(&text)
-                .map_err(|source| EvalError::Json { path: path.to_path_buf(), line: source.line(), source })?;
+            let values: Vec<Value> =
+                serde_json::from_str(&text).map_err(|source| EvalError::Json {
+                    path: path.to_path_buf(),
+                    line: source.line(),
+                    source,
+                })?;
             let format = match values.first() {
                 Some(value) if sgd::looks_like_sgd(value) => Format::Sgd,
                 _ => Format::ToolflowArray,
@@ -61,7 +68,11 @@ pub fn for_each_dialogue(
                     Format::Sgd => sgd::convert(value, index as u64),
                     _ => serde_json::from_value(value).map_err(|e| e.to_string()),
                 }
-                .map_err(|detail| EvalError::Record { path: path.to_path_buf(), index, detail })?;
+                .map_err(|detail| EvalError::Record {
+                    path: path.to_path_buf(),
+                    index,
+                    detail,
+                })?;
                 each(dialogue, None)?;
             }
             Ok(format)

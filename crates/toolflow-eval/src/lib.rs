@@ -24,11 +24,22 @@ pub use metrics::{DatasetMeasures, Diversity, Statistics};
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: not a dialogue record: {source}")]
-    Json { path: PathBuf, line: usize, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
     #[error("{path}: element {index}: {detail}")]
-    Record { path: PathBuf, index: usize, detail: String },
+    Record {
+        path: PathBuf,
+        index: usize,
+        detail: String,
+    },
     #[error("{path}: bad rules file: {detail}")]
     Rules { path: PathBuf, detail: String },
 }
@@ -60,7 +71,10 @@ pub fn evaluate_file(path: &Path) -> Result<RunMetrics, EvalError> {
     })?;
     let unavailable = || json!({"value": null, "note": NOT_COMPUTED});
     Ok(RunMetrics {
-        name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         path: path.to_path_buf(),
         format,
         statistics: measures.statistics(),

@@ -167,7 +167,11 @@ impl DatasetMeasures {
             chitchat_share: ratio(self.chitchat_rounds, self.rounds),
             plan_chitchat_share: (self.plan_steps_seen > 0)
                 .then(|| ratio(self.plan_chitchat_steps, self.plan_steps_seen)),
-            calls_per_tool: self.calls_per_tool.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            calls_per_tool: self
+                .calls_per_tool
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
             mean_calls_per_called_tool: ratio(self.tool_calls, self.calls_per_tool.len() as u64),
             mean_tools_per_dialogue: ratio(self.offered_tools, self.dialogues),
             mean_called_tools_per_dialogue: ratio(self.called_tools, self.dialogues),
@@ -196,9 +200,15 @@ fn classify_rounds(turns: &[Turn]) -> Vec<Round> {
         match turn {
             Turn::User(_) => rounds.push((false, None)),
             Turn::Assistant(assistant) => {
-                let Some(round) = rounds.last_mut() else { continue };
+                let Some(round) = rounds.last_mut() else {
+                    continue;
+                };
                 round.0 |= !assistant.tool_calls.is_empty();
-                if let Some(text) = assistant.content.as_deref().filter(|t| !t.trim().is_empty()) {
+                if let Some(text) = assistant
+                    .content
+                    .as_deref()
+                    .filter(|t| !t.trim().is_empty())
+                {
                     round.1 = Some(text.trim_end().ends_with('?'));
                 }
             }

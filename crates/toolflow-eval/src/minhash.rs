@@ -52,7 +52,10 @@ impl MinHasher {
                 splitmix64(state)
             })
             .collect();
-        MinHasher { seeds, shingle_words: shingle_words.max(1) }
+        MinHasher {
+            seeds,
+            shingle_words: shingle_words.max(1),
+        }
     }
 
     /// The signature of a word sequence; all `u64::MAX` for no words at all.
@@ -82,14 +85,18 @@ pub struct LshIndex {
 
 impl LshIndex {
     pub fn new(bands: usize) -> Self {
-        LshIndex { bands: bands.max(1), ..Default::default() }
+        LshIndex {
+            bands: bands.max(1),
+            ..Default::default()
+        }
     }
 
     fn band_keys<'a>(&self, signature: &'a [u64]) -> impl Iterator<Item = (usize, u64)> + 'a {
         let rows = signature.len().div_ceil(self.bands).max(1);
-        signature.chunks(rows).enumerate().map(|(band, rows)| {
-            (band, rows.iter().fold(0u64, |acc, &r| splitmix64(acc ^ r)))
-        })
+        signature
+            .chunks(rows)
+            .enumerate()
+            .map(|(band, rows)| (band, rows.iter().fold(0u64, |acc, &r| splitmix64(acc ^ r))))
     }
 
     /// The earliest indexed signature whose estimated Jaccard with `signature` reaches
@@ -134,8 +141,14 @@ mod tests {
         // Two-word shingles: 9 each, 8 shared → Jaccard 8/10.
         let estimate = estimated_jaccard(&hasher.signature(&a), &hasher.signature(&b));
         assert!((estimate - 0.8).abs() < 0.1, "{estimate}");
-        assert_eq!(hasher.signature(&a), MinHasher::new(256, 2, 7).signature(&a));
-        assert_ne!(hasher.signature(&a), MinHasher::new(256, 2, 8).signature(&a));
+        assert_eq!(
+            hasher.signature(&a),
+            MinHasher::new(256, 2, 7).signature(&a)
+        );
+        assert_ne!(
+            hasher.signature(&a),
+            MinHasher::new(256, 2, 8).signature(&a)
+        );
         let c = words("completely different text about the weather in lyon today");
         assert!(estimated_jaccard(&hasher.signature(&a), &hasher.signature(&c)) < 0.1);
     }

@@ -55,9 +55,10 @@ struct SgdCall {
 /// Whether a parsed JSON value looks like one SGD dialogue.
 pub fn looks_like_sgd(value: &Value) -> bool {
     value.get("dialogue_id").is_some()
-        && value["turns"].as_array().and_then(|turns| turns.first()).is_some_and(|turn| {
-            turn.get("speaker").is_some() && turn.get("utterance").is_some()
-        })
+        && value["turns"]
+            .as_array()
+            .and_then(|turns| turns.first())
+            .is_some_and(|turn| turn.get("speaker").is_some() && turn.get("utterance").is_some())
 }
 
 /// Converts one SGD dialogue (the `index`-th of its file).
@@ -75,11 +76,16 @@ pub fn convert(value: Value, index: u64) -> Result<Dialogue, String> {
             })),
             "SYSTEM" => {
                 for frame in turn.frames {
-                    let Some(call) = frame.service_call else { continue };
+                    let Some(call) = frame.service_call else {
+                        continue;
+                    };
                     let name = format!("{}_{}", frame.service, call.method);
                     let tool = tools.entry(name.clone()).or_insert_with(|| Tool {
                         name: name.clone(),
-                        description: format!("SGD service {}, intent {}", frame.service, call.method),
+                        description: format!(
+                            "SGD service {}, intent {}",
+                            frame.service, call.method
+                        ),
                         parameters: json!({"type": "object", "properties": {}}),
                         returns: None,
                         source: "sgd".into(),
@@ -135,7 +141,11 @@ pub fn convert(value: Value, index: u64) -> Result<Dialogue, String> {
             models: BTreeMap::from([("all".to_string(), "human:sgd".to_string())]),
             temperature: 0.0,
         },
-        outcome: Outcome { status: OutcomeStatus::Completed, reason: None, steps_done: 0 },
+        outcome: Outcome {
+            status: OutcomeStatus::Completed,
+            reason: None,
+            steps_done: 0,
+        },
         usage: Usage::default(),
     })
 }
@@ -161,13 +171,26 @@ mod tests {
                 Turn::Tool(_) => "tool",
             })
             .collect();
-        assert_eq!(roles, ["user", "assistant", "user", "call", "tool", "assistant"]);
-        let Turn::Assistant(call) = &dialogue.turns[3] else { panic!() };
+        assert_eq!(
+            roles,
+            ["user", "assistant", "user", "call", "tool", "assistant"]
+        );
+        let Turn::Assistant(call) = &dialogue.turns[3] else {
+            panic!()
+        };
         assert_eq!(call.tool_calls[0].name, "Restaurants_1_FindRestaurants");
-        assert_eq!(call.tool_calls[0].arguments, json!({"city": "San Jose", "cuisine": "Italian"}));
-        let Turn::Tool(result) = &dialogue.turns[4] else { panic!() };
+        assert_eq!(
+            call.tool_calls[0].arguments,
+            json!({"city": "San Jose", "cuisine": "Italian"})
+        );
+        let Turn::Tool(result) = &dialogue.turns[4] else {
+            panic!()
+        };
         assert_eq!(result.content[0]["restaurant_name"], "Pasta Nostra");
         assert_eq!(dialogue.tools.len(), 1);
-        assert_eq!(dialogue.tools[0].parameters["properties"]["city"]["type"], "string");
+        assert_eq!(
+            dialogue.tools[0].parameters["properties"]["city"]["type"],
+            "string"
+        );
     }
 }

@@ -26,9 +26,18 @@ pub fn turn_texts(turn: &Turn) -> Vec<Cow<'_, str>> {
     match turn {
         Turn::User(user) => vec![Cow::Borrowed(user.content.as_str())],
         Turn::Assistant(assistant) => {
-            let mut texts: Vec<Cow<str>> =
-                assistant.content.as_deref().map(Cow::Borrowed).into_iter().collect();
-            texts.extend(assistant.tool_calls.iter().map(|call| Cow::Owned(call_text(call))));
+            let mut texts: Vec<Cow<str>> = assistant
+                .content
+                .as_deref()
+                .map(Cow::Borrowed)
+                .into_iter()
+                .collect();
+            texts.extend(
+                assistant
+                    .tool_calls
+                    .iter()
+                    .map(|call| Cow::Owned(call_text(call))),
+            );
             texts
         }
         Turn::Tool(tool) => vec![json_text(&tool.content)],

@@ -17,7 +17,10 @@ pub const TOKENIZER_RULE: &str =
 /// Calls `each` with every word of `text`, lowercased, in order.
 pub fn for_each_word(text: &str, mut each: impl FnMut(&str)) {
     let mut lowered = String::new();
-    for run in text.split(|c: char| !c.is_alphanumeric()).filter(|run| !run.is_empty()) {
+    for run in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|run| !run.is_empty())
+    {
         if run.chars().any(char::is_uppercase) {
             lowered.clear();
             lowered.extend(run.chars().flat_map(char::to_lowercase));
@@ -49,8 +52,14 @@ mod tests {
     #[test]
     fn splits_on_non_alphanumerics_and_lowercases() {
         assert_eq!(words("Don't BOOK it!"), ["don", "t", "book", "it"]);
-        assert_eq!(words(r#"{"city":"Lyon","n":3}"#), ["city", "lyon", "n", "3"]);
-        assert_eq!(words("Ärger über 2024-05-14"), ["ärger", "über", "2024", "05", "14"]);
+        assert_eq!(
+            words(r#"{"city":"Lyon","n":3}"#),
+            ["city", "lyon", "n", "3"]
+        );
+        assert_eq!(
+            words("Ärger über 2024-05-14"),
+            ["ärger", "über", "2024", "05", "14"]
+        );
         assert_eq!(count("  ... "), 0);
     }
 }

@@ -30,17 +30,30 @@ fn weather_tool() -> Tool {
 }
 
 fn user(text: &str) -> Turn {
-    Turn::User(UserTurn { content: text.into(), plan_step: None, generation: None })
+    Turn::User(UserTurn {
+        content: text.into(),
+        plan_step: None,
+        generation: None,
+    })
 }
 
 fn say(text: &str) -> Turn {
-    Turn::Assistant(AssistantTurn { content: Some(text.into()), tool_calls: vec![], generation: None })
+    Turn::Assistant(AssistantTurn {
+        content: Some(text.into()),
+        tool_calls: vec![],
+        generation: None,
+    })
 }
 
 fn call(name: &str, arguments: Value) -> Turn {
     Turn::Assistant(AssistantTurn {
         content: None,
-        tool_calls: vec![ToolCall { id: "call_0".into(), name: name.into(), arguments, arguments_raw: None }],
+        tool_calls: vec![ToolCall {
+            id: "call_0".into(),
+            name: name.into(),
+            arguments,
+            arguments_raw: None,
+        }],
         generation: None,
     })
 }
@@ -61,7 +74,10 @@ fn dialogue(id: &str, turns: Vec<Turn>) -> Dialogue {
         index: 0,
         tools: vec![weather_tool()],
         plan: None,
-        context: SystemContext { current_time: "2024-05-14T09:30:00".into(), location: "Lyon, France".into() },
+        context: SystemContext {
+            current_time: "2024-05-14T09:30:00".into(),
+            location: "Lyon, France".into(),
+        },
         turns,
         settings: DialogueSettings {
             sampler: SamplingStrategy::Graph,
@@ -73,7 +89,11 @@ fn dialogue(id: &str, turns: Vec<Turn>) -> Dialogue {
             models: Default::default(),
             temperature: 0.7,
         },
-        outcome: Outcome { status: OutcomeStatus::Completed, reason: None, steps_done: 0 },
+        outcome: Outcome {
+            status: OutcomeStatus::Completed,
+            reason: None,
+            steps_done: 0,
+        },
         usage: Usage::default(),
     }
 }
@@ -84,7 +104,10 @@ fn good(id: &str) -> Dialogue {
         id,
         vec![
             user("What's the weather in LYON for the next 3 days?"),
-            call("get_weather", json!({"city": "Lyon", "days": 3, "unit": "c", "detailed": true})),
+            call(
+                "get_weather",
+                json!({"city": "Lyon", "days": 3, "unit": "c", "detailed": true}),
+            ),
             result(json!({"forecast": [{"day": 1, "temp": 21}]})),
             say("Sunny, 21 degrees tomorrow."),
         ],
@@ -114,12 +137,17 @@ fn the_good_dialogue_passes_every_rule() {
 fn unparsed_arguments() {
     assert!(!rules(&good("d")).contains(&Rule::UnparsedArguments));
     let mut d = good("d");
-    let Turn::Assistant(a) = &mut d.turns[1] else { unreachable!() };
+    let Turn::Assistant(a) = &mut d.turns[1] else {
+        unreachable!()
+    };
     a.tool_calls[0].arguments = Value::Null;
     a.tool_calls[0].arguments_raw = Some(r#"{"city": "Lyon""#.into());
     let found = reasons(&d);
     assert_eq!(found[0].rule, Rule::UnparsedArguments);
-    assert_eq!(found[0].pointer.as_deref(), Some("/turns/1/tool_calls/0/arguments_raw"));
+    assert_eq!(
+        found[0].pointer.as_deref(),
+        Some("/turns/1/tool_calls/0/arguments_raw")
+    );
     assert_eq!(found[0].turn, Some(1));
     // Parsed, but not an object.
     assert_eq!(rules(&with_call(json!("Lyon"))), [Rule::UnparsedArguments]);
@@ -138,12 +166,23 @@ fn unknown_tool() {
 
 #[test]
 fn schema_violation() {
-    assert!(!rules(&with_call(json!({"city": "Lyon", "days": 3}))).contains(&Rule::SchemaViolation));
+    assert!(
+        !rules(&with_call(json!({"city": "Lyon", "days": 3}))).contains(&Rule::SchemaViolation)
+    );
     let found = reasons(&with_call(json!({"city": "Lyon", "days": "three"})));
-    let violation = found.iter().find(|r| r.rule == Rule::SchemaViolation).expect("a violation");
-    assert_eq!(violation.pointer.as_deref(), Some("/turns/1/tool_calls/0/arguments/days"));
+    let violation = found
+        .iter()
+        .find(|r| r.rule == Rule::SchemaViolation)
+        .expect("a violation");
+    assert_eq!(
+        violation.pointer.as_deref(),
+        Some("/turns/1/tool_calls/0/arguments/days")
+    );
     // An argument the schema does not allow.
-    assert!(rules(&with_call(json!({"city": "Lyon", "colour": "red"}))).contains(&Rule::SchemaViolation));
+    assert!(
+        rules(&with_call(json!({"city": "Lyon", "colour": "red"})))
+            .contains(&Rule::SchemaViolation)
+    );
 }
 
 #[test]
@@ -156,18 +195,34 @@ fn missing_required_is_reported_once_and_not_as_a_schema_violation() {
 #[test]
 fn ungrounded_argument_is_a_warning_by_default() {
     // Case-insensitive string, number by value, enum and boolean exempt.
-    assert_eq!(rules(&with_call(json!({"city": "lyon", "days": 3.0, "unit": "f", "detailed": false}))), []);
+    assert_eq!(
+        rules(&with_call(
+            json!({"city": "lyon", "days": 3.0, "unit": "f", "detailed": false})
+        )),
+        []
+    );
     let found = reasons(&with_call(json!({"city": "Paris", "days": 6})));
     let pointers: Vec<_> = found.iter().filter_map(|r| r.pointer.as_deref()).collect();
-    assert_eq!(pointers, ["/turns/1/tool_calls/0/arguments/city", "/turns/1/tool_calls/0/arguments/days"]);
-    assert!(found.iter().all(|r| r.rule == Rule::UngroundedArgument && r.level == Level::Warn));
+    assert_eq!(
+        pointers,
+        [
+            "/turns/1/tool_calls/0/arguments/city",
+            "/turns/1/tool_calls/0/arguments/days"
+        ]
+    );
+    assert!(
+        found
+            .iter()
+            .all(|r| r.rule == Rule::UngroundedArgument && r.level == Level::Warn)
+    );
     assert!(!rejects(&found));
     // The system context grounds: the location and the date's numbers.
     assert_eq!(rules(&with_call(json!({"city": "France", "days": 14}))), []);
     // A result of an earlier call grounds later calls; text after the call does not.
     let mut d = good("d");
     d.turns.push(user("And the next one?"));
-    d.turns.push(call("get_weather", json!({"city": "Lyon", "days": 21})));
+    d.turns
+        .push(call("get_weather", json!({"city": "Lyon", "days": 21})));
     d.turns.push(result(json!({"forecast": []})));
     d.turns.push(say("Nothing more."));
     assert_eq!(rules(&d), []);
@@ -178,8 +233,11 @@ fn ungrounded_argument_is_a_warning_by_default() {
 
 #[test]
 fn ungrounded_argument_can_reject() {
-    let config: FilterConfig =
-        FilterConfig::from_toml("[rules]\nungrounded-argument = \"reject\"\n", Path::new("r.toml")).unwrap();
+    let config: FilterConfig = FilterConfig::from_toml(
+        "[rules]\nungrounded-argument = \"reject\"\n",
+        Path::new("r.toml"),
+    )
+    .unwrap();
     let found = Filter::new(config).check(&with_call(json!({"city": "Paris"})));
     assert!(rejects(&found));
 }
@@ -209,10 +267,19 @@ fn incomplete() {
     turn_limit.outcome.status = OutcomeStatus::TurnLimit;
     assert_eq!(rules(&turn_limit), [Rule::Incomplete]);
     let mut steps_left = good("d");
-    let step = |number, kind| PlanStep { number, kind, request: "x".into() };
-    steps_left.plan = Some(Plan { steps: vec![step(1, StepKind::ToolCall), step(2, StepKind::Chitchat)] });
+    let step = |number, kind| PlanStep {
+        number,
+        kind,
+        request: "x".into(),
+    };
+    steps_left.plan = Some(Plan {
+        steps: vec![step(1, StepKind::ToolCall), step(2, StepKind::Chitchat)],
+    });
     steps_left.outcome.steps_done = 1;
-    assert_eq!(reasons(&steps_left)[0].detail, "plan steps left: 1 of 2 done");
+    assert_eq!(
+        reasons(&steps_left)[0].detail,
+        "plan steps left: 1 of 2 done"
+    );
     steps_left.outcome.steps_done = 2;
     assert_eq!(rules(&steps_left), []);
 }
@@ -233,7 +300,11 @@ fn empty_turn() {
     assert_eq!(found.len(), 1);
     assert_eq!((found[0].rule, found[0].turn), (Rule::EmptyTurn, Some(0)));
     let mut d = good("d");
-    d.turns[3] = Turn::Assistant(AssistantTurn { content: None, tool_calls: vec![], generation: None });
+    d.turns[3] = Turn::Assistant(AssistantTurn {
+        content: None,
+        tool_calls: vec![],
+        generation: None,
+    });
     assert_eq!(rules(&d), [Rule::EmptyTurn]);
 }
 
@@ -243,10 +314,14 @@ fn repeated_turn() {
     d.turns.extend([user("Thanks!"), say("Anything else?")]);
     assert!(!rules(&d).contains(&Rule::RepeatedTurn));
     let mut d = good("d");
-    d.turns.extend([user("Thanks!"), say("Sunny, 21 degrees tomorrow.  ")]);
+    d.turns
+        .extend([user("Thanks!"), say("Sunny, 21 degrees tomorrow.  ")]);
     let found = reasons(&d);
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].rule, found[0].turn), (Rule::RepeatedTurn, Some(5)));
+    assert_eq!(
+        (found[0].rule, found[0].turn),
+        (Rule::RepeatedTurn, Some(5))
+    );
 }
 
 #[test]
@@ -288,10 +363,15 @@ fn near_duplicate_keeps_the_first() {
     let found = filter.check(&second);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].rule, Rule::NearDuplicate);
-    assert!(found[0].detail.ends_with("with dialogue first"), "{}", found[0].detail);
+    assert!(
+        found[0].detail.ends_with("with dialogue first"),
+        "{}",
+        found[0].detail
+    );
     // A different dialogue is no near-duplicate.
     let mut other = good("other");
-    other.turns[0] = user("Tell me whether I need an umbrella in Lyon in 3 days, my cousin asks too.");
+    other.turns[0] =
+        user("Tell me whether I need an umbrella in Lyon in 3 days, my cousin asks too.");
     assert_eq!(filter.check(&other), []);
 }
 
@@ -305,13 +385,20 @@ fn rules_can_be_switched_off() {
     let mut filter = Filter::new(config);
     let found = filter.check(&dialogue("d", vec![user(" "), say("Hello!")]));
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].rule, found[0].level), (Rule::EmptyTurn, Level::Warn));
+    assert_eq!(
+        (found[0].rule, found[0].level),
+        (Rule::EmptyTurn, Level::Warn)
+    );
 }
 
 #[test]
 fn bad_rules_files_name_the_problem() {
-    let error = FilterConfig::from_toml("[rules]\nno-such-rule = \"off\"\n", Path::new("r.toml")).unwrap_err();
-    assert!(error.to_string().starts_with("r.toml: bad rules file:"), "{error}");
+    let error = FilterConfig::from_toml("[rules]\nno-such-rule = \"off\"\n", Path::new("r.toml"))
+        .unwrap_err();
+    assert!(
+        error.to_string().starts_with("r.toml: bad rules file:"),
+        "{error}"
+    );
     let error =
         FilterConfig::from_toml("[near-duplicate]\nthreshold = 1.5\nshingle-words = 5\nhashes = 128\nbands = 32\nseed = 0\n", Path::new("r.toml"))
             .unwrap_err();

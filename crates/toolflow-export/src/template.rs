@@ -1,0 +1,237 @@
+//! Rendering dialogues through a model's own chat template (the `chat_template` of its
+//! `tokenizer_config.json`) with minijinja, the way `transformers` renders it:
+//!
+//! - `trim_blocks` and `lstrip_blocks` on, as `transformers` compiles chat templates;
+//! - Python string methods (`.strip()`, `.startswith()`, …) from `minijinja-contrib`'s
+//!   pycompat;
+//! - a `raise_exception(message)` function that fails the render with that message;
+//! - `tojson` replaced: `transformers`' version is `json.dumps(x, ensure_ascii=False)`, so
+//!   `", "` and `": "` separators, no HTML escaping (minijinja's built-in writes `'` as
+//!   `\u0027`), and `indent=N` pretty-printing;
+//! - `date_string` set from the dialogue's context date (`%d %b %Y`, as Llama 3.1's template
+//!   uses it), so renders do not depend on today's date.
+//!
+//! The context is `messages` (OpenAI style, tool-call arguments as objects), `tools`
+//! (OpenAI function definitions), `add_generation_prompt = false`, `bos_token`, `eos_token`.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::value::{Kwargs, Serde};
+use minijinja::{Environment, Error, ErrorKind};
+use serde_json::Value;
+use toolflow_core::Dialogue;
+
+use crate::ExportError;
+use crate::formats::{openai_messages, openai_tools};
+
+/// JSON as Python's `json.dumps` writes it by default: `", "` and `": "` separators,
+/// non-ASCII characters kept.
+pub fn python_json(value: &Value) -> String {
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    serde::Serialize::serialize(value, &mut serializer).expect("JSON values serialise");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+}
+
+fn tojson(value: minijinja::Value, kwargs: Kwargs) -> Result<minijinja::Value, Error> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    // Accepted for compatibility; the output always matches transformers' defaults.
+    for ignored in ["ensure_ascii", "sort_keys", "separators"] {
+        let _: Option<minijinja::Value> = kwargs.get(ignored)?;
+    }
+    kwargs.assert_all_used()?;
+    let json = serde_json::to_value(&value)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))?;
+    let text = match indent {
+        None => python_json(&json),
+        Some(width) => {
+            let indent = " ".repeat(width);
+            let mut out = Vec::new();
+            let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
+            let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+            serde::Serialize::serialize(&json, &mut serializer).expect("JSON values serialise");
+            String::from_utf8(out).expect("serde_json writes UTF-8")
+        }
+    };
+    Ok(minijinja::Value::from_safe_string(text))
+}
+
+/// A chat template ready to render dialogues.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+    source: PathBuf,
+}
+
+const TEMPLATE_NAME: &str = "chat";
+
+impl ChatTemplate {
+    /// Reads `chat_template` from a `tokenizer_config.json`: a string, or a list of
+    /// `{name, template}` of which `tool_use` is preferred, then `default`.
+    pub fn from_tokenizer_config(path: &Path) -> Result<Self, ExportError> {
+        let fail = |detail: String| ExportError::Template {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ExportError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: Value =
+            serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
+        let template = match &config["chat_template"] {
+            Value::String(template) => template.clone(),
+            Value::Array(named) => {
+                let find = |wanted: &str| {
+                    named
+                        .iter()
+                        .find(|entry| entry["name"] == wanted)
+                        .and_then(|entry| entry["template"].as_str())
+                };
+                find("tool_use")
+                    .or_else(|| find("default"))
+                    .ok_or_else(|| {
+                        fail("chat_template list has neither `tool_use` nor `default`".into())
+                    })?
+                    .to_string()
+            }
+            _ => return Err(fail("no `chat_template` string or list".into())),
+        };
+        // Special tokens are strings or `{"content": ...}` objects (AddedToken).
+        let token = |name: &str| match &config[name] {
+            Value::String(token) => token.clone(),
+            other => other["content"].as_str().unwrap_or_default().to_string(),
+        };
+        Self::new(template, token("bos_token"), token("eos_token"), path)
+    }
+
+    pub fn new(
+        template: String,
+        bos_token: String,
+        eos_token: String,
+        source: &Path,
+    ) -> Result<Self, ExportError> {
+        let fail = |e: Error| ExportError::Template {
+            path: source.to_path_buf(),
+            detail: format!("{e:#}"),
+        };
+        let mut env = Environment::new();
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(fail)?;
+        env.set_syntax(syntax);
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function(
+            "raise_exception",
+            |message: String| -> Result<minijinja::Value, Error> {
+                Err(Error::new(ErrorKind::InvalidOperation, message))
+            },
+        );
+        env.add_filter("tojson", tojson);
+        env.add_template_owned(TEMPLATE_NAME, template)
+            .map_err(fail)?;
+        Ok(ChatTemplate {
+            env,
+            bos_token,
+            eos_token,
+            source: source.to_path_buf(),
+        })
+    }
+
+    /// The training text of one dialogue.
+    pub fn render(&self, dialogue: &Dialogue) -> Result<String, ExportError> {
+        let template = self.env.get_template(TEMPLATE_NAME).expect("added in new");
+        let context = serde_json::json!({
+            "messages": openai_messages(dialogue),
+            "tools": openai_tools(&dialogue.tools),
+            "add_generation_prompt": false,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "date_string": date_string(&dialogue.context.current_time),
+        });
+        template
+            .render(minijinja::Value::from(Serde(&context)))
+            .map_err(|e| ExportError::Dialogue {
+                id: dialogue.id.clone(),
+                detail: format!("chat template {}: {e:#}", self.source.display()),
+            })
+    }
+}
+
+/// `2024-05-14T09:30:00` → `14 May 2024`; None when the text does not start with a date.
+fn date_string(time: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let date = time.get(..10)?;
+    let mut parts = date.split('-');
+    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
+    let month: usize = month.parse().ok()?;
+    let day: u32 = day.parse().ok()?;
+    let name = MONTHS.get(month.checked_sub(1)?)?;
+    (year.len() == 4 && year.chars().all(|c| c.is_ascii_digit()))
+        .then(|| format!("{day:02} {name} {year}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_json_matches_json_dumps() {
+        let value = serde_json::json!({"a": [1, 2], "b": {"c": "l'été <b>"}});
+        assert_eq!(
+            python_json(&value),
+            r#"{"a": [1, 2], "b": {"c": "l'été <b>"}}"#
+        );
+    }
+
+    #[test]
+    fn dates_for_llama_templates() {
+        assert_eq!(
+            date_string("2024-05-04T09:30:00").as_deref(),
+            Some("04 May 2024")
+        );
+        assert_eq!(date_string("soon"), None);
+        assert_eq!(date_string(""), None);
+    }
+}

@@ -1,0 +1,284 @@
+//! Export → parse back → the same turns and calls, for each format that can be read back;
+//! and a chat-template render checked character for character.
+
+use std::path::Path;
+
+use serde_json::Value;
+use toolflow_core::{Dialogue, Turn};
+use toolflow_export::formats::{self, Format};
+use toolflow_export::{ChatTemplate, export_file};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn dialogues() -> Vec<Dialogue> {
+    toolflow_core::jsonl::read(&fixture("dialogues.jsonl")).unwrap()
+}
+
+/// Turns without what a format cannot carry: generation metadata, and (unless `keep_ids`)
+/// call ids, which readers renumber `call_0`, `call_1`, … in order.
+fn comparable(turns: &[Turn], keep_ids: bool) -> Vec<Turn> {
+    let mut calls = 0;
+    let mut ids = std::collections::HashMap::new();
+    turns
+        .iter()
+        .cloned()
+        .map(|mut turn| {
+            match &mut turn {
+                Turn::User(t) => t.generation = None,
+                Turn::Assistant(t) => {
+                    t.generation = None;
+                    for call in &mut t.tool_calls {
+                        if !keep_ids {
+                            let id = format!("call_{calls}");
+                            ids.insert(call.id.clone(), id.clone());
+                            call.id = id;
+                        }
+                        calls += 1;
+                    }
+                }
+                Turn::Tool(t) => {
+                    t.generation = None;
+                    if !keep_ids {
+                        t.tool_call_id = ids[&t.tool_call_id].clone();
+                    }
+                }
+            }
+            turn
+        })
+        .collect()
+}
+
+#[test]
+fn trl_round_trip_keeps_turns_calls_ids_and_context() {
+    for dialogue in dialogues() {
+        let (record, dropped) = formats::to_record(Format::Trl, &dialogue).unwrap();
+        assert_eq!(dropped, 0);
+        assert_eq!(record["tools"][0]["type"], "function");
+        // Arguments stay objects, as chat templates expect; results are text.
+        let call = record["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m.get("tool_calls").is_some())
+            .unwrap();
+        assert!(call["tool_calls"][0]["function"]["arguments"].is_object());
+        let line = serde_json::to_string(&record).unwrap();
+        let (context, turns) = formats::from_trl(&serde_json::from_str(&line).unwrap()).unwrap();
+        assert_eq!(context, dialogue.context);
+        assert_eq!(turns, comparable(&dialogue.turns, true));
+    }
+}
+
+#[test]
+fn sharegpt_round_trip_and_llama_factory_alternation() {
+    for dialogue in dialogues() {
+        let (record, dropped) = formats::to_record(Format::Sharegpt, &dialogue).unwrap();
+        assert_eq!(dropped, 0);
+        let roles: Vec<&str> = record["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["from"].as_str().unwrap())
+            .collect();
+        for (position, role) in roles.iter().enumerate() {
+            let allowed: &[&str] = if position % 2 == 0 {
+                &["human", "observation"]
+            } else {
+                &["gpt", "function_call"]
+            };
+            assert!(allowed.contains(role), "{roles:?}");
+        }
+        let tools: Value = serde_json::from_str(record["tools"].as_str().unwrap()).unwrap();
+        assert_eq!(tools[0]["name"], dialogue.tools[0].name);
+        let (context, turns) = formats::from_sharegpt(&record).unwrap();
+        assert_eq!(context, dialogue.context);
+        assert_eq!(turns, comparable(&dialogue.turns, false));
+    }
+}
+
+#[test]
+fn sharegpt_parallel_calls_are_one_list() {
+    let dialogue = &dialogues()[1];
+    let (record, _) = formats::to_record(Format::Sharegpt, dialogue).unwrap();
+    let call = record["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["from"] == "function_call")
+        .unwrap();
+    let calls: Value = serde_json::from_str(call["value"].as_str().unwrap()).unwrap();
+    assert_eq!(calls.as_array().unwrap().len(), 2);
+    assert_eq!(calls[1]["arguments"]["stars"], 4);
+}
+
+#[test]
+fn sharegpt_counts_assistant_text_it_cannot_hold() {
+    let mut dialogue = dialogues()[0].clone();
+    let Turn::Assistant(call) = &mut dialogue.turns[1] else {
+        panic!()
+    };
+    call.content = Some("Let me check.".into());
+    let (_, dropped) = formats::to_record(Format::Sharegpt, &dialogue).unwrap();
+    assert_eq!(dropped, 1);
+}
+
+#[test]
+fn hermes_round_trip_and_tags() {
+    for dialogue in dialogues() {
+        let (record, _) = formats::to_record(Format::Hermes, &dialogue).unwrap();
+        let messages = record["conversations"].as_array().unwrap();
+        let system = messages[0]["value"].as_str().unwrap();
+        assert!(
+            system.contains(
+                "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\""
+            ),
+            "{system}"
+        );
+        let gpt = messages
+            .iter()
+            .find(|m| m["from"] == "gpt" && m["value"].as_str().unwrap().contains("<tool_call>"))
+            .unwrap();
+        assert!(
+            gpt["value"]
+                .as_str()
+                .unwrap()
+                .starts_with("<tool_call>\n{\"name\": ")
+        );
+        let (context, turns) = formats::from_hermes(&record).unwrap();
+        assert_eq!(context, dialogue.context);
+        assert_eq!(turns, comparable(&dialogue.turns, false));
+    }
+}
+
+#[test]
+fn parallel_results_share_one_hermes_tool_message() {
+    let (record, _) = formats::to_record(Format::Hermes, &dialogues()[1]).unwrap();
+    let tools: Vec<&Value> = record["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == "tool")
+        .collect();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(
+        tools[0]["value"]
+            .as_str()
+            .unwrap()
+            .matches("<tool_response>")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn unparsed_arguments_are_refused_with_the_dialogue_id() {
+    let mut dialogue = dialogues()[0].clone();
+    let Turn::Assistant(call) = &mut dialogue.turns[1] else {
+        panic!()
+    };
+    call.tool_calls[0].arguments = Value::Null;
+    call.tool_calls[0].arguments_raw = Some("{city: Lyon".into());
+    let error = formats::to_record(Format::Trl, &dialogue)
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("dialogue d-simple: turn 1:"), "{error}");
+}
+
+const EXPECTED_RENDER: &str = "<|im_start|>system
+Current time: 2024-05-14T09:30:00
+Location: Lyon, France
+Today Date: 14 May 2024
+
+# Tools
+
+<tools>
+{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Current weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}}}
+</tools><|im_end|>
+<|im_start|>user
+Weather in Lyon?<|im_end|>
+<|im_start|>assistant
+<tool_call>
+{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Lyon\"}}
+</tool_call><|im_end|>
+<|im_start|>user
+<tool_response>
+{\"temp\":21}
+</tool_response><|im_end|>
+<|im_start|>assistant
+It is 21 °C.<|im_end|>
+";
+
+#[test]
+fn chat_template_renders_like_transformers() {
+    let template = ChatTemplate::from_tokenizer_config(&fixture("tokenizer_config.json")).unwrap();
+    let rendered = template.render(&dialogues()[0]).unwrap();
+    assert_eq!(rendered, EXPECTED_RENDER);
+    // Parallel results are grouped into one user message by the template's own logic.
+    let rendered = template.render(&dialogues()[1]).unwrap();
+    assert_eq!(rendered.matches("<tool_response>").count(), 2);
+    assert!(rendered.contains("Hôtel \\\"Le Bleu\\\""), "{rendered}");
+}
+
+#[test]
+fn raise_exception_fails_the_render_with_its_message() {
+    let mut dialogue = dialogues()[0].clone();
+    dialogue.context = Default::default();
+    dialogue.turns.remove(0);
+    let template = ChatTemplate::from_tokenizer_config(&fixture("tokenizer_config.json")).unwrap();
+    let error = template.render(&dialogue).unwrap_err().to_string();
+    assert!(
+        error.contains("Conversations must start with a user or system message"),
+        "{error}"
+    );
+}
+
+#[test]
+fn export_writes_a_seeded_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = export_file(
+        &fixture("dialogues.jsonl"),
+        Format::Trl,
+        dir.path(),
+        0.0,
+        1,
+        None,
+    )
+    .unwrap();
+    assert_eq!((all.train, all.validation), (2, 0));
+    let lines = std::fs::read_to_string(dir.path().join("train.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2);
+    let none = export_file(
+        &fixture("dialogues.jsonl"),
+        Format::Sharegpt,
+        dir.path(),
+        1.0,
+        1,
+        None,
+    )
+    .unwrap();
+    assert_eq!((none.train, none.validation), (0, 2));
+    let template = ChatTemplate::from_tokenizer_config(&fixture("tokenizer_config.json")).unwrap();
+    let text = export_file(
+        &fixture("dialogues.jsonl"),
+        Format::Template,
+        dir.path(),
+        0.0,
+        1,
+        Some(&template),
+    )
+    .unwrap();
+    assert_eq!(text.train, 2);
+    let first: Value = serde_json::from_str(
+        std::fs::read_to_string(dir.path().join("train.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["text"], EXPECTED_RENDER);
+}
