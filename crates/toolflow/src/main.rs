@@ -25,6 +25,12 @@ enum Command {
     Sample(cmd::sample::Args),
     /// Send one prompt through the configured chat backend and print the answer and usage
     Chat(cmd::chat::Args),
+    /// Keep the dialogues that pass the filter rules; reject the others with every reason
+    Filter(cmd::filter::Args),
+    /// Measure dialogue files (Table 1 statistics, H, Distinct-3) into metrics.json
+    Eval(cmd::eval::Args),
+    /// Export dialogues as SFT data: TRL, ShareGPT, Hermes, or a model's chat template
+    Export(cmd::export::Args),
     /// Print or write the JSON Schema of each record toolflow reads and writes
     Schema(cmd::schema::Args),
 }
@@ -37,6 +43,9 @@ fn main() -> std::process::ExitCode {
         Command::Graph(args) => cmd::graph::run(args, &cli.global),
         Command::Sample(args) => cmd::sample::run(args, &cli.global),
         Command::Schema(args) => cmd::schema::run(args, &cli.global),
+        Command::Filter(args) => cmd::filter::run(args, &cli.global),
+        Command::Eval(args) => cmd::eval::run(args, &cli.global),
+        Command::Export(args) => cmd::export::run(args, &cli.global),
         Command::Chat(args) => cmd::chat::run(args, &cli.global),
     };
     match result {

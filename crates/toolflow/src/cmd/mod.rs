@@ -2,6 +2,9 @@
 //! pipeline's files through the library crates.
 
 pub mod chat;
+pub mod eval;
+pub mod export;
+pub mod filter;
 pub mod graph;
 pub mod import;
 pub mod sample;
