@@ -53,7 +53,8 @@ impl Vocabulary {
         Vocabulary { words, cumulative }
     }
 
-    fn sentence(&self, rng: &mut ChaCha8Rng, length: usize) -> String {
+    fn sentence(&self, rng: &mut ChaCha8Rng, length: std::ops::Range<usize>) -> String {
+        let length = rng.random_range(length);
         let total = *self.cumulative.last().expect("a vocabulary");
         let mut out = Vec::with_capacity(length);
         for _ in 0..length {
@@ -99,17 +100,14 @@ fn dialogue(index: u64, tools: &[Tool], vocabulary: &Vocabulary, rng: &mut ChaCh
     for round in 0..5 {
         let city = CITIES[rng.random_range(0..CITIES.len())];
         let count = rng.random_range(1..10u32);
-        let request = format!(
-            "{} {city} {count}",
-            vocabulary.sentence(rng, rng.random_range(70..130))
-        );
+        let request = format!("{} {city} {count}", vocabulary.sentence(rng, 70..130));
         turns.push(Turn::User(UserTurn {
             content: request,
             plan_step: Some(round + 1),
             generation: None,
         }));
         if round == 2 {
-            let reply = vocabulary.sentence(rng, rng.random_range(60..120));
+            let reply = vocabulary.sentence(rng, 60..120);
             turns.push(Turn::Assistant(AssistantTurn {
                 content: Some(reply),
                 tool_calls: vec![],
@@ -131,7 +129,7 @@ fn dialogue(index: u64, tools: &[Tool], vocabulary: &Vocabulary, rng: &mut ChaCh
             generation: None,
         }));
         let items: Vec<Value> = (0..count.min(3))
-            .map(|i| json!({"rank": i + 1, "label": vocabulary.sentence(rng, 4)}))
+            .map(|i| json!({"rank": i + 1, "label": vocabulary.sentence(rng, 4..5)}))
             .collect();
         turns.push(Turn::Tool(ToolTurn {
             tool_call_id: id,
@@ -140,7 +138,7 @@ fn dialogue(index: u64, tools: &[Tool], vocabulary: &Vocabulary, rng: &mut ChaCh
             is_error: false,
             generation: None,
         }));
-        let answer = vocabulary.sentence(rng, rng.random_range(60..120));
+        let answer = vocabulary.sentence(rng, 60..120);
         turns.push(Turn::Assistant(AssistantTurn {
             content: Some(answer),
             tool_calls: vec![],
