@@ -13,7 +13,7 @@ use crate::{EmbedError, MAX_TOKENS, MODEL_ID};
 const MAX_BATCH_SEQUENCES: usize = 128;
 /// At most this many (padded) tokens go through the model at once, so that batches of
 /// long inputs stay small enough for the caches.
-const MAX_BATCH_TOKENS: usize = 8192;
+const MAX_BATCH_TOKENS: usize = 4096;
 
 pub struct SentenceEmbedder {
     model: BertModel,

@@ -62,7 +62,7 @@ fn matches_sentence_transformers_on_the_reference_strings() {
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
     println!(
-        "min cosine over {} reference strings: {min:.7} ({worst:.40?})",
+        "min cosine over {} reference strings: {min:.9} ({worst:.40?})",
         reference.len()
     );
     assert!(min >= 0.9999, "min cosine {min} on {worst:?}");
