@@ -13,6 +13,7 @@ use serde_json::json;
 use toolflow_llm::standin::{Reply, StandInServer};
 use toolflow_llm::{
     BackendError, CacheMode, CancellationToken, EndpointConfig, EngineError, ToolSpec,
+    TransientKind,
 };
 
 async fn recovers_from(
@@ -147,41 +148,59 @@ async fn wrong_tool_names_and_broken_arguments_are_resampled() {
 
 #[tokio::test]
 async fn persistent_faults_end_in_a_clear_error_after_n_attempts() {
-    let cases: Vec<(Reply, &str)> = vec![
-        (Reply::Status(500), "HTTP 500"),
+    use TransientKind::*;
+    let cases: Vec<(Reply, &str, Option<TransientKind>)> = vec![
+        (Reply::Status(500), "HTTP 500", Some(Server)),
         (
             Reply::RateLimited {
                 retry_after: Some("0".into()),
             },
             "HTTP 429",
+            Some(RateLimited),
         ),
-        (Reply::DropConnection, "standin"),
-        (Reply::InvalidJson, "not a chat completion"),
-        (Reply::Truncated, "standin"),
+        (Reply::DropConnection, "standin", Some(Connection)),
+        (
+            Reply::InvalidJson,
+            "not a chat completion",
+            Some(InvalidBody),
+        ),
+        (Reply::Truncated, "standin", Some(Connection)),
         (
             Reply::Slow(Duration::from_secs(3), Box::new(Reply::Echo)),
             "no answer within 0.5 s",
+            Some(Timeout),
         ),
         (
             Reply::ToolCalls(vec![("get_forecast".into(), json!({}))]),
             "unknown tool `get_forecast` (offered: get_weather)",
+            None,
         ),
         (
             Reply::ToolCalls(vec![("get_weather".into(), json!({"city": 42}))]),
             "at `/city`",
+            None,
         ),
     ];
-    for (fault, expected) in cases {
+    for (fault, expected, kind) in cases {
         let server = StandInServer::queue(vec![], fault.clone()).await.unwrap();
         let error = engine(&server, 3)
             .complete(MODEL, "assistant", &weather_request())
             .await
             .unwrap_err();
         let message = error.to_string();
-        assert!(
-            matches!(error, EngineError::Exhausted { attempts: 3, .. }),
-            "{fault:?}: {message}"
-        );
+        let EngineError::Exhausted {
+            attempts: 3, last, ..
+        } = &error
+        else {
+            panic!("{fault:?}: {message}")
+        };
+        match (kind, last) {
+            (Some(kind), BackendError::Transient { kind: seen, .. }) => {
+                assert_eq!(*seen, kind, "{fault:?}: {message}")
+            }
+            (None, BackendError::InvalidOutput(_)) => {}
+            _ => panic!("{fault:?}: unexpected {last:?}"),
+        }
         assert!(
             message.contains("gave up after 3 attempts") && message.contains(expected),
             "{fault:?}: {message}"
