@@ -169,6 +169,15 @@ fn write_atomically(source: &mut impl Read, target: &Path) -> Result<(), String>
         .write_all(&magic)
         .map_err(|e| format!("{}: {e}", folder.display()))?;
     std::io::copy(source, &mut partial).map_err(|e| format!("{}: {e}", folder.display()))?;
+    #[cfg(unix)]
+    {
+        // The temporary file is private; the cached model is readable like any download.
+        use std::os::unix::fs::PermissionsExt;
+        partial
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| format!("{}: {e}", folder.display()))?;
+    }
     partial
         .as_file()
         .sync_all()

@@ -46,6 +46,8 @@ fn with_options(schema: &Value) -> Value {
 pub enum Constraint {
     /// One JSON value valid against the schema.
     Json(Value),
+    /// One tool call as JSON, valid against this call schema.
+    ToolCall(Value),
     /// Either plain text (not starting with `{`) or one tool call as JSON.
     TextOrToolCall(Value),
 }
@@ -66,7 +68,9 @@ impl GrammarCompiler {
 
     pub fn matcher(&self, constraint: &Constraint) -> Result<Matcher, LocalError> {
         let grammar = match constraint {
-            Constraint::Json(schema) => TopLevelGrammar::from_json_schema(with_options(schema)),
+            Constraint::Json(schema) | Constraint::ToolCall(schema) => {
+                TopLevelGrammar::from_json_schema(with_options(schema))
+            }
             Constraint::TextOrToolCall(call_schema) => {
                 let schema = serde_json::to_string(&with_options(call_schema))
                     .expect("a JSON value serialises");

@@ -44,10 +44,10 @@ impl Sampler {
             .filter(|(_, l)| l.is_finite())
             .map(|(id, l)| (id as u32, ((l - best.1) / self.temperature).exp()))
             .collect();
-        let total: f32 = candidates.iter().map(|(_, p)| p).sum();
-        // Most likely first; ties by id so the order never depends on the sort's stability.
-        candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if self.top_p < 1.0 {
+            let total: f32 = candidates.iter().map(|(_, p)| p).sum();
+            // Most likely first; ties by id so the order never depends on the sort's stability.
+            candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             let mut kept = 0.0;
             let keep = candidates
                 .iter()
