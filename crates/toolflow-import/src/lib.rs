@@ -306,7 +306,7 @@ impl Importer {
 
         let mut bad_lines = document.bad_lines.iter().peekable();
         let context = formats::Context { path: origin };
-        for record in &document.records {
+        for record in document.records {
             while let Some((line, message)) = bad_lines
                 .next_if(|(line, _)| record.line.is_some_and(|record_line| *line < record_line))
             {

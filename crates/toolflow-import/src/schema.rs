@@ -137,22 +137,40 @@ fn ensure_object_schema(parameters: &mut Value, fixes: &mut Vec<String>) -> Resu
     }
 }
 
-/// Compiles `schema` (which checks it against its meta-schema and resolves its `$ref`s).
+/// Checks `schema` against its meta-schema (a cached validator, cheap), then, only when it
+/// has `$ref`s, compiles it to check they resolve (costly, so not for every schema).
 fn validate(schema: &Value, what: &str) -> Result<(), Problem> {
-    jsonschema::validator_for(schema)
-        .map(drop)
-        .map_err(|error| {
-            let at = error.instance_path().to_string();
-            let at = if at.is_empty() {
-                String::new()
-            } else {
-                format!(" at {at}")
-            };
-            problem(
-                Issue::InvalidSchema,
-                format!("`{what}` is not a valid JSON Schema{at}: {error}"),
-            )
-        })
+    let invalid = |error: jsonschema::ValidationError| {
+        let at = error.instance_path().to_string();
+        let at = if at.is_empty() {
+            String::new()
+        } else {
+            format!(" at {at}")
+        };
+        problem(
+            Issue::InvalidSchema,
+            format!("`{what}` is not a valid JSON Schema{at}: {error}"),
+        )
+    };
+    let meta = jsonschema::meta::validator_for(schema).map_err(invalid)?;
+    meta.validate(schema)
+        .map_err(|error| invalid(error.to_owned()))?;
+    if has_reference(schema) {
+        jsonschema::validator_for(schema).map_err(invalid)?;
+    }
+    Ok(())
+}
+
+fn has_reference(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => {
+            map.contains_key("$ref")
+                || map.contains_key("$dynamicRef")
+                || map.values().any(has_reference)
+        }
+        Value::Array(items) => items.iter().any(has_reference),
+        _ => false,
+    }
 }
 
 /// The JSON Schema type for a type name the sources use; `None` for unknown names.
