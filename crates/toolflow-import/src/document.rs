@@ -51,16 +51,14 @@ pub(crate) fn parse(text: &str, extension: &str) -> Result<Document, SyntaxError
             }
             let starts_like_json =
                 text.trim_start().starts_with(['{', '[', '"']) || text.trim().is_empty();
-            if !starts_like_json {
-                if let Ok(document) = parse_yaml(text) {
-                    if document
-                        .records
-                        .iter()
-                        .all(|record| record.value.is_object())
-                    {
-                        return Ok(document);
-                    }
-                }
+            if !starts_like_json
+                && let Ok(document) = parse_yaml(text)
+                && document
+                    .records
+                    .iter()
+                    .all(|record| record.value.is_object())
+            {
+                return Ok(document);
             }
             Err(SyntaxError {
                 line: Some(error.line()).filter(|&line| line > 0),

@@ -229,10 +229,8 @@ pub(crate) fn repair(schema: &mut Value, path: &str, fixes: &mut Vec<String>) {
     ] {
         if let Some(Value::Bool(exclusive)) = map.get(keyword).cloned() {
             map.remove(keyword);
-            if exclusive {
-                if let Some(limit) = map.remove(bound) {
-                    map.insert(keyword.into(), limit);
-                }
+            if exclusive && let Some(limit) = map.remove(bound) {
+                map.insert(keyword.into(), limit);
             }
             fixes.push(format!("{path}.{keyword}:bool->number"));
         }
@@ -334,10 +332,10 @@ fn repair_type(map: &mut Map<String, Value>, path: &str, fixes: &mut Vec<String>
         Value::Array(names) => {
             let mut canonical: Vec<Value> = Vec::new();
             for name in names {
-                if let Some(known) = name.as_str().and_then(canonical_type) {
-                    if !canonical.iter().any(|seen| seen == known) {
-                        canonical.push(known.into());
-                    }
+                if let Some(known) = name.as_str().and_then(canonical_type)
+                    && !canonical.iter().any(|seen| seen == known)
+                {
+                    canonical.push(known.into());
                 }
             }
             if &canonical != names {
@@ -408,14 +406,14 @@ fn repair_properties(map: &mut Map<String, Value>, path: &str, fixes: &mut Vec<S
             *property = serde_json::json!({"type": type_name.clone()});
             fixes.push(format!("{property_path}:string->schema"));
         }
-        if let Value::Object(fields) = property {
-            if let Some(Value::Bool(flag)) = fields.get("required").cloned() {
-                fields.remove("required");
-                if flag {
-                    lifted.push(name.clone());
-                }
-                fixes.push(format!("{property_path}.required:bool->parent.required"));
+        if let Value::Object(fields) = property
+            && let Some(Value::Bool(flag)) = fields.get("required").cloned()
+        {
+            fields.remove("required");
+            if flag {
+                lifted.push(name.clone());
             }
+            fixes.push(format!("{property_path}.required:bool->parent.required"));
         }
         repair(property, &property_path, fixes);
     }

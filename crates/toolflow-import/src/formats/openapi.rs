@@ -196,10 +196,9 @@ fn read_operation(
         };
         if let (Some(Value::String(description)), Value::Object(map)) =
             (parameter.get("description"), &mut schema)
+            && !description.trim().is_empty()
         {
-            if !description.trim().is_empty() {
-                map.insert("description".into(), description.trim().into());
-            }
+            map.insert("description".into(), description.trim().into());
         }
         let required = match parameter.get("required") {
             Some(Value::Bool(required)) => *required,
