@@ -106,7 +106,7 @@ impl EmbeddingCache {
     }
 
     fn decode(&self, key: &str, bytes: &[u8]) -> Result<Vec<f32>, EmbedError> {
-        if bytes.len() % 4 != 0 {
+        if !bytes.chunks_exact(4).remainder().is_empty() {
             return Err(EmbedError::CorruptCacheEntry {
                 path: self.path.clone(),
                 key: key.to_string(),
