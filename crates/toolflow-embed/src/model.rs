@@ -1,25 +1,22 @@
-//! all-MiniLM-L6-v2 in candle, pooled and normalised as sentence-transformers does it.
+//! all-MiniLM-L6-v2, pooled and normalised as sentence-transformers does it.
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::bert::{Bert, BertConfig, Scratch};
 use crate::{EmbedError, MAX_TOKENS, MODEL_ID};
 
 /// At most this many sequences go through the model at once.
 const MAX_BATCH_SEQUENCES: usize = 128;
-/// At most this many (padded) tokens go through the model at once, so that batches of
-/// long inputs stay small enough for the caches.
+/// Batches are cut so that their longest member times their size stays within this many
+/// tokens, which keeps the activations of batches of long inputs small enough for the
+/// caches.
 const MAX_BATCH_TOKENS: usize = 4096;
 
 pub struct SentenceEmbedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
-    dim: usize,
-    device: Device,
 }
 
 impl SentenceEmbedder {
@@ -29,7 +26,7 @@ impl SentenceEmbedder {
         let config_path = model_dir.join("config.json");
         let config_text =
             std::fs::read_to_string(&config_path).map_err(EmbedError::io(&config_path))?;
-        let config: Config =
+        let config: BertConfig =
             serde_json::from_str(&config_text).map_err(|err| EmbedError::InvalidModel {
                 path: config_path.clone(),
                 message: err.to_string(),
@@ -42,8 +39,7 @@ impl SentenceEmbedder {
                 message: err.to_string(),
             })?;
         // The shipped tokenizer pads and truncates to 128; sentence-transformers truncates
-        // at its max_seq_length (256) and pads each batch to its longest member, which
-        // `embed_tokens` does itself.
+        // at its max_seq_length (256), and the forward pass needs no padding at all.
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: MAX_TOKENS,
@@ -54,26 +50,8 @@ impl SentenceEmbedder {
             .map_err(|err| EmbedError::Tokenizer(err.to_string()))?;
         tokenizer.with_padding(None);
 
-        let weights_path = model_dir.join("model.safetensors");
-        let weights = std::fs::read(&weights_path).map_err(EmbedError::io(&weights_path))?;
-        let device = Device::Cpu;
-        let weights =
-            VarBuilder::from_buffered_safetensors(weights, DType::F32, &device).map_err(|err| {
-                EmbedError::InvalidModel {
-                    path: weights_path.clone(),
-                    message: err.to_string(),
-                }
-            })?;
-        let model = BertModel::load(weights, &config).map_err(|err| EmbedError::InvalidModel {
-            path: weights_path.clone(),
-            message: err.to_string(),
-        })?;
-        Ok(Self {
-            model,
-            tokenizer,
-            dim: config.hidden_size,
-            device,
-        })
+        let model = Bert::load(config, &model_dir.join("model.safetensors"))?;
+        Ok(Self { model, tokenizer })
     }
 
     pub fn model_id(&self) -> &str {
@@ -81,7 +59,7 @@ impl SentenceEmbedder {
     }
 
     pub fn dim(&self) -> usize {
-        self.dim
+        self.model.hidden_size()
     }
 
     /// Unit-length embeddings, in input order.
@@ -105,7 +83,7 @@ impl SentenceEmbedder {
     }
 
     /// Embeds pre-tokenized inputs (from [`Self::tokenize`]). Inputs are run in batches of
-    /// similar length, so that little compute goes to padding; results come back in
+    /// similar length, each batch's tokens packed without padding; results come back in
     /// input order. `progress(done, total)` is called after each batch.
     pub fn embed_tokens(
         &self,
@@ -116,64 +94,28 @@ impl SentenceEmbedder {
         order.sort_by_key(|&index| tokens[index].len());
         let mut embeddings = vec![Vec::new(); tokens.len()];
         let mut done = 0;
+        let mut scratch = Scratch::default();
+        let mut pooled = Vec::new();
+        let dim = self.dim();
         for batch in length_sorted_batches(&order, tokens) {
             let batch_tokens: Vec<&[u32]> = batch.iter().map(|&i| tokens[i].as_slice()).collect();
-            for (index, embedding) in batch.iter().zip(self.embed_batch(&batch_tokens)?) {
-                embeddings[*index] = embedding;
+            self.model
+                .forward_pooled(&batch_tokens, &mut scratch, &mut pooled)?;
+            for (index, mean) in batch.iter().zip(pooled.chunks_exact(dim)) {
+                let norm = mean.iter().map(|value| value * value).sum::<f32>().sqrt();
+                // torch.nn.functional.normalize's eps.
+                let norm = norm.max(1e-12);
+                embeddings[*index] = mean.iter().map(|value| value / norm).collect();
             }
             done += batch.len();
             progress(done, tokens.len());
         }
         Ok(embeddings)
     }
-
-    /// One forward pass over sequences padded to the longest, then masked mean pooling
-    /// and L2 normalisation.
-    fn embed_batch(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let rows = batch.len();
-        let width = batch.iter().map(|ids| ids.len()).max().unwrap_or(0);
-        let mut input_ids = vec![0u32; rows * width];
-        let mut mask = vec![0u32; rows * width];
-        for (row, ids) in batch.iter().enumerate() {
-            input_ids[row * width..row * width + ids.len()].copy_from_slice(ids);
-            mask[row * width..row * width + ids.len()].fill(1);
-        }
-        let input_ids = Tensor::from_vec(input_ids, (rows, width), &self.device)?;
-        let token_type_ids = input_ids.zeros_like()?;
-        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
-        let hidden = self
-            .model
-            .forward(&input_ids, &token_type_ids, Some(&mask))?;
-        let hidden = hidden.flatten_all()?.to_vec1::<f32>()?;
-
-        let dim = self.dim;
-        Ok(batch
-            .iter()
-            .enumerate()
-            .map(|(row, ids)| {
-                // Padding sits after the real tokens, so the masked mean is the mean of the
-                // first `ids.len()` positions.
-                let mut pooled = vec![0f32; dim];
-                for position in 0..ids.len() {
-                    let start = (row * width + position) * dim;
-                    for (sum, value) in pooled.iter_mut().zip(&hidden[start..start + dim]) {
-                        *sum += value;
-                    }
-                }
-                let count = ids.len().max(1) as f32;
-                pooled.iter_mut().for_each(|value| *value /= count);
-                let norm = pooled.iter().map(|value| value * value).sum::<f32>().sqrt();
-                // torch.nn.functional.normalize's eps.
-                let norm = norm.max(1e-12);
-                pooled.iter_mut().for_each(|value| *value /= norm);
-                pooled
-            })
-            .collect())
-    }
 }
 
 /// Splits indices (sorted by token count) into consecutive batches bounded by
-/// [`MAX_BATCH_SEQUENCES`] and [`MAX_BATCH_TOKENS`] padded tokens.
+/// [`MAX_BATCH_SEQUENCES`] and [`MAX_BATCH_TOKENS`].
 fn length_sorted_batches<'a>(
     order: &'a [usize],
     tokens: &'a [Vec<u32>],
