@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the pipeline end to end into one directory, skipping stages that are current
+    Run(cmd::run::Args),
     /// Read tool definitions (OpenAI, ToolBench, OpenAPI/Swagger, MCP, BFCL) into tools.jsonl
     Import(cmd::import::Args),
     /// Build the tool graph: embed every parameter and return value, join on cosine > τ
@@ -39,6 +41,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
     let result = match cli.command {
+        Command::Run(args) => cmd::run::run(args, &cli.global),
         Command::Import(args) => cmd::import::run(args, &cli.global),
         Command::Graph(args) => cmd::graph::run(args, &cli.global),
         Command::Sample(args) => cmd::sample::run(args, &cli.global),
@@ -61,7 +64,7 @@ fn main() -> std::process::ExitCode {
 fn init_logging(global: &cmd::Global) {
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,toolflow=info",
+        (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         _ => "trace",

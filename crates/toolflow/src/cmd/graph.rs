@@ -1,14 +1,14 @@
 //! `toolflow graph`: tools.jsonl → graph.json (or GraphML), through the embedding cache.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::json;
 use toolflow_core::{Tool, ToolGraph, jsonl};
-use toolflow_embed::{CachedEmbedder, ModelOptions};
-use toolflow_graph::{BuildOptions, GraphStats, build_graph, write_graphml};
+use toolflow_embed::{CachedEmbedder, EmbedStats, ModelOptions};
+use toolflow_graph::{BuildOptions, BuildReport, GraphStats, build_graph, write_graphml};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,20 +43,30 @@ enum Format {
     Graphml,
 }
 
-pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let bytes = std::fs::read(&args.tools).with_context(|| format!("reading {}", args.tools.display()))?;
-    let tools_hash = toolflow_core::content_hash(&[&bytes]);
-    let tools: Vec<Tool> = jsonl::read(&args.tools)?;
-    anyhow::ensure!(!tools.is_empty(), "{}: no tools", args.tools.display());
+/// A built graph with what it cost.
+pub struct Built {
+    pub graph: ToolGraph,
+    pub report: BuildReport,
+    pub embedding: EmbedStats,
+}
 
-    let mut embedder = CachedEmbedder::open(ModelOptions {
-        model_dir: args.model_dir.clone(),
-        cache_dir: global.cache_dir(),
-        offline: args.offline,
-    })?;
-    let options =
-        BuildOptions { tau: args.tau, model: embedder.model_id().to_string(), tools_hash, threads: args.threads };
+/// Builds the graph of the tools in `tools_path` through the embedding cache, with a
+/// progress bar for people.
+pub fn build(
+    tools_path: &Path,
+    tau: f32,
+    model_dir: Option<PathBuf>,
+    offline: bool,
+    threads: usize,
+    global: &super::Global,
+) -> anyhow::Result<Built> {
+    let bytes = std::fs::read(tools_path).with_context(|| format!("reading {}", tools_path.display()))?;
+    let tools_hash = toolflow_core::content_hash(&[&bytes]);
+    let tools: Vec<Tool> = jsonl::read(tools_path)?;
+    anyhow::ensure!(!tools.is_empty(), "{}: no tools", tools_path.display());
+
+    let mut embedder = CachedEmbedder::open(ModelOptions { model_dir, cache_dir: global.cache_dir(), offline })?;
+    let options = BuildOptions { tau, model: embedder.model_id().to_string(), tools_hash, threads };
     let progress = if global.show_progress() {
         let bar = indicatif::ProgressBar::new(0).with_message("embedding");
         bar.set_style(
@@ -75,13 +85,19 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
             }
         })
     })
-    .with_context(|| format!("building the graph of {}", args.tools.display()))?;
+    .with_context(|| format!("building the graph of {}", tools_path.display()))?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
 
+    Ok(Built { graph, report, embedding: embedder.stats() })
+}
+
+pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let Built { graph, report, embedding: embed_stats } =
+        build(&args.tools, args.tau, args.model_dir.clone(), args.offline, args.threads, global)?;
     write_graph(&graph, &args)?;
-    let embed_stats = embedder.stats();
     let stats = GraphStats::of(&graph)?;
     tracing::info!(
         embed_s = report.embed_time.as_secs_f64(),
@@ -135,12 +151,17 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
 }
 
 fn write_graph(graph: &ToolGraph, args: &Args) -> anyhow::Result<()> {
-    jsonl::write_atomically(&args.output, |out| match args.format {
-        Format::Json => {
-            serde_json::to_writer(&mut *out, graph).map_err(std::io::Error::from)?;
-            out.write_all(b"\n")
-        }
-        Format::Graphml => write_graphml(graph, out),
+    match args.format {
+        Format::Json => write_json(graph, &args.output),
+        Format::Graphml => Ok(jsonl::write_atomically(&args.output, |out| write_graphml(graph, out))?),
+    }
+}
+
+/// Writes `graph.json`.
+pub fn write_json(graph: &ToolGraph, path: &Path) -> anyhow::Result<()> {
+    jsonl::write_atomically(path, |out| {
+        serde_json::to_writer(&mut *out, graph).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")
     })?;
     Ok(())
 }

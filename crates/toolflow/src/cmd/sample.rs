@@ -43,7 +43,6 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.graph).with_context(|| format!("reading {}", args.graph.display()))?;
     let graph: ToolGraph =
         serde_json::from_str(&text).with_context(|| format!("{}: not a tool graph", args.graph.display()))?;
-    let adjacency = graph.adjacency().with_context(|| format!("{}", args.graph.display()))?;
     let strategy = match args.strategy {
         Strategy::Graph => SamplingStrategy::Graph,
         Strategy::Random => SamplingStrategy::Random,
@@ -56,8 +55,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         );
     }
 
-    let sampled = sample_subsets(&adjacency, strategy, args.size, args.count, args.seed, args.threads);
-    let subsets: Vec<Subset> = sampled.into_iter().map(|s| s.into_subset(&graph.nodes)).collect();
+    let subsets = sample(&graph, strategy, args.size, args.count, args.seed, args.threads)
+        .with_context(|| format!("{}", args.graph.display()))?;
     jsonl::write(&args.output, &subsets)?;
 
     let short = subsets.iter().filter(|s| s.short).count();
@@ -88,4 +87,18 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `count` subsets of `size` tools from `graph`, named.
+pub fn sample(
+    graph: &ToolGraph,
+    strategy: SamplingStrategy,
+    size: usize,
+    count: u64,
+    seed: u64,
+    threads: usize,
+) -> anyhow::Result<Vec<Subset>> {
+    let adjacency = graph.adjacency()?;
+    let sampled = sample_subsets(&adjacency, strategy, size, count, seed, threads);
+    Ok(sampled.into_iter().map(|s| s.into_subset(&graph.nodes)).collect())
 }
