@@ -154,9 +154,12 @@ impl Bert {
                 config.hidden_act
             )));
         }
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        // The attention loops work on eight dimensions of a head at a time.
+        if config.num_attention_heads == 0
+            || config.hidden_size % (8 * config.num_attention_heads) != 0
+        {
             return Err(invalid(format!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
+                "hidden_size {} is not a multiple of 8 × num_attention_heads {}",
                 config.hidden_size, config.num_attention_heads
             )));
         }
@@ -387,55 +390,84 @@ impl Bert {
 /// Attention within one sequence. `qkv` rows are `[query | key | value]`, each
 /// `hidden_size` wide and split into `heads` contiguous heads.
 fn attend(qkv: &[f32], context: &mut [f32], hidden_size: usize, heads: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { attend_avx2(qkv, context, hidden_size, heads) };
+    }
+    attend_portable(qkv, context, hidden_size, heads)
+}
+
+/// [`attend_portable`] compiled for 8-wide vectors: the build targets baseline x86-64
+/// (4-wide SSE2), and these loops took a fifth of the time there.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn attend_avx2(qkv: &[f32], context: &mut [f32], hidden_size: usize, heads: usize) {
+    attend_portable(qkv, context, hidden_size, heads)
+}
+
+#[inline(always)]
+fn attend_portable(qkv: &[f32], context: &mut [f32], hidden_size: usize, heads: usize) {
+    const LANES: usize = 8;
     let length = context.len() / hidden_size;
     let head_size = hidden_size / heads;
     let scale = 1.0 / (head_size as f32).sqrt();
     let row = |token: usize, part: usize, head: usize| {
         &qkv[token * 3 * hidden_size + part * hidden_size + head * head_size..][..head_size]
     };
-    let mut weights = vec![0f32; length];
+    // One head's keys, transposed to `head_size × key_stride` (length rounded up to
+    // whole vectors, the rest zeros), and values, `length × head_size`, copied out of the
+    // wide qkv rows, so that both loops below read contiguous memory and long
+    // sequences stop striding across pages.
+    let key_stride = length.div_ceil(LANES) * LANES;
+    let mut keys = vec![0f32; head_size * key_stride];
+    let mut values = vec![0f32; length * head_size];
+    let mut scores = vec![0f32; key_stride];
     for head in 0..heads {
+        for token in 0..length {
+            for (dim, key) in row(token, 1, head).iter().enumerate() {
+                keys[dim * key_stride + token] = *key;
+            }
+            values[token * head_size..][..head_size].copy_from_slice(row(token, 2, head));
+        }
         for query_token in 0..length {
             let query = row(query_token, 0, head);
-            let mut max = f32::NEG_INFINITY;
-            for (key_token, weight) in weights.iter_mut().enumerate() {
-                *weight = dot(query, row(key_token, 1, head)) * scale;
-                max = max.max(*weight);
+            // Scores of LANES keys at a time, summed in a local array that stays in
+            // a vector register.
+            for (block, scores) in scores.chunks_exact_mut(LANES).enumerate() {
+                let mut sums = [0f32; LANES];
+                for (q, keys) in query.iter().zip(keys.chunks_exact(key_stride)) {
+                    let keys = &keys[block * LANES..][..LANES];
+                    for lane in 0..LANES {
+                        sums[lane] += q * keys[lane];
+                    }
+                }
+                scores.copy_from_slice(&sums);
             }
+            let weights = &mut scores[..length];
+            let max = weights.iter().fold(f32::NEG_INFINITY, |max, w| max.max(*w));
             let mut total = 0.0;
-            for weight in &mut weights {
-                *weight = (*weight - max).exp();
+            for weight in weights.iter_mut() {
+                *weight = ((*weight - max) * scale).exp();
                 total += *weight;
             }
+            let normaliser = 1.0 / total;
+            // The weighted sum of values, LANES output dimensions at a time.
             let out = &mut context[query_token * hidden_size + head * head_size..][..head_size];
-            out.fill(0.0);
-            for (value_token, weight) in weights.iter().enumerate() {
-                let weight = weight / total;
-                for (o, v) in out.iter_mut().zip(row(value_token, 2, head)) {
-                    *o += weight * v;
+            for (block, out) in out.chunks_exact_mut(LANES).enumerate() {
+                let mut sums = [0f32; LANES];
+                for (weight, value) in weights.iter().zip(values.chunks_exact(head_size)) {
+                    let value = &value[block * LANES..][..LANES];
+                    for lane in 0..LANES {
+                        sums[lane] += weight * value[lane];
+                    }
+                }
+                for (o, sum) in out.iter_mut().zip(sums) {
+                    *o = sum * normaliser;
                 }
             }
         }
     }
-}
-
-/// Dot product in eight independent lanes, which the compiler turns into SIMD (a single
-/// running sum would force one addition after another).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for lane in 0..8 {
-            lanes[lane] += x[lane] * y[lane];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// BERT's exact GELU, x·Φ(x) = x/2·(1 + erf(x/√2)).
@@ -497,13 +529,5 @@ mod tests {
             worst = worst.max((f64::from(erf(x as f32)) - reference).abs());
         }
         assert!(worst < 5e-7, "worst absolute error {worst}");
-    }
-
-    #[test]
-    fn dot_matches_a_plain_sum() {
-        let a: Vec<f32> = (0..35).map(|i| i as f32 * 0.5).collect();
-        let b: Vec<f32> = (0..35).map(|i| 1.0 - i as f32 * 0.25).collect();
-        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - plain).abs() < 1e-3 * plain.abs());
     }
 }
