@@ -64,7 +64,10 @@ pub struct GraphConfig {
 
 impl Default for GraphConfig {
     fn default() -> Self {
-        GraphConfig { tau: 0.82, model_dir: None }
+        GraphConfig {
+            tau: 0.82,
+            model_dir: None,
+        }
     }
 }
 
@@ -79,7 +82,12 @@ pub struct SampleConfig {
 
 impl Default for SampleConfig {
     fn default() -> Self {
-        SampleConfig { size: 3, count: 8, seed: 0, strategy: SamplingStrategy::Graph }
+        SampleConfig {
+            size: 3,
+            count: 8,
+            seed: 0,
+            strategy: SamplingStrategy::Graph,
+        }
     }
 }
 
@@ -120,11 +128,13 @@ impl Runner<'_> {
         let recorded = self.state.stages.get(name).cloned();
         let current = !self.force
             && recorded.as_ref().is_some_and(|record| {
-                record.key == key && file_hash(&path).ok().as_deref() == Some(record.output_hash.as_str())
+                record.key == key
+                    && file_hash(&path).ok().as_deref() == Some(record.output_hash.as_str())
             });
         if current {
             tracing::info!("{name}: {} is current", path.display());
-            self.report.push(json!({"stage": name, "output": path, "skipped": true}));
+            self.report
+                .push(json!({"stage": name, "output": path, "skipped": true}));
             return Ok(path);
         }
         let started = Instant::now();
@@ -134,10 +144,18 @@ impl Runner<'_> {
             eprintln!("{name:>7}: {summary} ({seconds:.2}s)");
         }
         self.report.push(json!({"stage": name, "output": path, "skipped": false, "seconds": seconds, "summary": summary}));
-        self.state.stages.insert(name.to_string(), StageRecord { key, output_hash: file_hash(&path)? });
+        self.state.stages.insert(
+            name.to_string(),
+            StageRecord {
+                key,
+                output_hash: file_hash(&path)?,
+            },
+        );
         // Saved after every stage, so a crash later keeps the stages already done.
         let state = serde_json::to_vec_pretty(&self.state)?;
-        jsonl::write_atomically(&self.state_path(), |out| std::io::Write::write_all(out, &state))?;
+        jsonl::write_atomically(&self.state_path(), |out| {
+            std::io::Write::write_all(out, &state)
+        })?;
         Ok(path)
     }
 }
@@ -146,25 +164,46 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let started = Instant::now();
     let (config, config_dir) = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let config: RunConfig = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-            (config, path.parent().map(Path::to_path_buf).unwrap_or_default())
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let config: RunConfig =
+                toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+            (
+                config,
+                path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            )
         }
         None => (RunConfig::default(), PathBuf::new()),
     };
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let state_path = args.out.join("run-state.json");
     let state = match std::fs::read(&state_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
-            tracing::warn!("{}: unreadable ({error}); every stage reruns", state_path.display());
+            tracing::warn!(
+                "{}: unreadable ({error}); every stage reruns",
+                state_path.display()
+            );
             RunState::default()
         }),
         Err(_) => RunState::default(),
     };
-    let mut runner = Runner { out: args.out.clone(), state, force: args.force, global, report: Vec::new() };
+    let mut runner = Runner {
+        out: args.out.clone(),
+        state,
+        force: args.force,
+        global,
+        report: Vec::new(),
+    };
 
     let tools_path = import_stage(&mut runner, &config.tools, &config_dir)?;
-    let graph_path = graph_stage(&mut runner, &tools_path, &config.graph, &config_dir, args.offline)?;
+    let graph_path = graph_stage(
+        &mut runner,
+        &tools_path,
+        &config.graph,
+        &config_dir,
+        args.offline,
+    )?;
     let subsets_path = sample_stage(&mut runner, &graph_path, &config.sample)?;
 
     if global.json {
@@ -184,16 +223,26 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn import_stage(runner: &mut Runner, config: &ToolsConfig, config_dir: &Path) -> anyhow::Result<PathBuf> {
+fn import_stage(
+    runner: &mut Runner,
+    config: &ToolsConfig,
+    config_dir: &Path,
+) -> anyhow::Result<PathBuf> {
     let paths: Vec<PathBuf> = config.paths.iter().map(|p| config_dir.join(p)).collect();
     let format = config
         .format
         .as_deref()
         .map(|name| name.parse().map_err(anyhow::Error::msg))
         .transpose()?;
-    let options = ImportOptions { format, strict: config.strict };
+    let options = ImportOptions {
+        format,
+        strict: config.strict,
+    };
     // The key covers the inputs' contents, not just their names.
-    let mut key_parts = vec![format!("{:?}", options.format).into_bytes(), vec![u8::from(options.strict)]];
+    let mut key_parts = vec![
+        format!("{:?}", options.format).into_bytes(),
+        vec![u8::from(options.strict)],
+    ];
     if paths.is_empty() {
         key_parts.push(DEMO_TOOLS.as_bytes().to_vec());
     }
@@ -233,11 +282,19 @@ fn graph_stage(
     runner.stage("graph", "graph.json", key, |output| {
         let built = super::graph::build(tools_path, config.tau, model_dir, offline, 0, global)?;
         super::graph::write_json(&built.graph, output)?;
-        Ok(format!("{} tools, {} edges", built.graph.nodes.len(), built.graph.edges.len()))
+        Ok(format!(
+            "{} tools, {} edges",
+            built.graph.nodes.len(),
+            built.graph.edges.len()
+        ))
     })
 }
 
-fn sample_stage(runner: &mut Runner, graph_path: &Path, config: &SampleConfig) -> anyhow::Result<PathBuf> {
+fn sample_stage(
+    runner: &mut Runner,
+    graph_path: &Path,
+    config: &SampleConfig,
+) -> anyhow::Result<PathBuf> {
     let key = content_hash(&[
         file_hash(graph_path)?.as_bytes(),
         &(config.size as u64).to_le_bytes(),
@@ -248,10 +305,21 @@ fn sample_stage(runner: &mut Runner, graph_path: &Path, config: &SampleConfig) -
     runner.stage("sample", "subsets.jsonl", key, |output| {
         let graph: ToolGraph = serde_json::from_slice(&std::fs::read(graph_path)?)
             .with_context(|| format!("{}: not a tool graph", graph_path.display()))?;
-        let subsets: Vec<Subset> = super::sample::sample(&graph, config.strategy, config.size, config.count, config.seed, 0)?;
+        let subsets: Vec<Subset> = super::sample::sample(
+            &graph,
+            config.strategy,
+            config.size,
+            config.count,
+            config.seed,
+            0,
+        )?;
         jsonl::write(output, &subsets)?;
         let short = subsets.iter().filter(|s| s.short).count();
-        Ok(format!("{} subsets of {} tools, {short} short", subsets.len(), config.size))
+        Ok(format!(
+            "{} subsets of {} tools, {short} short",
+            subsets.len(),
+            config.size
+        ))
     })
 }
 
@@ -275,5 +343,7 @@ fn tree_hash(path: &Path) -> anyhow::Result<String> {
         parts.push(entry.display().to_string());
         parts.push(tree_hash(&entry)?);
     }
-    Ok(content_hash(&parts.iter().map(String::as_bytes).collect::<Vec<_>>()))
+    Ok(content_hash(
+        &parts.iter().map(String::as_bytes).collect::<Vec<_>>(),
+    ))
 }
