@@ -157,8 +157,13 @@ impl Bert {
             )));
         }
         // The attention loops work on eight dimensions of a head at a time.
-        if config.num_attention_heads == 0
-            || config.hidden_size % (8 * config.num_attention_heads) != 0
+        let head_size = config
+            .hidden_size
+            .checked_div(config.num_attention_heads)
+            .unwrap_or(0);
+        if head_size == 0
+            || head_size * config.num_attention_heads != config.hidden_size
+            || head_size / 8 * 8 != head_size
         {
             return Err(invalid(format!(
                 "hidden_size {} is not a multiple of 8 × num_attention_heads {}",
@@ -526,7 +531,7 @@ fn erf(x: f32) -> f32 {
     p = x2 * p + -2.101_024e-6;
     p = x2 * p + -5.692_506_4e-5;
     p = x2 * p + -7.349_906_3e-4;
-    p = x2 * p + -2.954_599_8e-3;
+    p = x2 * p + -2.954_6e-3;
     p = x2 * p + -1.609_603_3e-2;
     let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
     q = x2 * q + -1.682_827e-3;
