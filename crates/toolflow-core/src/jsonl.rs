@@ -17,22 +17,31 @@ pub enum JsonlError {
 
 /// Reads every non-blank line of `path` as a `T`; the first bad line fails the read.
 pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, JsonlError> {
-    let io = |source| JsonlError::Io { path: path.to_path_buf(), source };
-    let reader = BufReader::new(File::open(path).map_err(io)?);
-    let mut records = Vec::new();
-    for (number, line) in reader.lines().enumerate() {
-        let line = line.map_err(io)?;
+    stream(path)?.collect()
+}
+
+/// The non-blank lines of `path` as `T`s, one at a time, so that a large file is never held
+/// in memory; each error names the file and line.
+pub fn stream<T: DeserializeOwned>(
+    path: &Path,
+) -> Result<impl Iterator<Item = Result<T, JsonlError>>, JsonlError> {
+    let path = path.to_path_buf();
+    let file = File::open(&path).map_err(|source| JsonlError::Io { path: path.clone(), source })?;
+    let lines = BufReader::new(file).lines().enumerate();
+    Ok(lines.filter_map(move |(number, line)| {
+        let line = match line {
+            Ok(line) => line,
+            Err(source) => return Some(Err(JsonlError::Io { path: path.clone(), source })),
+        };
         if line.trim().is_empty() {
-            continue;
+            return None;
         }
-        let record = serde_json::from_str(&line).map_err(|source| JsonlError::Parse {
-            path: path.to_path_buf(),
+        Some(serde_json::from_str(&line).map_err(|source| JsonlError::Parse {
+            path: path.clone(),
             line: number + 1,
             source,
-        })?;
-        records.push(record);
-    }
-    Ok(records)
+        }))
+    }))
 }
 
 /// Writes `records` to `path`, one compact JSON object per line, through a temporary file

@@ -17,11 +17,11 @@ pub mod split;
 pub mod template;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use toolflow_core::Dialogue;
+use toolflow_core::{Dialogue, jsonl};
 
 pub use formats::Format;
 pub use template::ChatTemplate;
@@ -33,12 +33,8 @@ pub enum ExportError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}:{line}: not a dialogue record: {source}")]
-    Json {
-        path: PathBuf,
-        line: usize,
-        source: serde_json::Error,
-    },
+    #[error("reading dialogue records: {0}")]
+    Input(#[from] jsonl::JsonlError),
     #[error("dialogue {id}: {detail}")]
     Dialogue { id: String, detail: String },
     #[error("{path}: {detail}")]
@@ -87,18 +83,8 @@ pub fn export_file(
     let mut validation = BufWriter::new(
         File::create(&summary.validation_path).map_err(io(&summary.validation_path))?,
     );
-    let reader = BufReader::new(File::open(input).map_err(io(input))?);
-    for (number, line) in reader.lines().enumerate() {
-        let line = line.map_err(io(input))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let dialogue: Dialogue =
-            serde_json::from_str(&line).map_err(|source| ExportError::Json {
-                path: input.to_path_buf(),
-                line: number + 1,
-                source,
-            })?;
+    for dialogue in jsonl::stream::<Dialogue>(input)? {
+        let dialogue = dialogue?;
         let record = match format {
             Format::Template => {
                 let template = template.ok_or_else(|| ExportError::Dialogue {
