@@ -2,22 +2,18 @@
 //! to check an endpoint. The answer goes to stdout, the usage to stderr.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use toolflow_llm::{
-    CacheMode, ChatRequest, ChatResponse, Config, Endpoint, Engine, Message, ResponseCache,
-};
-use toolflow_local::{LocalBackend, LocalOptions};
+use toolflow_llm::{ChatRequest, ChatResponse, Engine, Message};
+
+use super::engine::EngineArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The prompt, sent as one user message
     prompt: String,
-    /// Endpoints file (TOML, see examples/endpoints.toml); without one the embedded model answers
-    #[arg(long, env = "TOOLFLOW_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Answer with one JSON value valid against this JSON Schema; only that value is printed
     #[arg(long, value_name = "FILE")]
     json_schema: Option<PathBuf>,
@@ -34,27 +30,10 @@ pub struct Args {
     temperature: Option<f32>,
     #[arg(long)]
     max_tokens: Option<u32>,
-    /// Neither read nor write the response cache
-    #[arg(long, conflicts_with = "cache_only")]
-    no_cache: bool,
-    /// Answer only from the response cache; a miss is an error
-    #[arg(long)]
-    cache_only: bool,
-    /// The embedded model's GGUF file, instead of the cached or downloaded one
-    #[arg(long, value_name = "FILE")]
-    model_path: Option<PathBuf>,
 }
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
-    let mode = match (args.no_cache, args.cache_only) {
-        (true, _) => CacheMode::Off,
-        (_, true) => CacheMode::Only,
-        _ => CacheMode::ReadWrite,
-    };
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let config = args.engine.config()?;
     let mut request = ChatRequest::new(Vec::new());
     if let Some(system) = &args.system {
         request.messages.push(Message::system(system.clone()));
@@ -74,11 +53,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let engine = if config.endpoints.is_empty() {
-        embedded_engine(&args, global, &config, mode)?
-    } else {
-        runtime.block_on(async { Engine::from_config(&config, &global.cache_dir(), mode) })?
-    };
+    let engine =
+        runtime.block_on(async { super::engine::build(&config, &args.engine, global, false) })?;
     let model = match &args.model {
         Some(model) => model.clone(),
         None => engine.draw_model(args.seed.unwrap_or(0)).to_owned(),
@@ -89,35 +65,6 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         print_usage(&engine);
     }
     Ok(())
-}
-
-/// With no endpoint configured, the embedded model answers: one request at a time, with
-/// time enough for two slow cores.
-fn embedded_engine(
-    args: &Args,
-    global: &super::Global,
-    config: &Config,
-    mode: CacheMode,
-) -> anyhow::Result<Engine> {
-    let options = LocalOptions {
-        model_path: args.model_path.clone(),
-        cache_dir: global.cache_dir(),
-        offline: false,
-    };
-    let backend = LocalBackend::load(&options)
-        .context("no endpoint configured, so the embedded model answers")?;
-    let endpoint = Endpoint {
-        max_concurrency: 1,
-        timeout: Duration::from_secs(600),
-        ..Endpoint::new("embedded", Arc::new(backend))
-    };
-    let cache = ResponseCache::path_in(&global.cache_dir());
-    Ok(Engine::new(
-        vec![endpoint],
-        config.engine.clone(),
-        Some(&cache),
-        mode,
-    )?)
 }
 
 fn print_answer(

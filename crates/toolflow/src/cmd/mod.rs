@@ -2,6 +2,7 @@
 //! pipeline's files through the library crates.
 
 pub mod chat;
+pub mod engine;
 pub mod eval;
 pub mod export;
 pub mod filter;

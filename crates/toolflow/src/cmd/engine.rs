@@ -1,0 +1,79 @@
+//! How every subcommand that talks to a chat model gets its [`Engine`]: the endpoints of a
+//! config file, or, with none configured, the embedded model.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use toolflow_llm::{CacheMode, Config, Endpoint, Engine, ResponseCache};
+use toolflow_local::{LocalBackend, LocalOptions};
+
+/// The chat-model options shared by `chat`, `enrich` and `run`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct EngineArgs {
+    /// Endpoints file (TOML, see examples/endpoints.toml); without one the embedded model answers
+    #[arg(long = "endpoints", env = "TOOLFLOW_ENDPOINTS", value_name = "FILE")]
+    pub endpoints: Option<PathBuf>,
+    /// Neither read nor write the response cache
+    #[arg(long, conflicts_with = "cache_only")]
+    pub no_cache: bool,
+    /// Answer only from the response cache; a miss is an error
+    #[arg(long)]
+    pub cache_only: bool,
+    /// The embedded model's GGUF file, instead of the cached or downloaded one
+    #[arg(long, value_name = "FILE")]
+    pub model_path: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    pub fn cache_mode(&self) -> CacheMode {
+        match (self.no_cache, self.cache_only) {
+            (true, _) => CacheMode::Off,
+            (_, true) => CacheMode::Only,
+            _ => CacheMode::ReadWrite,
+        }
+    }
+
+    /// The endpoints file named on the command line, or no endpoints.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        match &self.endpoints {
+            Some(path) => Ok(Config::load(path)?),
+            None => Ok(Config::default()),
+        }
+    }
+}
+
+/// The engine over `config`'s endpoints, or over the embedded model when it has none.
+/// Must be called inside a tokio runtime (the HTTP client needs one).
+pub fn build(
+    config: &Config,
+    args: &EngineArgs,
+    global: &super::Global,
+    offline: bool,
+) -> anyhow::Result<Engine> {
+    let mode = args.cache_mode();
+    if !config.endpoints.is_empty() {
+        return Ok(Engine::from_config(config, &global.cache_dir(), mode)?);
+    }
+    let options = LocalOptions {
+        model_path: args.model_path.clone(),
+        cache_dir: global.cache_dir(),
+        offline,
+    };
+    let backend = LocalBackend::load(&options)
+        .context("no endpoint configured, so the embedded model answers")?;
+    // One request at a time, with time enough for two slow cores.
+    let endpoint = Endpoint {
+        max_concurrency: 1,
+        timeout: Duration::from_secs(600),
+        ..Endpoint::new("embedded", Arc::new(backend))
+    };
+    let cache = ResponseCache::path_in(&global.cache_dir());
+    Ok(Engine::new(
+        vec![endpoint],
+        config.engine.clone(),
+        Some(&cache),
+        mode,
+    )?)
+}
