@@ -13,7 +13,7 @@ use toolflow_core::Usage;
 use crate::config::{EndpointConfig, FeatureMode};
 use crate::request::{
     BackendError, BoxFuture, ChatBackend, ChatRequest, ChatResponse, FinishReason, Message, Role,
-    ToolCallRequest, TransientKind,
+    ToolCallRequest, ToolChoice, TransientKind,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -257,8 +257,13 @@ impl OpenAiBackend {
             instructions.push(format!(
                 "You can call these tools:\n{}\nTo call tools, answer with only this JSON object and nothing else: \
                  {{\"tool_calls\": [{{\"name\": \"<tool name>\", \"arguments\": {{...}}}}]}}. \
-                 Otherwise answer in plain text.",
-                Value::Array(tools)
+                 {}",
+                Value::Array(tools),
+                match request.tool_choice {
+                    ToolChoice::Auto => "Otherwise answer in plain text.",
+                    ToolChoice::Required => "You must call at least one tool.",
+                    ToolChoice::None => "Do not call a tool now: answer in plain text.",
+                }
             ));
         }
         if prompted_schema {
@@ -291,6 +296,9 @@ impl OpenAiBackend {
                 })
                 .collect();
             body.insert("tools".into(), Value::Array(tools));
+            if !request.tool_choice.is_auto() {
+                body.insert("tool_choice".into(), json!(request.tool_choice));
+            }
         }
         if let (true, Some(schema)) = (native_schema, &request.json_schema) {
             body.insert(

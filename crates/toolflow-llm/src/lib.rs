@@ -20,6 +20,6 @@ pub use engine::{Endpoint, Engine, EngineError, Tally, TallyRow};
 pub use http::{OpenAiBackend, SetupError, http_client};
 pub use request::{
     BackendError, BoxFuture, ChatBackend, ChatRequest, ChatResponse, FinishReason, Message, Role,
-    ToolCallRequest, ToolSpec, TransientKind,
+    ToolCallRequest, ToolChoice, ToolSpec, TransientKind,
 };
 pub use tokio_util::sync::CancellationToken;

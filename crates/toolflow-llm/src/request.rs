@@ -29,6 +29,33 @@ pub struct ChatRequest {
     /// When set, the answer must be one JSON value valid against this schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_schema: Option<Value>,
+    /// Whether the model may, must or must not call one of `tools`.
+    #[serde(default, skip_serializing_if = "ToolChoice::is_auto")]
+    pub tool_choice: ToolChoice,
+    /// Hand back calls whose arguments parse but break the tool's schema instead of
+    /// resampling them: a dialogue writer wants some of these, to show the tool's error
+    /// and the assistant's recovery. Unknown tools and unparseable arguments still resample.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_invalid_arguments: bool,
+}
+
+/// OpenAI's `tool_choice`, without naming one function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolChoice {
+    /// The model decides between answering and calling.
+    #[default]
+    Auto,
+    /// At least one call.
+    Required,
+    /// No call, even with tools offered (they stay in the prompt as context).
+    None,
+}
+
+impl ToolChoice {
+    pub fn is_auto(&self) -> bool {
+        *self == ToolChoice::Auto
+    }
 }
 
 impl ChatRequest {

@@ -1,12 +1,24 @@
 //! Checks that an answer keeps the request's contract: JSON valid against the requested
-//! schema, calls only to offered tools, arguments valid against the tool's schema. The
-//! engine resamples answers that break it, so agents never see them.
+//! schema, calls only to offered tools, arguments valid against the tool's schema (unless
+//! the request keeps invalid ones), a call when one is required and none when forbidden.
+//! The engine resamples answers that break it, so agents never see them.
 
 use serde_json::Value;
 
-use crate::request::{ChatRequest, ChatResponse};
+use crate::request::{ChatRequest, ChatResponse, ToolChoice};
 
 pub fn check_response(request: &ChatRequest, response: &ChatResponse) -> Result<(), String> {
+    if !request.tools.is_empty() {
+        match (request.tool_choice, response.tool_calls.is_empty()) {
+            (ToolChoice::Required, true) => {
+                return Err("no tool call, though one was required".into());
+            }
+            (ToolChoice::None, false) => {
+                return Err("a tool call, though calls were not allowed".into());
+            }
+            _ => {}
+        }
+    }
     for call in &response.tool_calls {
         let Some(tool) = request.tools.iter().find(|tool| tool.name == call.name) else {
             let offered: Vec<&str> = request
@@ -32,8 +44,10 @@ pub fn check_response(request: &ChatRequest, response: &ChatResponse) -> Result<
                 excerpt(&call.arguments)
             )
         })?;
-        check_against(&tool.parameters, &arguments)
-            .map_err(|error| format!("arguments of `{}` {error}", call.name))?;
+        if !request.keep_invalid_arguments {
+            check_against(&tool.parameters, &arguments)
+                .map_err(|error| format!("arguments of `{}` {error}", call.name))?;
+        }
     }
     if let (Some(schema), true) = (&request.json_schema, response.tool_calls.is_empty()) {
         let text = response.text.as_deref().unwrap_or_default();
@@ -120,11 +134,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(broken.contains("/city"), "{broken}");
+        request.keep_invalid_arguments = true;
+        assert!(
+            check_response(
+                &request,
+                &answer(None, vec![call("weather", r#"{"city":3}"#)])
+            )
+            .is_ok()
+        );
+        request.keep_invalid_arguments = false;
         assert!(
             check_response(&request, &answer(None, vec![call("weather", "{city")]))
                 .unwrap_err()
                 .contains("not JSON")
         );
+
+        request.tool_choice = ToolChoice::Required;
+        assert!(
+            check_response(&request, &answer(Some("Sunny."), vec![]))
+                .unwrap_err()
+                .contains("required")
+        );
+        request.tool_choice = ToolChoice::None;
+        assert!(
+            check_response(
+                &request,
+                &answer(None, vec![call("weather", r#"{"city":"Oslo"}"#)])
+            )
+            .is_err()
+        );
+        request.tool_choice = ToolChoice::Auto;
 
         request.json_schema = Some(json!({"type": "object", "required": ["ok"]}));
         assert!(check_response(&request, &answer(Some(r#"{"ok":1}"#), vec![])).is_ok());

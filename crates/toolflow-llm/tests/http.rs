@@ -11,7 +11,7 @@ use serde_json::json;
 use toolflow_llm::standin::{Reply, StandInServer};
 use toolflow_llm::{
     CacheMode, EndpointConfig, Engine, FeatureMode, FinishReason, Message, ToolCallRequest,
-    ToolSpec,
+    ToolChoice, ToolSpec,
 };
 
 fn schema() -> serde_json::Value {
@@ -110,6 +110,7 @@ async fn native_structured_output_and_tools() {
 
     let mut with_tools = ask("weather?");
     with_tools.tools.push(weather_tool());
+    with_tools.tool_choice = ToolChoice::Required;
     let answer = engine
         .complete(MODEL, "assistant", &with_tools)
         .await
@@ -125,6 +126,8 @@ async fn native_structured_output_and_tools() {
     );
     assert_eq!(seen[1].body["tools"][0]["type"], "function");
     assert_eq!(seen[1].body["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(seen[1].body["tool_choice"], "required");
+    assert!(seen[0].body.get("tool_choice").is_none());
 }
 
 fn weather_tool() -> ToolSpec {
