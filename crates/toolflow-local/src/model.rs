@@ -9,7 +9,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
 use toolflow_core::Usage;
-use toolflow_llm::{ChatRequest, ChatResponse, FinishReason, Role, ToolCallRequest};
+use toolflow_llm::{ChatRequest, ChatResponse, FinishReason, ToolCallRequest, ToolChoice};
 
 use crate::LocalError;
 use crate::grammar::{Constraint, GrammarCompiler, tool_call_schema};
@@ -114,12 +114,13 @@ impl LocalModel {
             Some(Constraint::Json(schema.clone()))
         } else if !request.tools.is_empty() {
             // Left to choose, this model nearly always answers a request for action in prose
-            // (measured: 2 of 2 seeds on a plain weather question). So a user's turn gets a
-            // call; after a tool's result the model may answer in text or call again.
+            // (measured: 2 of 2 seeds on a plain weather question), so callers that know a
+            // call is due should say `Required`.
             let call_schema = tool_call_schema(&request.tools);
-            match request.messages.last().map(|m| m.role) {
-                Some(Role::Tool) => Some(Constraint::TextOrToolCall(call_schema)),
-                _ => Some(Constraint::ToolCall(call_schema)),
+            match request.tool_choice {
+                ToolChoice::Required => Some(Constraint::ToolCall(call_schema)),
+                ToolChoice::Auto => Some(Constraint::TextOrToolCall(call_schema)),
+                ToolChoice::None => None,
             }
         } else {
             None

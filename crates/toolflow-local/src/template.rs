@@ -194,12 +194,7 @@ mod tests {
         ChatRequest {
             messages,
             tools,
-            temperature: None,
-            top_p: None,
-            max_tokens: None,
-            stop: Vec::new(),
-            seed: None,
-            json_schema: None,
+            ..ChatRequest::default()
         }
     }
 

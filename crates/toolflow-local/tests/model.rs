@@ -7,7 +7,9 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake};
 
 use serde_json::{Value, json};
-use toolflow_llm::{ChatBackend, ChatRequest, ChatResponse, FinishReason, Message, Role, ToolSpec};
+use toolflow_llm::{
+    ChatBackend, ChatRequest, ChatResponse, FinishReason, Message, Role, ToolChoice, ToolSpec,
+};
 use toolflow_local::{
     GgufTokenizer, LocalBackend, LocalOptions, MODEL_ID, ModelSource, locate_model,
 };
@@ -62,13 +64,9 @@ fn ask(request: &ChatRequest) -> ChatResponse {
 fn request(prompt: &str) -> ChatRequest {
     ChatRequest {
         messages: vec![Message::new(Role::User, prompt)],
-        tools: Vec::new(),
-        temperature: None,
-        top_p: None,
         max_tokens: Some(24),
-        stop: Vec::new(),
         seed: Some(1),
-        json_schema: None,
+        ..ChatRequest::default()
     }
 }
 
@@ -232,6 +230,7 @@ fn a_tool_request_calls_a_listed_tool_with_valid_arguments() {
     for seed in 0..3 {
         let mut tool_request = request("What is the weather in Paris right now?");
         tool_request.tools = tools.clone();
+        tool_request.tool_choice = ToolChoice::Required;
         tool_request.seed = Some(seed);
         tool_request.temperature = Some(1.0);
         tool_request.max_tokens = Some(60);
@@ -258,7 +257,15 @@ fn a_tool_request_calls_a_listed_tool_with_valid_arguments() {
         println!("seed {seed}: {} {}", call.name, call.arguments);
     }
 
-    // After the tool's result the model may answer in prose or call again.
+    // With calls forbidden it answers in prose.
+    let mut no_call = request("What is the weather in Paris right now?");
+    no_call.tools = tools.clone();
+    no_call.tool_choice = ToolChoice::None;
+    no_call.max_tokens = Some(20);
+    let response = ask(&no_call);
+    assert!(response.tool_calls.is_empty(), "{:?}", response.tool_calls);
+
+    // Left to choose after the tool's result, it may answer in prose or call again.
     let mut follow_up = request("What is the weather in Paris right now?");
     follow_up.tools = tools.clone();
     let mut call = Message::new(Role::Assistant, "");
