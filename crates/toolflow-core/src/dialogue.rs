@@ -109,16 +109,15 @@ pub struct ToolTurn {
     pub generation: Option<Generation>,
 }
 
-/// Which model wrote a turn, with what, at what cost.
+/// Which model wrote a turn, with what, at what cost. Whether the answer came from the
+/// response cache is deliberately not recorded: a resumed run must write the same bytes as
+/// an uninterrupted one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Generation {
     /// The model id the endpoint reported.
     pub model: String,
     pub usage: Usage,
     pub seed: Option<u64>,
-    /// Answered from the response cache, at no cost.
-    #[serde(default)]
-    pub cached: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
