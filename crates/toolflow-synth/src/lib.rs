@@ -1,6 +1,7 @@
 //! Dialogue synthesis (paper §3.2–3.3): the prompts of the planner and of the user,
 //! assistant and tool agents, and the parsing of what they answer.
 
+pub mod enrich;
 pub mod plan;
 pub mod prompts;
 

@@ -17,11 +17,18 @@ pub enum PromptKind {
     Assistant,
     /// Paper Table 18: simulate tool results.
     Tool,
+    /// Paper §3.4: fill a tool's missing descriptions and return schema.
+    Enrich,
 }
 
 impl PromptKind {
-    pub const ALL: [PromptKind; 4] =
-        [PromptKind::Planner, PromptKind::User, PromptKind::Assistant, PromptKind::Tool];
+    pub const ALL: [PromptKind; 5] = [
+        PromptKind::Planner,
+        PromptKind::User,
+        PromptKind::Assistant,
+        PromptKind::Tool,
+        PromptKind::Enrich,
+    ];
 
     /// The file stem users name to override this prompt, e.g. `planner.txt`.
     pub fn name(self) -> &'static str {
@@ -30,6 +37,7 @@ impl PromptKind {
             PromptKind::User => "user",
             PromptKind::Assistant => "assistant",
             PromptKind::Tool => "tool",
+            PromptKind::Enrich => "enrich",
         }
     }
 
@@ -39,6 +47,7 @@ impl PromptKind {
             PromptKind::User => include_str!("../prompts/user.txt"),
             PromptKind::Assistant => include_str!("../prompts/assistant.txt"),
             PromptKind::Tool => include_str!("../prompts/tool.txt"),
+            PromptKind::Enrich => include_str!("../prompts/enrich.txt"),
         }
     }
 }
