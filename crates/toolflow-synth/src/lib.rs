@@ -1,9 +1,18 @@
 //! Dialogue synthesis (paper §3.2–3.3): the prompts of the planner and of the user,
-//! assistant and tool agents, and the parsing of what they answer.
+//! assistant and tool agents, the parsing of what they answer, and the [`Synthesizer`] that
+//! drives them turn by turn into a [`toolflow_core::Dialogue`].
 
+pub mod config;
+pub mod context;
 pub mod enrich;
 pub mod plan;
 pub mod prompts;
+#[cfg(feature = "standin")]
+pub mod scripted;
+mod transcript;
+mod writer;
 
 pub use plan::{PlanError, parse_plan, plan_schema};
+pub use config::{SynthConfig, ToolChoicePolicy};
 pub use prompts::{PromptError, PromptKind, Prompts};
+pub use writer::{SynthError, Synthesizer};

@@ -1,0 +1,226 @@
+//! A scripted dialogue model for the stand-in server (feature `standin`): it answers each of
+//! toolflow's agents the way a capable model would, decided only by the request it receives,
+//! so tests and benchmarks get realistic, deterministic dialogues without a real model.
+//!
+//! Over any tool set, a dialogue it writes has: a multi-step plan with a chitchat step (3),
+//! parallel calls (step 2, when two tools are offered), a clarifying question (step 4), and
+//! after the user's answer a call that breaks the tool's schema, the tool's error, and the
+//! corrected call.
+
+use serde_json::{Map, Value, json};
+use toolflow_llm::standin::{Reply, SeenRequest};
+
+/// The script to start a [`toolflow_llm::standin::StandInServer`] with.
+pub fn dialogue_script(request: &SeenRequest) -> Reply {
+    let messages = request.body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let first = messages
+        .first()
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default();
+    let schema = request.body["response_format"]["json_schema"]["schema"].clone();
+    if first.starts_with("You design the outline") {
+        plan(&schema)
+    } else if first.starts_with("You play the user") {
+        user(first)
+    } else if first.starts_with("You act as the tool") {
+        tool_result(first)
+    } else if request.body.get("tools").is_some() {
+        assistant(
+            &messages,
+            request.body["tools"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        )
+    } else {
+        Reply::Text("I am a scripted model.".into())
+    }
+}
+
+fn plan(schema: &Value) -> Reply {
+    let steps = schema["properties"]["steps"]["minItems"]
+        .as_u64()
+        .unwrap_or(4);
+    let steps: Vec<Value> = (1..=steps)
+        .map(|step| {
+            if step == 3 {
+                json!({"kind": "chitchat", "request": "The user chats about how busy the week has been."})
+            } else {
+                json!({"kind": "tool_call", "request": format!("The user needs help with task {step}, building on the previous answer.")})
+            }
+        })
+        .collect();
+    Reply::Json(json!({ "steps": steps }))
+}
+
+/// The user's next message: step by step, answering a question with the details asked for.
+fn user(prompt: &str) -> Reply {
+    let history = section(prompt, "The conversation so far:", "Rules:");
+    let users = history
+        .lines()
+        .filter(|line| line.starts_with("User: "))
+        .count();
+    let last_assistant = history
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("Assistant: "));
+    let asked = last_assistant.is_some_and(|line| line.trim_end().ends_with('?'));
+    // Step 4 takes two user turns: the request, then the details asked for.
+    let step = if users >= 4 { users } else { users + 1 };
+    let message = if asked {
+        "Sure: the name is Ana Silva, and economy is fine.".to_string()
+    } else if step == 3 {
+        "Let's chat for a second: this week has been so busy.".to_string()
+    } else {
+        format!("Step {step}: can you take care of this for me, please?")
+    };
+    let done: Vec<u64> = (1..step as u64).collect();
+    Reply::Json(json!({"completed_steps": done, "current_step": step, "message": message}))
+}
+
+fn assistant(messages: &[Value], tools: Vec<Value>) -> Reply {
+    let last = messages.last().cloned().unwrap_or_default();
+    let functions: Vec<&Value> = tools.iter().map(|tool| &tool["function"]).collect();
+    if last["role"] == "tool" {
+        let failed = messages
+            .iter()
+            .rev()
+            .take_while(|m| m["role"] == "tool")
+            .any(|m| {
+                m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("\"error\""))
+            });
+        let calls = messages.iter().rev().find(|m| m["role"] == "assistant");
+        if let (true, Some(calls)) = (failed, calls) {
+            let name = calls["tool_calls"][0]["function"]["name"]
+                .as_str()
+                .unwrap_or_default();
+            if let Some(function) = functions.iter().find(|f| f["name"] == name) {
+                return Reply::ToolCalls(vec![(
+                    name.to_string(),
+                    instance(&function["parameters"]),
+                )]);
+            }
+        }
+        return Reply::Text("All done: here is what I found, based on the results above.".into());
+    }
+    let text = last["content"].as_str().unwrap_or_default();
+    let call = |function: &Value| {
+        (
+            function["name"].as_str().unwrap_or_default().to_string(),
+            instance(&function["parameters"]),
+        )
+    };
+    if text.contains("chat") {
+        Reply::Text("Busy weeks are tiring; I hope the weekend gives you a rest.".into())
+    } else if text.starts_with("Step 4") {
+        Reply::Text("Happy to. Whose name should I use, and which class?".into())
+    } else if text.starts_with("Sure: the name") {
+        Reply::ToolCalls(vec![(
+            functions[0]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            invalid_instance(&functions[0]["parameters"]),
+        )])
+    } else if text.starts_with("Step 2") && functions.len() >= 2 {
+        Reply::ToolCalls(vec![call(functions[0]), call(functions[1])])
+    } else {
+        let step: usize = text
+            .trim_start_matches("Step ")
+            .split(':')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        Reply::ToolCalls(vec![call(functions[(step - 1) % functions.len().max(1)])])
+    }
+}
+
+fn tool_result(prompt: &str) -> Reply {
+    let tool: Value = section(prompt, "The tool:", "The call:")
+        .trim()
+        .parse()
+        .unwrap_or_default();
+    let result = match tool.get("returns") {
+        Some(returns) if !returns.is_null() => instance(returns),
+        _ => json!({"status": "ok"}),
+    };
+    Reply::Json(json!({ "result": result }))
+}
+
+fn section<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text.find(start).map_or(0, |at| at + start.len());
+    let to = text[from..].find(end).map_or(text.len(), |at| from + at);
+    &text[from..to]
+}
+
+/// A value valid against `schema`: every property filled, plain sample values.
+pub fn instance(schema: &Value) -> Value {
+    if let Some(options) = schema
+        .get("anyOf")
+        .or_else(|| schema.get("oneOf"))
+        .and_then(Value::as_array)
+    {
+        return options.first().map(instance).unwrap_or(Value::Null);
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return values.first().cloned().unwrap_or(Value::Null);
+    }
+    let kind = match &schema["type"] {
+        Value::Array(kinds) => kinds.first().and_then(Value::as_str).unwrap_or("string"),
+        Value::String(kind) => kind.as_str(),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "string",
+    };
+    match kind {
+        "object" => {
+            let properties = schema["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            Value::Object(
+                properties
+                    .iter()
+                    .map(|(name, property)| (name.clone(), instance(property)))
+                    .collect::<Map<_, _>>(),
+            )
+        }
+        "array" => json!([instance(&schema["items"])]),
+        "integer" => json!(schema["minimum"].as_i64().unwrap_or(1).max(1)),
+        "number" => json!(schema["minimum"].as_f64().unwrap_or(1.5).max(1.5)),
+        "boolean" => json!(true),
+        "null" => Value::Null,
+        _ if schema["format"] == "date" => json!("2024-06-01"),
+        _ => json!("sample"),
+    }
+}
+
+/// Arguments that break `schema`: the required ones left out, or else a property of the
+/// wrong type.
+fn invalid_instance(schema: &Value) -> Value {
+    let mut value = instance(schema);
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if let Some(object) = value.as_object_mut() {
+        if required.is_empty() {
+            if let Some((_, first)) = object.iter_mut().next() {
+                *first = if first.is_string() {
+                    json!(12345)
+                } else {
+                    json!("not-a-valid-value")
+                };
+            }
+        } else {
+            object.retain(|name, _| !required.contains(&name.as_str()));
+        }
+    }
+    value
+}

@@ -1,0 +1,638 @@
+//! Writing one dialogue (paper §3.2–3.3): the planner outlines it, then the user agent
+//! writes a turn, the assistant answers or calls tools, the tool agent simulates each call's
+//! result, and the assistant answers from them — until the plan's last step is addressed or
+//! the turn limit comes.
+//!
+//! Every request's seed derives from the dialogue's seed and the request's position, and
+//! call ids are numbered by the writer, so the same run seed, tools and response cache give
+//! byte-identical dialogues whatever the order they are written in.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use toolflow_core::{
+    AssistantTurn, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan,
+    SamplingStrategy, StepKind, Tool, ToolCall, ToolTurn, Turn, Usage, UserTurn,
+};
+use toolflow_llm::{ChatRequest, ChatResponse, Engine, Message, ToolChoice};
+
+use crate::config::{ROLES, SynthConfig, ToolChoicePolicy};
+use crate::context::{
+    derive, describe, dialogue_id, dialogue_seed, draw, parse_date, system_context,
+};
+use crate::plan::{parse_plan, plan_schema};
+use crate::prompts::{PromptKind, Prompts};
+use crate::transcript::{
+    chat_messages, plan_text, tool_json, tool_spec, tools_json, tools_summary, user_view,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "synth.models: role `{role}` names model `{model}`, which no endpoint serves (served: {served})"
+    )]
+    UnknownModel {
+        role: String,
+        model: String,
+        served: String,
+    },
+}
+
+/// Writes dialogues for one run: the engine, the prompts and the settings they share.
+pub struct Synthesizer {
+    engine: Arc<Engine>,
+    prompts: Prompts,
+    config: SynthConfig,
+    first_day: i64,
+    last_day: i64,
+}
+
+impl Synthesizer {
+    pub fn new(
+        engine: Arc<Engine>,
+        prompts: Prompts,
+        config: SynthConfig,
+    ) -> Result<Self, SynthError> {
+        config.check().map_err(SynthError::Config)?;
+        for (role, model) in &config.models {
+            if !engine.models().any(|served| served == model) {
+                return Err(SynthError::UnknownModel {
+                    role: role.clone(),
+                    model: model.clone(),
+                    served: engine.models().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let first_day = parse_date(&config.dates[0]).map_err(SynthError::Config)?;
+        let last_day = parse_date(&config.dates[1]).map_err(SynthError::Config)?;
+        Ok(Synthesizer {
+            engine,
+            prompts,
+            config,
+            first_day,
+            last_day,
+        })
+    }
+
+    pub fn config(&self) -> &SynthConfig {
+        &self.config
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The id dialogue `index` of this run gets.
+    pub fn dialogue_id(&self, index: u64) -> String {
+        dialogue_id(self.config.seed, index)
+    }
+
+    /// Writes dialogue `index` over `tools`. It never fails: a request that fails past the
+    /// engine's retries, or an answer that cannot be used, ends the dialogue with status
+    /// `failed`, its reason, and the turns written so far.
+    pub async fn write(&self, index: u64, sampler: SamplingStrategy, tools: Vec<Tool>) -> Dialogue {
+        let seed = dialogue_seed(self.config.seed, index);
+        let config = &self.config;
+        let [min, max] = config.turns;
+        let target_turns = min + draw(seed, "turns", u64::from(max - min + 1)) as u32;
+        let settings = DialogueSettings {
+            sampler,
+            plan: config.plan,
+            target_turns,
+            max_turns: target_turns + config.extra_turns,
+            user_style: config.styles[draw(seed, "style", config.styles.len() as u64) as usize]
+                .clone(),
+            seed,
+            models: ROLES
+                .iter()
+                .map(|role| {
+                    let model = config
+                        .models
+                        .get(*role)
+                        .map_or_else(|| self.engine.draw_model(seed).to_owned(), Clone::clone);
+                    (role.to_string(), model)
+                })
+                .collect(),
+            temperature: config.temperature,
+        };
+        let context = system_context(seed, self.first_day, self.last_day, &config.locations);
+        let mut writer = DialogueWriter {
+            synth: self,
+            context_text: describe(&context),
+            settings,
+            tools,
+            plan: None,
+            turns: Vec::new(),
+            usage: Usage::default(),
+            requests: 0,
+            calls: 0,
+            addressed: BTreeSet::new(),
+        };
+        let outcome = match writer.converse().await {
+            Ok(outcome) => outcome,
+            Err(reason) => Outcome {
+                status: OutcomeStatus::Failed,
+                reason: Some(reason),
+                steps_done: writer.addressed.len() as u32,
+            },
+        };
+        Dialogue {
+            id: self.dialogue_id(index),
+            index,
+            tools: writer.tools,
+            plan: writer.plan,
+            context,
+            turns: writer.turns,
+            settings: writer.settings,
+            outcome,
+            usage: writer.usage,
+        }
+    }
+}
+
+/// The state of one dialogue being written.
+struct DialogueWriter<'a> {
+    synth: &'a Synthesizer,
+    context_text: String,
+    settings: DialogueSettings,
+    tools: Vec<Tool>,
+    plan: Option<Plan>,
+    turns: Vec<Turn>,
+    usage: Usage,
+    /// Requests made so far: the next one's seed derives from it.
+    requests: u64,
+    /// Tool calls made so far: the next one's id is `call_<calls>`.
+    calls: u64,
+    /// Plan steps (or, without a plan, user turns) the assistant has dealt with.
+    addressed: BTreeSet<u32>,
+}
+
+impl DialogueWriter<'_> {
+    async fn converse(&mut self) -> Result<Outcome, String> {
+        if self.settings.plan {
+            self.plan = Some(self.write_plan().await?);
+        }
+        for _ in 0..self.settings.max_turns {
+            let step = self.user_turn().await?;
+            let kind = step.and_then(|number| self.step_kind(number));
+            let called = self.assistant_turns(kind).await?;
+            // A tool-call step counts once the assistant called something for it; asking a
+            // clarifying question instead leaves it open for the user's next turn.
+            if kind != Some(StepKind::ToolCall) || called {
+                let number = step.unwrap_or(self.addressed.len() as u32 + 1);
+                self.addressed.insert(number);
+            }
+            let last_step = match &self.plan {
+                Some(plan) => plan.steps.len() as u32,
+                None => self.settings.target_turns,
+            };
+            if self.addressed.contains(&last_step) {
+                return Ok(Outcome {
+                    status: OutcomeStatus::Completed,
+                    reason: None,
+                    steps_done: self.addressed.len() as u32,
+                });
+            }
+        }
+        Ok(Outcome {
+            status: OutcomeStatus::TurnLimit,
+            reason: Some(format!(
+                "{} user turns, the limit, came before the last step",
+                self.settings.max_turns
+            )),
+            steps_done: self.addressed.len() as u32,
+        })
+    }
+
+    fn step_kind(&self, number: u32) -> Option<StepKind> {
+        let plan = self.plan.as_ref()?;
+        plan.steps
+            .iter()
+            .find(|step| step.number == number)
+            .map(|step| step.kind)
+    }
+
+    fn next_seed(&mut self) -> u64 {
+        self.requests += 1;
+        derive(&[
+            b"toolflow-synth/request",
+            &self.settings.seed.to_le_bytes(),
+            &self.requests.to_le_bytes(),
+        ])
+    }
+
+    /// Sends `request` for `role` with the dialogue's sampling settings and `seed`.
+    async fn ask(
+        &self,
+        role: &str,
+        mut request: ChatRequest,
+        seed: u64,
+    ) -> Result<(ChatResponse, Generation), String> {
+        request.seed = Some(seed);
+        request.temperature = Some(self.settings.temperature);
+        request.max_tokens = Some(self.synth.config.max_tokens);
+        let model = &self.settings.models[role];
+        let answer = self
+            .synth
+            .engine
+            .complete(model, role, &request)
+            .await
+            .map_err(|error| format!("{role} agent: {error}"))?;
+        let generation = Generation {
+            model: answer.model.clone(),
+            usage: answer.usage,
+            seed: Some(seed),
+        };
+        Ok((answer, generation))
+    }
+
+    async fn write_plan(&mut self) -> Result<Plan, String> {
+        let target = self.settings.target_turns as usize;
+        let structured = self.synth.config.structured;
+        let prompt = self
+            .synth
+            .prompts
+            .render(
+                PromptKind::Planner,
+                json!({"tools": tools_json(&self.tools, false), "target_turns": target, "structured": structured}),
+            )
+            .map_err(|error| error.to_string())?;
+        let names: Vec<String> = self.tools.iter().map(|tool| tool.name.clone()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let attempts = self.synth.config.plan_attempts;
+        let mut last_error = String::new();
+        for attempt in 1..=attempts {
+            let mut request = ChatRequest::new(vec![Message::user(prompt.clone())]);
+            if structured {
+                request.json_schema = Some(plan_schema(target));
+            }
+            let seed = self.next_seed();
+            let (answer, _) = self.ask("planner", request, seed).await?;
+            self.usage += answer.usage;
+            match parse_plan(answer.text.as_deref().unwrap_or_default(), target, &names) {
+                Ok(plan) => return Ok(plan),
+                Err(error) => {
+                    tracing::debug!(attempt, %error, "the planner's answer is unusable");
+                    last_error = error.to_string();
+                }
+            }
+        }
+        Err(format!(
+            "planner: no usable plan in {attempts} attempts; the last: {last_error}"
+        ))
+    }
+
+    /// Writes the next user turn; returns the plan step it belongs to.
+    async fn user_turn(&mut self) -> Result<Option<u32>, String> {
+        let structured = self.synth.config.structured;
+        let steps = self.plan.as_ref().map(|plan| plan.steps.len() as u32);
+        let prompt = self
+            .synth
+            .prompts
+            .render(
+                PromptKind::User,
+                json!({
+                    "context": self.context_text,
+                    "tools": tools_json(&self.tools, false),
+                    "plan": self.plan.as_ref().map(plan_text),
+                    "history": user_view(&self.turns),
+                    "style": self.settings.user_style,
+                    "structured": structured,
+                }),
+            )
+            .map_err(|error| error.to_string())?;
+        let mut request = ChatRequest::new(vec![Message::user(prompt)]);
+        if structured {
+            request.json_schema = Some(user_schema(steps));
+        }
+        let seed = self.next_seed();
+        let (answer, generation) = self.ask("user", request, seed).await?;
+        self.usage += answer.usage;
+        let text = answer.text.as_deref().unwrap_or_default();
+        let (message, step) = if structured {
+            user_from_json(text)
+        } else {
+            user_from_text(text)
+        }
+        .map_err(|error| format!("user agent: {error}"))?;
+        // A step out of range (possible only in the text form) is taken as the last one.
+        let step = steps.zip(step).map(|(steps, step)| step.clamp(1, steps));
+        self.turns.push(Turn::User(UserTurn {
+            content: message,
+            plan_step: step,
+            generation: Some(generation),
+        }));
+        Ok(step)
+    }
+
+    /// The assistant's answer to the last user turn: calls and their results, round after
+    /// round, until it answers in text. Returns whether it called any tool.
+    async fn assistant_turns(&mut self, step: Option<StepKind>) -> Result<bool, String> {
+        let config = &self.synth.config;
+        let system = self
+            .synth
+            .prompts
+            .render(
+                PromptKind::Assistant,
+                json!({"context": self.context_text, "tools": tools_summary(&self.tools)}),
+            )
+            .map_err(|error| error.to_string())?;
+        let mut called = false;
+        for round in 0..=config.max_tool_rounds {
+            let tool_choice = if round == config.max_tool_rounds {
+                ToolChoice::None
+            } else if round > 0 {
+                ToolChoice::Auto
+            } else {
+                match (config.tool_choice, step) {
+                    (ToolChoicePolicy::Plan, Some(StepKind::ToolCall)) => ToolChoice::Required,
+                    (ToolChoicePolicy::Plan, Some(StepKind::Chitchat)) => ToolChoice::None,
+                    _ => ToolChoice::Auto,
+                }
+            };
+            let mut messages = vec![Message::system(system.clone())];
+            messages.extend(chat_messages(&self.turns));
+            let mut request = ChatRequest::new(messages);
+            request.tools = self.tools.iter().map(tool_spec).collect();
+            request.tool_choice = tool_choice;
+            request.keep_invalid_arguments = config.keep_invalid_arguments;
+            let seed = self.next_seed();
+            let (answer, generation) = self.ask("assistant", request, seed).await?;
+            self.usage += answer.usage;
+            let calls: Vec<ToolCall> = answer
+                .tool_calls
+                .iter()
+                .map(|call| {
+                    let id = format!("call_{}", self.calls);
+                    self.calls += 1;
+                    let text = if call.arguments.trim().is_empty() {
+                        "{}"
+                    } else {
+                        call.arguments.as_str()
+                    };
+                    match serde_json::from_str(text) {
+                        Ok(arguments) => ToolCall {
+                            id,
+                            name: call.name.clone(),
+                            arguments,
+                            arguments_raw: None,
+                        },
+                        Err(_) => ToolCall {
+                            id,
+                            name: call.name.clone(),
+                            arguments: Value::Null,
+                            arguments_raw: Some(call.arguments.clone()),
+                        },
+                    }
+                })
+                .collect();
+            let content = answer
+                .text
+                .as_deref()
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned);
+            if content.is_none() && calls.is_empty() {
+                return Err("assistant agent: an empty answer".into());
+            }
+            self.turns.push(Turn::Assistant(AssistantTurn {
+                content,
+                tool_calls: calls.clone(),
+                generation: Some(generation),
+            }));
+            if calls.is_empty() {
+                return Ok(called);
+            }
+            called = true;
+            let seeds: Vec<u64> = calls.iter().map(|_| self.next_seed()).collect();
+            let results = futures_util::future::join_all(
+                calls
+                    .iter()
+                    .zip(seeds)
+                    .map(|(call, seed)| self.tool_result(call, seed)),
+            )
+            .await;
+            for result in results {
+                let (turn, usage) = result?;
+                self.usage += usage;
+                self.turns.push(Turn::Tool(turn));
+            }
+        }
+        unreachable!("the last round forbids calls, and the engine enforces it")
+    }
+
+    /// The tool agent's result for one call: an error object, without asking the model,
+    /// when the arguments break the tool's schema; otherwise a simulated result that follows
+    /// the tool's return schema (or is a realistic error).
+    async fn tool_result(&self, call: &ToolCall, seed: u64) -> Result<(ToolTurn, Usage), String> {
+        let error_turn = |message: String| {
+            Ok((
+                ToolTurn {
+                    tool_call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    content: json!({ "error": message }),
+                    is_error: true,
+                    generation: None,
+                },
+                Usage::default(),
+            ))
+        };
+        let Some(tool) = self.tools.iter().find(|tool| tool.name == call.name) else {
+            return error_turn(format!("unknown function `{}`", call.name));
+        };
+        if call.arguments_raw.is_some() {
+            return error_turn("the arguments are not valid JSON".into());
+        }
+        if let Some(problem) = argument_problem(tool, &call.arguments) {
+            return error_turn(format!("invalid arguments for `{}`: {problem}", tool.name));
+        }
+        let prompt = self
+            .synth
+            .prompts
+            .render(
+                PromptKind::Tool,
+                json!({
+                    "tool": tool_json(tool, true).to_string(),
+                    "call": json!({"name": call.name, "arguments": call.arguments}).to_string(),
+                    "context_line": self.context_text,
+                }),
+            )
+            .map_err(|error| error.to_string())?;
+        let mut request = ChatRequest::new(vec![Message::user(prompt)]);
+        request.json_schema = Some(result_schema(tool));
+        let (answer, generation) = self.ask("tool", request, seed).await?;
+        let answer_json = answer
+            .json()
+            .map_err(|error| format!("tool agent: the result is not JSON: {error}"))?;
+        let result = answer_json.get("result").cloned().unwrap_or(Value::Null);
+        let is_error = result.as_object().is_some_and(|object| {
+            object.len() == 1 && object.get("error").is_some_and(Value::is_string)
+        });
+        Ok((
+            ToolTurn {
+                tool_call_id: call.id.clone(),
+                name: call.name.clone(),
+                content: result,
+                is_error,
+                generation: Some(generation),
+            },
+            answer.usage,
+        ))
+    }
+}
+
+/// Why `arguments` break `tool`'s parameter schema, if they do.
+fn argument_problem(tool: &Tool, arguments: &Value) -> Option<String> {
+    let validator = jsonschema::validator_for(&tool.parameters).ok()?;
+    validator.validate(arguments).err().map(|error| {
+        let at = error.instance_path().to_string();
+        if at.is_empty() {
+            error.to_string()
+        } else {
+            format!("{at}: {error}")
+        }
+    })
+}
+
+/// The tool agent's answer: `{"result": …}`, the result following the tool's return schema
+/// or being an error object. A return schema that does not compile is not enforced.
+fn result_schema(tool: &Tool) -> Value {
+    let error = json!({
+        "type": "object",
+        "properties": {"error": {"type": "string", "minLength": 1}},
+        "required": ["error"],
+        "additionalProperties": false
+    });
+    let result = match &tool.returns {
+        Some(returns) if jsonschema::validator_for(returns).is_ok() => {
+            json!({"anyOf": [returns, error]})
+        }
+        _ => json!({}),
+    };
+    json!({
+        "type": "object",
+        "properties": {"result": result},
+        "required": ["result"],
+        "additionalProperties": false
+    })
+}
+
+/// The user agent's structured answer: with a plan, the steps done, the current step and
+/// the message; without one, the message only.
+fn user_schema(steps: Option<u32>) -> Value {
+    let message = json!({"type": "string", "minLength": 1});
+    match steps {
+        Some(steps) => {
+            let step = json!({"type": "integer", "minimum": 1, "maximum": steps});
+            json!({
+                "type": "object",
+                "properties": {
+                    "completed_steps": {"type": "array", "items": step, "maxItems": steps},
+                    "current_step": step,
+                    "message": message
+                },
+                "required": ["completed_steps", "current_step", "message"],
+                "additionalProperties": false
+            })
+        }
+        None => json!({
+            "type": "object",
+            "properties": {"message": message},
+            "required": ["message"],
+            "additionalProperties": false
+        }),
+    }
+}
+
+fn user_from_json(text: &str) -> Result<(String, Option<u32>), String> {
+    let answer: Value =
+        serde_json::from_str(text).map_err(|error| format!("the answer is not JSON: {error}"))?;
+    let message = answer["message"]
+        .as_str()
+        .ok_or("the answer has no `message`")?;
+    let step = answer["current_step"].as_u64().map(|step| step as u32);
+    Ok((clean_message(message)?, step))
+}
+
+/// The text form: optional `Completed steps:` and `Current step:` lines, then `User:` and
+/// the message (which may run over several lines).
+fn user_from_text(text: &str) -> Result<(String, Option<u32>), String> {
+    let mut step = None;
+    for line in text.lines() {
+        let line = line.trim().replace("**", "");
+        if let Some(rest) = line.strip_prefix("Current step:") {
+            step = rest.trim().trim_end_matches('.').parse().ok();
+        }
+    }
+    let message = match text.find("User:") {
+        Some(at) => &text[at + "User:".len()..],
+        None if step.is_none() => text,
+        None => return Err("the answer has a `Current step:` line but no `User:` line".into()),
+    };
+    Ok((clean_message(message)?, step))
+}
+
+/// Strips what models wrap messages in: whitespace, quotes, a leading `User:`.
+fn clean_message(message: &str) -> Result<String, String> {
+    let message = message.trim();
+    let message = message.strip_prefix("User:").unwrap_or(message).trim();
+    let message = message
+        .strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+        .unwrap_or(message)
+        .trim();
+    if message.is_empty() {
+        return Err("an empty message".into());
+    }
+    Ok(message.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_answers_parse_in_both_forms() {
+        assert_eq!(
+            user_from_json(
+                r#"{"completed_steps": [1], "current_step": 2, "message": "User: \"And tomorrow?\""}"#
+            ),
+            Ok(("And tomorrow?".to_string(), Some(2)))
+        );
+        assert_eq!(
+            user_from_text("Completed steps: 1\n**Current step:** 2\nUser: And tomorrow?\nThanks."),
+            Ok(("And tomorrow?\nThanks.".to_string(), Some(2)))
+        );
+        assert_eq!(
+            user_from_text("Hi there"),
+            Ok(("Hi there".to_string(), None))
+        );
+        assert!(user_from_text("Current step: 2").is_err());
+        assert!(user_from_json(r#"{"current_step": 1, "message": "  "}"#).is_err());
+    }
+
+    #[test]
+    fn a_schema_breaking_call_is_named() {
+        let tool: Tool = serde_json::from_value(json!({
+            "name": "weather", "description": "", "source": "t",
+            "parameters": {"type": "object", "properties": {"days": {"type": "integer"}}, "required": ["city"]},
+            "returns": null
+        }))
+        .unwrap();
+        assert!(argument_problem(&tool, &json!({"city": "Oslo"})).is_none());
+        assert!(
+            argument_problem(&tool, &json!({"days": 2}))
+                .unwrap()
+                .contains("city")
+        );
+        assert!(
+            argument_problem(&tool, &json!({"city": "Oslo", "days": "two"}))
+                .unwrap()
+                .contains("/days")
+        );
+        assert_eq!(result_schema(&tool)["properties"]["result"], json!({}));
+    }
+}
