@@ -21,7 +21,7 @@
 //! order, so the first of a group of duplicates is kept and a clean copy of a broken
 //! dialogue is not thrown away with it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -47,10 +47,14 @@ pub enum Rule {
     /// Passes: tools `[get_weather]`, call `get_weather {...}`. Fails: call `get_forecast {...}`.
     UnknownTool,
     /// The arguments break the tool's JSON Schema (type, enum, pattern, extra property…);
-    /// missing required arguments are left to [`Rule::MissingRequired`].
+    /// missing required arguments are left to [`Rule::MissingRequired`]. A call that the tool
+    /// answered with an error (`is_error`) is exempt from this rule and the next: it is a
+    /// recorded mistake with its error and the recovery after it, which is what a model
+    /// should learn from.
     /// Passes: `{"days": 3}` for `days: integer`. Fails: `{"days": "three"}`.
     SchemaViolation,
-    /// A required argument of the tool is absent.
+    /// A required argument of the tool is absent (exempt, like the rule above, when the
+    /// tool answered the call with an error).
     /// Passes: `{"city": "Lyon"}` with `required: [city]`. Fails: `{}`.
     MissingRequired,
     /// An argument value appears nowhere in the text before the call. Grounded means:
@@ -354,6 +358,14 @@ fn check_turns(
         .iter()
         .map(|t| (t.name.as_str(), t))
         .collect();
+    let rejected_calls: HashSet<&str> = dialogue
+        .turns
+        .iter()
+        .filter_map(|turn| match turn {
+            Turn::Tool(result) if result.is_error => Some(result.tool_call_id.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut evidence = Evidence::default();
     evidence.add_text(&dialogue.context.current_time);
     evidence.add_text(&dialogue.context.location);
@@ -411,7 +423,10 @@ fn check_turns(
                 }
                 for (number, call) in assistant.tool_calls.iter().enumerate() {
                     let base = format!("/turns/{index}/tool_calls/{number}");
-                    check_call(call, &base, index, &tools, validators, &evidence, reasons);
+                    let rejected = rejected_calls.contains(call.id.as_str());
+                    check_call(
+                        call, &base, index, &tools, validators, &evidence, rejected, reasons,
+                    );
                 }
             }
             Turn::Tool(tool) => {
@@ -444,6 +459,9 @@ fn check_turns(
     }
 }
 
+// One call's checks need its place, the tools, the cache of compiled schemas, what was said
+// before it and how the tool answered it.
+#[allow(clippy::too_many_arguments)]
 fn check_call(
     call: &toolflow_core::ToolCall,
     base: &str,
@@ -451,6 +469,7 @@ fn check_call(
     tools: &HashMap<&str, &Tool>,
     validators: &mut HashMap<String, Result<jsonschema::Validator, String>>,
     evidence: &Evidence,
+    rejected_by_tool: bool,
     reasons: &mut Reasons,
 ) {
     let at = Some(index);
@@ -493,7 +512,12 @@ fn check_call(
         return;
     };
     let arguments_pointer = format!("{base}/arguments");
-    for required in tool.required_parameters() {
+    let schema_checked = !rejected_by_tool;
+    for required in tool
+        .required_parameters()
+        .into_iter()
+        .filter(|_| schema_checked)
+    {
         if call.arguments.get(required).is_none() {
             reasons.push(
                 Rule::MissingRequired,
@@ -506,7 +530,7 @@ fn check_call(
             );
         }
     }
-    if reasons.on(Rule::SchemaViolation) {
+    if schema_checked && reasons.on(Rule::SchemaViolation) {
         let validator = validators
             .entry(tool.parameters.to_string())
             .or_insert_with(|| {

@@ -193,6 +193,24 @@ fn missing_required_is_reported_once_and_not_as_a_schema_violation() {
 }
 
 #[test]
+fn a_call_the_tool_rejected_is_a_recorded_mistake_not_a_violation() {
+    let mut d = with_call(json!({"days": "three"}));
+    assert!(rules(&d).contains(&Rule::MissingRequired));
+    d.turns[2] = Turn::Tool(ToolTurn {
+        is_error: true,
+        ..match result(json!({"error": "city is required"})) {
+            Turn::Tool(tool) => tool,
+            _ => unreachable!(),
+        }
+    });
+    let found = rules(&d);
+    assert!(
+        !found.contains(&Rule::MissingRequired) && !found.contains(&Rule::SchemaViolation),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn ungrounded_argument_is_a_warning_by_default() {
     // Case-insensitive string, number by value, enum and boolean exempt.
     assert_eq!(
