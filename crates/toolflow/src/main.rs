@@ -21,6 +21,8 @@ enum Command {
     Run(cmd::run::Args),
     /// Read tool definitions (OpenAI, ToolBench, OpenAPI/Swagger, MCP, BFCL) into tools.jsonl
     Import(cmd::import::Args),
+    /// Fill empty tool and parameter descriptions and missing return schemas with the chat model
+    Enrich(cmd::enrich::Args),
     /// Build the tool graph: embed every parameter and return value, join on cosine > τ
     Graph(cmd::graph::Args),
     /// Sample tool subsets by random walk on the graph (or uniformly, the ablation)
@@ -43,6 +45,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args, &cli.global),
         Command::Import(args) => cmd::import::run(args, &cli.global),
+        Command::Enrich(args) => cmd::enrich::run(args, &cli.global),
         Command::Graph(args) => cmd::graph::run(args, &cli.global),
         Command::Sample(args) => cmd::sample::run(args, &cli.global),
         Command::Schema(args) => cmd::schema::run(args, &cli.global),

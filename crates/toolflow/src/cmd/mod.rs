@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod engine;
+pub mod enrich;
 pub mod eval;
 pub mod export;
 pub mod filter;
