@@ -31,6 +31,8 @@ enum Command {
     Chat(cmd::chat::Args),
     /// Keep the dialogues that pass the filter rules; reject the others with every reason
     Filter(cmd::filter::Args),
+    /// Join the dialogues.jsonl files of a run's shards into one, ordered by index
+    Merge(cmd::merge::Args),
     /// Measure dialogue files (Table 1 statistics, H, Distinct-3) into metrics.json
     Eval(cmd::eval::Args),
     /// Export dialogues as SFT data: TRL, ShareGPT, Hermes, or a model's chat template
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Sample(args) => cmd::sample::run(args, &cli.global),
         Command::Schema(args) => cmd::schema::run(args, &cli.global),
         Command::Filter(args) => cmd::filter::run(args, &cli.global),
+        Command::Merge(args) => cmd::merge::run(args, &cli.global),
         Command::Eval(args) => cmd::eval::run(args, &cli.global),
         Command::Export(args) => cmd::export::run(args, &cli.global),
         Command::Chat(args) => cmd::chat::run(args, &cli.global),

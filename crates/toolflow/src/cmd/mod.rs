@@ -9,6 +9,7 @@ pub mod export;
 pub mod filter;
 pub mod graph;
 pub mod import;
+pub mod merge;
 pub mod run;
 pub mod sample;
 pub mod schema;
