@@ -281,14 +281,12 @@ fn check_returns_schema(schema: &Value) -> Result<(), String> {
 fn apply(tool: &mut Tool, missing: &Missing, answer: &Value, model: &str) -> FieldCounts {
     let mut counts = FieldCounts::default();
     let mut filled: Vec<String> = Vec::new();
-    if missing.description {
-        if let Some(text) = non_blank(answer.get("description")) {
-            if is_blank(&tool.description) {
-                tool.description = text.to_owned();
-                counts.descriptions += 1;
-                filled.push("/description".into());
-            }
-        }
+    let description = non_blank(answer.get("description"))
+        .filter(|_| missing.description && is_blank(&tool.description));
+    if let Some(text) = description {
+        tool.description = text.to_owned();
+        counts.descriptions += 1;
+        filled.push("/description".into());
     }
     for parameter in &missing.parameters {
         let Some(text) = non_blank(
@@ -311,12 +309,13 @@ fn apply(tool: &mut Tool, missing: &Missing, answer: &Value, model: &str) -> Fie
             filled.push(format!("/parameters{}/description", parameter.pointer));
         }
     }
-    if missing.returns && tool.returns.is_none() {
-        if let Some(returns) = answer.get("returns") {
-            tool.returns = Some(returns.clone());
-            counts.returns += 1;
-            filled.push("/returns".into());
-        }
+    let returns = answer
+        .get("returns")
+        .filter(|_| missing.returns && tool.returns.is_none());
+    if let Some(returns) = returns {
+        tool.returns = Some(returns.clone());
+        counts.returns += 1;
+        filled.push("/returns".into());
     }
     if !filled.is_empty() {
         mark_inferred(&mut tool.meta, filled, model);
