@@ -40,6 +40,9 @@ pub enum StoreError {
         found: String,
         expected: String,
     },
+    /// Another process has the store open: the same run (or shard) started twice.
+    #[error("run store {path} is open in another process: is this run already running?")]
+    InUse { path: PathBuf },
     /// The file was written by a newer toolflow, with a table layout this one does not know.
     #[error("run store {path} has layout version {found}; this toolflow knows up to {known}")]
     UnknownLayout {

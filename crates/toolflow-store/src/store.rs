@@ -34,7 +34,7 @@ const SCHEMA: &str = "
     ) STRICT;";
 
 /// The finished dialogues of one run. Shareable between threads: every call takes the one
-/// connection in turn.
+/// connection in turn. One process at a time has a store open.
 pub struct RunStore {
     path: PathBuf,
     connection: Mutex<Connection>,
@@ -76,7 +76,14 @@ impl RunStore {
     /// it holds. `run_key` is the caller's hash of everything that determines the dialogues
     /// (inputs and settings, not the shard). A store made for another key is refused with
     /// [`StoreError::OtherRun`]; [`RunStore::create_fresh`] starts over instead.
+    ///
+    /// The store stays locked while it is open: another process opening it (the same
+    /// shard started twice) is refused with [`StoreError::InUse`].
     pub fn open(path: &Path, run_key: &str, settings: &Value) -> Result<Self, StoreError> {
+        Self::open_for_run(path, run_key, settings).map_err(in_use)
+    }
+
+    fn open_for_run(path: &Path, run_key: &str, settings: &Value) -> Result<Self, StoreError> {
         if let Some(parent) = path
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
@@ -156,8 +163,13 @@ impl RunStore {
     }
 
     /// Opens an existing store whatever run it belongs to, to read it: see
-    /// [`RunStore::meta`]. Creates nothing.
+    /// [`RunStore::meta`]. Creates nothing. Refused with [`StoreError::InUse`] while a run
+    /// has the store open.
     pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        Self::open_any_run(path).map_err(in_use)
+    }
+
+    fn open_any_run(path: &Path) -> Result<Self, StoreError> {
         let connection = Self::connect(path, OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE)?;
         let store = Self {
             path: path.to_path_buf(),
@@ -180,19 +192,27 @@ impl RunStore {
     fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
         let sql = sql_error(path);
         let connection = Connection::open_with_flags(path, flags).map_err(sql)?;
-        // Two processes may open one store by mistake (a shard launched twice): the busy
-        // timeout makes the second wait its turn; commits are idempotent, so both finish.
-        connection
-            .busy_timeout(Duration::from_secs(30))
-            .map_err(sql)?;
+        // The lock of a store held by a process that has just exited (or was killed) is
+        // released by the kernel at once; waiting a little covers a run being restarted.
+        connection.busy_timeout(IN_USE_WAIT).map_err(sql)?;
         // WAL with synchronous = NORMAL: a commit has written its pages to the -wal file
         // (to the OS, not yet to the disk) before it returns, so a committed dialogue
         // survives the process being killed (kill -9, the OOM killer, a preempted Slurm
         // job). Only a power cut or a kernel crash can lose the last commits, never corrupt
         // the store, and a rerun redoes what was lost. FULL would fsync every commit for
         // no gain against the failures a long run actually meets.
+        //
+        // Exclusive locking, set before WAL is entered: the connection holds the store's
+        // lock until it closes, so two processes never write one store (each would redo
+        // the other's dialogues), and SQLite keeps the WAL index in memory instead of a
+        // shared-memory -shm file, which is what lets WAL work on the network filesystems
+        // that Slurm and Kubernetes jobs write to.
         connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .execute_batch(
+                "PRAGMA locking_mode = EXCLUSIVE;
+                 PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;",
+            )
             .map_err(sql)?;
         Ok(connection)
     }
@@ -378,6 +398,26 @@ impl RunStore {
         self.connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A store that stays locked this long is taken to be open in another process.
+const IN_USE_WAIT: Duration = Duration::from_secs(2);
+
+/// SQLite's "busy" or "locked" on opening means another process has the store open.
+fn in_use(error: StoreError) -> StoreError {
+    match error {
+        StoreError::Sql {
+            path,
+            source: rusqlite::Error::SqliteFailure(failure, _),
+        } if matches!(
+            failure.code,
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked
+        ) =>
+        {
+            StoreError::InUse { path }
+        }
+        other => other,
     }
 }
 

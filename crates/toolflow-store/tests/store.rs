@@ -73,6 +73,7 @@ fn a_reopened_store_keeps_its_dialogues_and_meta() {
         meta.created_at
     );
 
+    drop(store);
     let read_only = RunStore::open_existing(&path).unwrap();
     assert_eq!(read_only.meta().unwrap(), meta);
     assert!(RunStore::open_existing(&dir.path().join("absent.sqlite")).is_err());
@@ -186,4 +187,30 @@ fn the_store_is_shared_between_threads() {
         }
     });
     assert_eq!(store.finished().unwrap(), (0..40).collect());
+}
+
+#[test]
+fn a_store_open_in_another_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let running = RunStore::open(&path, "key", &json!({})).unwrap();
+    running.commit(&dialogue(1, 0, 100)).unwrap();
+    // Another connection stands for another process: SQLite's locks tell them apart too.
+    match RunStore::open(&path, "key", &json!({})) {
+        Err(StoreError::InUse { path: named }) => assert_eq!(named, path),
+        other => panic!("{:?}", other.err()),
+    }
+    assert!(matches!(
+        RunStore::open_existing(&path),
+        Err(StoreError::InUse { .. })
+    ));
+    // The run goes on undisturbed, and once it is closed the store opens again.
+    running.commit(&dialogue(1, 1, 100)).unwrap();
+    drop(running);
+    let reopened = RunStore::open(&path, "key", &json!({})).unwrap();
+    assert_eq!(reopened.finished().unwrap(), BTreeSet::from([0, 1]));
+    assert!(
+        !dir.path().join("s.sqlite-shm").exists(),
+        "no shared-memory file"
+    );
 }
