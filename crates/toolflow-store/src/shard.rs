@@ -20,15 +20,23 @@ pub struct Shard {
 /// Why a `--shard` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShardError {
+    /// Not two whole numbers separated by `/`.
     #[error("shard `{0}`: expected i/N, the shard's index and the number of shards, such as 0/4")]
     Syntax(String),
+    /// `i/0`.
     #[error("shard `{0}`: the number of shards must be at least 1")]
     NoShards(String),
+    /// `i/N` with `i >= N`.
     #[error(
         "shard `{text}`: the index must be below the number of shards, {count} \
          (shards are numbered from 0, as Slurm array and Kubernetes job indices are)"
     )]
-    IndexTooLarge { text: String, count: u32 },
+    IndexTooLarge {
+        /// The value as given.
+        text: String,
+        /// The number of shards it gave.
+        count: u32,
+    },
 }
 
 impl Shard {

@@ -56,8 +56,11 @@ pub struct StoreMeta {
 /// How many stored dialogues ended each way, and what they cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct StoreCounts {
+    /// Dialogues that addressed every plan step.
     pub completed: u64,
+    /// Dialogues cut off by the turn limit.
     pub turn_limit: u64,
+    /// Dialogues that failed past their retries (kept, with the turns so far).
     pub failed: u64,
     /// The sum of the stored dialogues' usage.
     pub usage: Usage,
