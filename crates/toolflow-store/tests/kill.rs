@@ -19,8 +19,8 @@ use toolflow_store::RunStore;
 const WRITER_ENV: &str = "TOOLFLOW_STORE_KILL_WRITER";
 const RUN_KEY: &str = "kill-test";
 const SEED: u64 = 42;
-const COUNT: u64 = 3000;
-const SIZE: usize = 2000;
+const COUNT: u64 = 6000;
+const SIZE: usize = 1000;
 const KILLS: usize = 12;
 
 fn main() {
