@@ -127,6 +127,15 @@ impl Prompts {
         })
     }
 
+    /// A hash of every template's text: runs whose prompts differ must not share results.
+    pub fn fingerprint(&self) -> String {
+        let sources: Vec<String> = PromptKind::ALL
+            .into_iter()
+            .map(|kind| self.env.get_template(kind.name()).expect("every kind is compiled").source().to_owned())
+            .collect();
+        toolflow_core::content_hash(&sources.iter().map(|source| source.as_bytes()).collect::<Vec<_>>())
+    }
+
     /// `built-in`, or the path the prompt was read from.
     pub fn origin(&self, kind: PromptKind) -> &str {
         &self.origins.iter().find(|(k, _)| *k == kind).expect("every kind has an origin").1

@@ -106,7 +106,10 @@ fn assistant(messages: &[Value], tools: Vec<Value>) -> Reply {
                 )]);
             }
         }
-        return Reply::Text("All done: here is what I found, based on the results above.".into());
+        let results = messages.iter().filter(|m| m["role"] == "tool").count();
+        return Reply::Text(format!(
+            "All done: here is what I found, with {results} results so far."
+        ));
     }
     let text = last["content"].as_str().unwrap_or_default();
     let call = |function: &Value| {

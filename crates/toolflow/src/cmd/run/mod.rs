@@ -4,91 +4,62 @@
 //! A stage is current when `run-state.json` records the same input key (a hash of the
 //! stage's input files and settings) and the output file still has the recorded content
 //! hash. Any change upstream changes the key downstream, so edits propagate; deleting or
-//! editing an output file reruns the stage that writes it.
+//! editing an output file reruns the stage that writes it. The synthesis stage also keeps
+//! every finished dialogue in the run store (`run.sqlite`), so a run that crashed or was
+//! killed resumes where it stopped.
+
+mod config;
+mod synth;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use toolflow_core::{SamplingStrategy, Subset, ToolGraph, content_hash, jsonl};
+use toolflow_core::{Subset, ToolGraph, content_hash, jsonl};
 use toolflow_import::{ImportOptions, Importer};
+use toolflow_llm::Engine;
+use toolflow_store::Shard;
+
+use self::config::{GraphConfig, RunConfig, SampleConfig, ToolsConfig};
+use super::engine::EngineArgs;
 
 /// The demo tool set, built into the binary so `toolflow run` works from any directory.
-const DEMO_TOOLS: &str = include_str!("../../../../examples/tools/demo.jsonl");
+const DEMO_TOOLS: &str = include_str!("../../../../../examples/tools/demo.jsonl");
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Run configuration (TOML, see examples/run.toml); without one, the offline demo on the
-    /// bundled tool set
+    /// bundled tool set and the embedded model
     config: Option<PathBuf>,
     /// Where each stage writes its file, and where the run state lives
     #[arg(long, default_value = "toolflow-out")]
     out: PathBuf,
-    /// Rerun every stage even when its output is current
+    /// Dialogues to write (overrides `[sample] count`)
+    #[arg(long)]
+    dialogues: Option<u64>,
+    /// Write only shard i of N (0-based, e.g. `$SLURM_ARRAY_TASK_ID/8`); join the shards'
+    /// dialogues with `toolflow merge`. Stops after synthesis.
+    #[arg(long, value_name = "i/N")]
+    shard: Option<Shard>,
+    /// Write again the dialogues that failed in an earlier attempt of this run
+    #[arg(long)]
+    retry_failed: bool,
+    /// A directory of prompt files (planner.txt, user.txt, assistant.txt, tool.txt,
+    /// enrich.txt) replacing the built-in ones
+    #[arg(long, value_name = "DIR")]
+    prompts: Option<PathBuf>,
+    /// Rerun every stage even when its output is current, and start the run store afresh
     #[arg(long)]
     force: bool,
     /// Never ask the Hugging Face hub for models
     #[arg(long)]
     offline: bool,
-}
-
-/// The run configuration. Every field has a default, so an empty file is a valid config.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RunConfig {
-    pub tools: ToolsConfig,
-    pub graph: GraphConfig,
-    pub sample: SampleConfig,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ToolsConfig {
-    /// Tool files or directories, relative to the config file; empty means the demo set.
-    pub paths: Vec<PathBuf>,
-    /// Force one import format for every file (`openai`, `toolbench`, …).
-    pub format: Option<String>,
-    /// Fail on the first malformed entry instead of skipping it.
-    pub strict: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GraphConfig {
-    pub tau: f32,
-    pub model_dir: Option<PathBuf>,
-}
-
-impl Default for GraphConfig {
-    fn default() -> Self {
-        GraphConfig {
-            tau: 0.82,
-            model_dir: None,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SampleConfig {
-    pub size: usize,
-    pub count: u64,
-    pub seed: u64,
-    pub strategy: SamplingStrategy,
-}
-
-impl Default for SampleConfig {
-    fn default() -> Self {
-        SampleConfig {
-            size: 3,
-            count: 8,
-            seed: 0,
-            strategy: SamplingStrategy::Graph,
-        }
-    }
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 /// `run-state.json`: per stage, the input key and output hash of its last completed run.
@@ -162,18 +133,21 @@ impl Runner<'_> {
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (config, config_dir) = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let config: RunConfig =
-                toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-            (
-                config,
-                path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            )
-        }
-        None => (RunConfig::default(), PathBuf::new()),
+    let (mut config, config_dir) = RunConfig::load(args.config.as_deref())?;
+    if let Some(count) = args.dialogues {
+        config.sample.count = count;
+    }
+    let origin = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("(demo)"));
+    let llm = match &args.engine.endpoints {
+        Some(_) => args.engine.config()?,
+        None => config.llm(&origin)?,
+    };
+    let prompts = match &args.prompts {
+        Some(dir) => toolflow_synth::Prompts::from_dir(dir)?,
+        None => toolflow_synth::Prompts::builtin()?,
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -188,6 +162,9 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         }),
         Err(_) => RunState::default(),
     };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let mut runner = Runner {
         out: args.out.clone(),
         state,
@@ -195,8 +172,20 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         global,
         report: Vec::new(),
     };
+    let mut chat = ChatModels {
+        llm,
+        args: &args.engine,
+        global,
+        offline: args.offline,
+        runtime: &runtime,
+        engine: None,
+    };
 
-    let tools_path = import_stage(&mut runner, &config.tools, &config_dir)?;
+    let imported = import_stage(&mut runner, &config.tools, &config_dir)?;
+    let tools_path = match &config.enrich {
+        Some(options) => enrich_stage(&mut runner, &imported, options, &prompts, &mut chat)?,
+        None => imported,
+    };
     let graph_path = graph_stage(
         &mut runner,
         &tools_path,
@@ -205,22 +194,91 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         args.offline,
     )?;
     let subsets_path = sample_stage(&mut runner, &graph_path, &config.sample)?;
+    let shard = args.shard.unwrap_or(Shard::ALL);
+    let synth_inputs = synth::Inputs {
+        tools: &tools_path,
+        graph: &graph_path,
+        subsets: &subsets_path,
+        sample: &config.sample,
+        config: &config.synth,
+        prompts,
+        shard,
+        retry_failed: args.retry_failed,
+    };
+    let (dialogues_path, synth_summary) = synth::stage(&mut runner, synth_inputs, &mut chat)?;
+    let mut last = dialogues_path.clone();
+    if shard.is_all() {
+        let kept = filter_stage(&mut runner, &dialogues_path, &config.filter)?;
+        let metrics = eval_stage(&mut runner, &kept)?;
+        export_stages(&mut runner, &kept, &config.export, &config_dir)?;
+        last = metrics;
+    } else if !global.quiet && !global.json {
+        eprintln!(
+            "shard {shard}: done; join the shards with `toolflow merge <each shard's out>/dialogues.jsonl -o dialogues.jsonl`"
+        );
+    }
 
+    let tallies = chat.engine.as_ref().map(|engine| engine.tallies());
     if global.json {
         println!(
             "{}",
-            json!({"out": args.out, "stages": runner.report, "seconds": started.elapsed().as_secs_f64()})
+            json!({
+                "out": args.out,
+                "stages": runner.report,
+                "synth": synth_summary,
+                "requests": tallies,
+                "seconds": started.elapsed().as_secs_f64(),
+            })
         );
     } else if !global.quiet {
         eprintln!(
-            "done in {:.2}s: {} → {} → {}",
+            "done in {:.2}s: {} → … → {}",
             started.elapsed().as_secs_f64(),
             tools_path.display(),
-            graph_path.display(),
-            subsets_path.display()
+            last.display()
         );
     }
     Ok(())
+}
+
+/// The chat engine, built the first time a stage needs it: a run whose chat stages are all
+/// current never loads a model or opens a connection.
+pub struct ChatModels<'a> {
+    llm: toolflow_llm::Config,
+    args: &'a EngineArgs,
+    global: &'a super::Global,
+    offline: bool,
+    runtime: &'a tokio::runtime::Runtime,
+    engine: Option<Arc<Engine>>,
+}
+
+impl ChatModels<'_> {
+    fn engine(&mut self) -> anyhow::Result<Arc<Engine>> {
+        if let Some(engine) = &self.engine {
+            return Ok(engine.clone());
+        }
+        let engine = Arc::new(self.runtime.block_on(async {
+            super::engine::build(&self.llm, self.args, self.global, self.offline)
+        })?);
+        self.engine = Some(engine.clone());
+        Ok(engine)
+    }
+
+    /// What the models are, for stage keys: a change of endpoints' models reruns the chat
+    /// stages, a change of URL or key does not.
+    fn identity(&self) -> String {
+        if self.llm.endpoints.is_empty() {
+            return toolflow_local::MODEL_ID.to_string();
+        }
+        let mut models: Vec<String> = self
+            .llm
+            .endpoints
+            .iter()
+            .map(|endpoint| format!("{}*{}", endpoint.model, endpoint.weight))
+            .collect();
+        models.sort();
+        models.join(",")
+    }
 }
 
 fn import_stage(
@@ -321,6 +379,136 @@ fn sample_stage(
             config.size
         ))
     })
+}
+
+fn enrich_stage(
+    runner: &mut Runner,
+    tools_path: &Path,
+    options: &toolflow_synth::enrich::EnrichOptions,
+    prompts: &toolflow_synth::Prompts,
+    chat: &mut ChatModels,
+) -> anyhow::Result<PathBuf> {
+    let key = content_hash(&[
+        file_hash(tools_path)?.as_bytes(),
+        serde_json::to_string(options)?.as_bytes(),
+        prompts.fingerprint().as_bytes(),
+        chat.identity().as_bytes(),
+    ]);
+    runner.stage("enrich", "tools.enriched.jsonl", key, |output| {
+        let tools = jsonl::read(tools_path)?;
+        let engine = chat.engine()?;
+        let report = chat.runtime.block_on(toolflow_synth::enrich::enrich_tools(
+            &engine, prompts, tools, options,
+        ));
+        for failure in &report.failed {
+            tracing::warn!("enrich: `{}`: {}", failure.tool, failure.error);
+        }
+        jsonl::write(output, &report.tools)?;
+        Ok(format!(
+            "{} of {} tools enriched, {} failed",
+            report.enriched,
+            report.read,
+            report.failed.len()
+        ))
+    })
+}
+
+fn filter_stage(
+    runner: &mut Runner,
+    dialogues: &Path,
+    config: &toolflow_eval::FilterConfig,
+) -> anyhow::Result<PathBuf> {
+    let key = content_hash(&[
+        file_hash(dialogues)?.as_bytes(),
+        format!("{config:?}").as_bytes(),
+    ]);
+    let rejected = runner.out.join("rejected.jsonl");
+    runner.stage("filter", "kept.jsonl", key, |kept| {
+        let summary = toolflow_eval::filter_file(dialogues, kept, &rejected, config.clone())?;
+        Ok(format!(
+            "{} of {} dialogues kept, {} rejected",
+            summary.kept, summary.dialogues, summary.rejected
+        ))
+    })
+}
+
+fn eval_stage(runner: &mut Runner, kept: &Path) -> anyhow::Result<PathBuf> {
+    let key = content_hash(&[file_hash(kept)?.as_bytes()]);
+    runner.stage("eval", "metrics.json", key, |output| {
+        let run = toolflow_eval::evaluate_file(kept)?;
+        let summary = format!(
+            "{} dialogues, {} turns, H {:.2} bits, Distinct-3 {:.4}",
+            run.statistics.dialogues,
+            run.statistics.turns,
+            run.diversity.entropy_bits,
+            run.diversity.distinct_3
+        );
+        let document = toolflow_eval::metrics_document(&[run]);
+        let text = serde_json::to_string_pretty(&document)?;
+        jsonl::write_atomically(output, |out| {
+            std::io::Write::write_all(out, format!("{text}\n").as_bytes())
+        })?;
+        Ok(summary)
+    })
+}
+
+/// One stage per format, each writing `exports/<format>/train.jsonl` and `validation.jsonl`.
+fn export_stages(
+    runner: &mut Runner,
+    kept: &Path,
+    config: &config::ExportConfig,
+    config_dir: &Path,
+) -> anyhow::Result<()> {
+    let template_path = config
+        .chat_template
+        .as_ref()
+        .map(|path| config_dir.join(path));
+    for name in &config.formats {
+        let format: toolflow_export::Format = name
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .context("[export] formats")?;
+        let template = match (&template_path, format) {
+            (Some(path), toolflow_export::Format::Template) => {
+                Some(toolflow_export::ChatTemplate::from_tokenizer_config(path)?)
+            }
+            (None, toolflow_export::Format::Template) => {
+                anyhow::bail!("[export] format `template` needs `chat_template`")
+            }
+            _ => None,
+        };
+        let mut key_parts = vec![
+            file_hash(kept)?,
+            name.clone(),
+            config.val_fraction.to_string(),
+            config.seed.to_string(),
+        ];
+        if let (Some(path), Some(_)) = (&template_path, &template) {
+            key_parts.push(file_hash(path)?);
+        }
+        let key = content_hash(&key_parts.iter().map(String::as_bytes).collect::<Vec<_>>());
+        let dir = runner.out.join("exports").join(name);
+        runner.stage(
+            &format!("export {name}"),
+            &format!("exports/{name}/train.jsonl"),
+            key,
+            |_| {
+                let summary = toolflow_export::export_file(
+                    kept,
+                    format,
+                    &dir,
+                    config.val_fraction,
+                    config.seed,
+                    template.as_ref(),
+                )?;
+                Ok(format!(
+                    "{} train, {} validation",
+                    summary.train, summary.validation
+                ))
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn file_hash(path: &Path) -> anyhow::Result<String> {
