@@ -39,6 +39,12 @@ pub const ROLE: &str = "enrich";
 /// the engine itself already retried until its answer matched the answer schema.
 const SCHEMA_DRAWS: u64 = 3;
 
+/// Longest description the answer schema allows, in characters.
+const MAX_DESCRIPTION_CHARS: usize = 300;
+
+/// Most top-level properties a proposed return schema may have.
+const MAX_RETURN_PROPERTIES: usize = 12;
+
 /// How enrichment runs; also the `[enrich]` table of a run config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -396,10 +402,7 @@ impl Missing {
         let mut properties = Map::new();
         let mut required = Vec::new();
         if self.description {
-            properties.insert(
-                "description".into(),
-                json!({"type": "string", "minLength": 1}),
-            );
+            properties.insert("description".into(), description_schema());
             required.push("description");
         }
         if !self.parameters.is_empty() {
@@ -410,7 +413,7 @@ impl Missing {
                 .collect();
             let described: Map<String, Value> = labels
                 .iter()
-                .map(|label| (label.to_string(), json!({"type": "string", "minLength": 1})))
+                .map(|label| (label.to_string(), description_schema()))
                 .collect();
             properties.insert(
                 "parameters".into(),
@@ -426,21 +429,28 @@ impl Missing {
     }
 }
 
+/// One description. The bound keeps a small model under a grammar from writing one string
+/// until its token limit cuts the answer (seen with the embedded 135M model).
+fn description_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_DESCRIPTION_CHARS})
+}
+
 /// An object schema whose top-level properties are typed and described.
 fn returns_answer_schema() -> Value {
     json!({
         "type": "object",
         "properties": {
             "type": {"const": "object"},
-            "description": {"type": "string"},
+            "description": description_schema(),
             "properties": {
                 "type": "object",
                 "minProperties": 1,
+                "maxProperties": MAX_RETURN_PROPERTIES,
                 "additionalProperties": {
                     "type": "object",
                     "properties": {
                         "type": {"enum": ["string", "number", "integer", "boolean", "array", "object"]},
-                        "description": {"type": "string", "minLength": 1}
+                        "description": description_schema()
                     },
                     "required": ["type", "description"]
                 }
