@@ -5,6 +5,7 @@
 pub mod config;
 pub mod context;
 pub mod enrich;
+pub mod judge;
 pub mod plan;
 pub mod prompts;
 #[cfg(feature = "standin")]

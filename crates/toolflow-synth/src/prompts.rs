@@ -19,15 +19,18 @@ pub enum PromptKind {
     Tool,
     /// Paper §3.4: fill a tool's missing descriptions and return schema.
     Enrich,
+    /// Paper Table 15: score a dialogue's naturalness, coherence, helpfulness, accuracy.
+    Judge,
 }
 
 impl PromptKind {
-    pub const ALL: [PromptKind; 5] = [
+    pub const ALL: [PromptKind; 6] = [
         PromptKind::Planner,
         PromptKind::User,
         PromptKind::Assistant,
         PromptKind::Tool,
         PromptKind::Enrich,
+        PromptKind::Judge,
     ];
 
     /// The file stem users name to override this prompt, e.g. `planner.txt`.
@@ -38,6 +41,7 @@ impl PromptKind {
             PromptKind::Assistant => "assistant",
             PromptKind::Tool => "tool",
             PromptKind::Enrich => "enrich",
+            PromptKind::Judge => "judge",
         }
     }
 
@@ -48,6 +52,7 @@ impl PromptKind {
             PromptKind::Assistant => include_str!("../prompts/assistant.txt"),
             PromptKind::Tool => include_str!("../prompts/tool.txt"),
             PromptKind::Enrich => include_str!("../prompts/enrich.txt"),
+            PromptKind::Judge => include_str!("../prompts/judge.txt"),
         }
     }
 }

@@ -27,6 +27,17 @@ pub fn dialogue_script(request: &SeenRequest) -> Reply {
         user(first)
     } else if first.starts_with("You act as the tool") {
         tool_result(first)
+    } else if first.starts_with("You review a synthetic conversation") {
+        // A judge that likes dialogues with more turns a little better.
+        let turns = first
+            .lines()
+            .filter(|line| line.starts_with("User: "))
+            .count() as u64;
+        let score =
+            |base: u64| json!({"score": (base + turns / 3).min(5), "comment": "Scripted verdict."});
+        Reply::Json(
+            json!({"naturalness": score(3), "coherence": score(4), "helpfulness": score(4), "accuracy": score(2)}),
+        )
     } else if request.body.get("tools").is_some() {
         assistant(
             &messages,
