@@ -142,3 +142,33 @@ impl RunConfig {
         )?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_annotated_example_and_the_demo_parse_and_check() {
+        for (name, text) in [
+            (
+                "examples/run.toml",
+                include_str!("../../../../../examples/run.toml"),
+            ),
+            ("examples/demo.toml", DEMO_CONFIG),
+        ] {
+            let config: RunConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            config
+                .synth
+                .check()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            config
+                .llm(Path::new(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let example: RunConfig =
+            toml::from_str(include_str!("../../../../../examples/run.toml")).unwrap();
+        // The example shows the defaults.
+        assert_eq!(example.synth, SynthConfig::default());
+        assert_eq!(example.sample.count, SampleConfig::default().count);
+    }
+}
