@@ -29,6 +29,14 @@ fn detect_item(value: &Value) -> Option<Format> {
     {
         return Some(Format::Toolbench);
     }
+    if object.contains_key("input_parameters") || object.contains_key("output_parameters") {
+        return Some(Format::Apibank);
+    }
+    if object.get("apis").and_then(first_object).is_some_and(|api| {
+        api.contains_key("input_parameters") || api.contains_key("output_parameters")
+    }) {
+        return Some(Format::Apibank);
+    }
     if let Some(tools) = object.get("tools") {
         return first_object(tools).map_or(Some(Format::Openai), |tool| Some(detect_tool(tool)));
     }
@@ -115,6 +123,14 @@ mod tests {
             (
                 json!([{"name": "f", "parameters": {"type": "dict"}}]),
                 Some(Format::Bfcl),
+            ),
+            (
+                json!([{"name": "AddAgenda", "input_parameters": {}, "output_parameters": {}}]),
+                Some(Format::Apibank),
+            ),
+            (
+                json!({"apis": [{"name": "AddAgenda", "input_parameters": {}}]}),
+                Some(Format::Apibank),
             ),
             (json!({"id": "simple_0", "ground_truth": []}), None),
             (json!([1, 2]), None),

@@ -1,6 +1,6 @@
 //! Reads tool definitions from the formats tool-calling datasets ship in — OpenAI function
 //! lists, ToolBench API lists, OpenAPI 3.x / Swagger 2.0, MCP `tools/list` results, BFCL
-//! function docs and toolflow's own `tools.jsonl` — into [`Tool`] records for the rest of
+//! function docs, API-Bank API dumps and toolflow's own `tools.jsonl` — into [`Tool`] records for the rest of
 //! the pipeline.
 //!
 //! Every file is parsed once (JSON, JSON Lines or YAML), its format detected from its shape
@@ -49,16 +49,18 @@ pub enum Format {
     Mcp,
     Bfcl,
     Toolflow,
+    Apibank,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Openai,
         Format::Toolbench,
         Format::Openapi,
         Format::Mcp,
         Format::Bfcl,
         Format::Toolflow,
+        Format::Apibank,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +71,7 @@ impl Format {
             Format::Mcp => "mcp",
             Format::Bfcl => "bfcl",
             Format::Toolflow => "toolflow",
+            Format::Apibank => "apibank",
         }
     }
 }
@@ -284,7 +287,7 @@ impl Importer {
                     );
                     let message = format!(
                         "not a recognized tool format ({shape}); expected OpenAI tools, a ToolBench api_list, OpenAPI/Swagger, \
-                         an MCP tools/list result, BFCL functions or toolflow tools (or pass a format)"
+                         an MCP tools/list result, BFCL functions, API-Bank APIs or toolflow tools (or pass a format)"
                     );
                     let line = document.records.first().and_then(|record| record.line);
                     return self.fail_file(

@@ -386,3 +386,41 @@ fn directories_are_walked_in_name_order() {
     let names: Vec<&str> = report.tools.iter().map(|tool| tool.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
 }
+
+#[test]
+fn apibank_apis_with_python_types() {
+    let paths = [fixture("apibank_apis.json")];
+    let report = import_paths(&paths, &ImportOptions::default()).unwrap();
+    assert_all_valid(&report.tools);
+    assert_eq!(report.files[0].format, Some(Format::Apibank));
+    let names: Vec<&str> = report.tools.iter().map(|tool| tool.name.as_str()).collect();
+    assert_eq!(names, ["AddAgenda", "QueryStock", "ToolSearcher"]);
+    let agenda = tool(&report, "AddAgenda");
+    assert_eq!(agenda.source, "apibank");
+    assert_eq!(
+        agenda.required_parameters(),
+        ["token", "content", "time", "location"]
+    );
+    assert_eq!(
+        agenda.returns,
+        Some(json!({"type": "object", "properties": {
+            "status": {"type": "string", "description": "success or failed"}
+        }}))
+    );
+    let stock = tool(&report, "QueryStock");
+    assert_eq!(stock.required_parameters(), ["stock_code"]);
+    assert_eq!(
+        stock.returns.as_ref().unwrap()["properties"]["stock_price"]["type"],
+        "number"
+    );
+    let searcher = tool(&report, "ToolSearcher");
+    assert_eq!(
+        searcher.parameters["properties"]["keywords"],
+        json!({"type": "array", "items": {"type": "string"}, "description": "The keywords to search for."})
+    );
+    assert_eq!(searcher.returns, None);
+    // The broken entry is skipped with a pointer to its parameter dict.
+    assert_eq!(report.diagnostics.len(), 1);
+    assert_eq!(report.diagnostics[0].location.pointer, "/3/input_parameters");
+    assert_eq!(report.diagnostics[0].issue, Issue::WrongType);
+}

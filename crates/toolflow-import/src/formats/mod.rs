@@ -3,6 +3,7 @@
 //! with the source's own name, or the [`Problem`] that stopped it. Schema repair,
 //! validation, naming and deduplication happen afterwards, the same for every format.
 
+pub(crate) mod apibank;
 pub(crate) mod bfcl;
 pub(crate) mod mcp;
 pub(crate) mod openai;
@@ -57,6 +58,7 @@ pub(crate) fn read(format: Format, value: &Value, context: &Context, out: &mut V
         Format::Openapi => openapi::read(value, out),
         Format::Mcp => mcp::read(value, "", out),
         Format::Bfcl => bfcl::read(value, "", context, out),
+        Format::Apibank => apibank::read(value, "", out),
     }
 }
 
