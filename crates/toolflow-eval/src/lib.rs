@@ -8,6 +8,7 @@ pub mod filter;
 pub mod input;
 pub mod metrics;
 pub mod minhash;
+pub mod overlap;
 pub mod sgd;
 pub mod text;
 pub mod words;
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 pub use filter::{Filter, FilterConfig, FilterSummary, Level, Reason, Rule, filter_file};
 pub use input::Format;
 pub use metrics::{DatasetMeasures, Diversity, Statistics};
+pub use overlap::{OverlapOptions, OverlapReport, TestSet, overlap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
