@@ -1,9 +1,11 @@
 //! Turning raw dialogues into a dataset people can trust: the rule-based [`filter`] (paper
 //! §3.3) and the dataset measures of §4 and appendix A.1 that need no model ([`metrics`]).
 //!
-//! Model-based measures (SS, EnR, the LLM judge) are not computed here yet; [`evaluate_file`]
-//! reports them as explicitly unavailable rather than leaving them out.
+//! The coherence measures SS and EnR ([`coherence`]) need models, which the caller passes
+//! in ([`evaluate_file_with`]); the LLM judge is not computed here. A measure without a
+//! value is reported as explicitly unavailable, with why, rather than left out.
 
+pub mod coherence;
 pub mod filter;
 pub mod input;
 pub mod metrics;
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+pub use coherence::{Coherence, CoherenceError, Nli};
 pub use filter::{Filter, FilterConfig, FilterSummary, Level, Reason, Rule, filter_file};
 pub use input::Format;
 pub use metrics::{DatasetMeasures, Diversity, Statistics};
@@ -44,10 +47,18 @@ pub enum EvalError {
     },
     #[error("{path}: bad rules file: {detail}")]
     Rules { path: PathBuf, detail: String },
+    #[error("{path}: {source}")]
+    Coherence {
+        path: PathBuf,
+        source: CoherenceError,
+    },
 }
 
 /// Why a measure has no value, written next to its `null`.
 pub const NOT_COMPUTED: &str = "unavailable: not computed yet";
+
+/// Why SS and EnR have no value when no models were given.
+pub const COHERENCE_NOT_MEASURED: &str = "unavailable: not measured (no models given)";
 
 /// Every measure of one dataset file, as one entry of `metrics.json`'s `runs`.
 #[derive(Debug, Clone, Serialize)]
@@ -58,20 +69,47 @@ pub struct RunMetrics {
     pub format: Format,
     pub statistics: Statistics,
     pub diversity: Diversity,
-    /// SS and EnR (appendix A.1): each `{"value": null, "note": ...}` until computed.
+    /// SS and EnR (appendix A.1, [`coherence`]): `{"ss": {"value", "pairs", "texts",
+    /// "model"}, "enr": {"value", "pairs", "entailed", "model"}}`, a measure that cannot be
+    /// taken being `{"value": null, "note": ...}`.
     pub coherence: Value,
     /// The LLM judge's NAT, COH, HELP, ACC (Table 15): `{"value": null, "note": ...}`.
     pub judge: Value,
 }
 
-/// Reads one dataset file and measures it.
+/// Reads one dataset file and measures it without models: SS and EnR are reported as not
+/// measured. See [`evaluate_file_with`].
 pub fn evaluate_file(path: &Path) -> Result<RunMetrics, EvalError> {
+    evaluate_file_with(path, None)
+}
+
+/// Reads one dataset file and measures it, coherence (SS, EnR) with the given models.
+pub fn evaluate_file_with(
+    path: &Path,
+    coherence: Option<&mut Coherence<'_>>,
+) -> Result<RunMetrics, EvalError> {
     let mut measures = DatasetMeasures::default();
+    let mut pairs = coherence::CoherencePairs::default();
     let format = input::for_each_dialogue(path, |dialogue, _| {
         measures.add(&dialogue);
+        if coherence.is_some() {
+            pairs.add(&dialogue);
+        }
         Ok(())
     })?;
     let unavailable = || json!({"value": null, "note": NOT_COMPUTED});
+    let coherence = match coherence {
+        Some(models) => pairs
+            .measure(models)
+            .map_err(|source| EvalError::Coherence {
+                path: path.to_path_buf(),
+                source,
+            })?,
+        None => {
+            let not_measured = || json!({"value": null, "note": COHERENCE_NOT_MEASURED});
+            json!({"ss": not_measured(), "enr": not_measured()})
+        }
+    };
     Ok(RunMetrics {
         name: path
             .file_stem()
@@ -81,7 +119,7 @@ pub fn evaluate_file(path: &Path) -> Result<RunMetrics, EvalError> {
         format,
         statistics: measures.statistics(),
         diversity: measures.diversity(),
-        coherence: json!({"ss": unavailable(), "enr": unavailable()}),
+        coherence,
         judge: unavailable(),
     })
 }
