@@ -37,6 +37,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Export dialogues as SFT data: TRL, ShareGPT, Hermes, or a model's chat template
     Export(cmd::export::Args),
+    /// Write one self-contained HTML report of a run: metrics, graph, rejections, tool usage, dialogues
+    Report(cmd::report::Args),
     /// Print or write the JSON Schema of each record toolflow reads and writes
     Schema(cmd::schema::Args),
 }
@@ -55,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Merge(args) => cmd::merge::run(args, &cli.global),
         Command::Eval(args) => cmd::eval::run(args, &cli.global),
         Command::Export(args) => cmd::export::run(args, &cli.global),
+        Command::Report(args) => cmd::report::run(args, &cli.global),
         Command::Chat(args) => cmd::chat::run(args, &cli.global),
     };
     match result {

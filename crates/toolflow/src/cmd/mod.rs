@@ -10,6 +10,7 @@ pub mod filter;
 pub mod graph;
 pub mod import;
 pub mod merge;
+pub mod report;
 pub mod run;
 pub mod sample;
 pub mod schema;
