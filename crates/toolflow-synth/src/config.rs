@@ -33,9 +33,13 @@ pub struct SynthConfig {
     pub temperature: f32,
     /// The answer limit of every request.
     pub max_tokens: u32,
-    /// `auto`: the assistant decides when to call tools. `plan`: it is told to call on a
-    /// tool-call step and not to on a chitchat step — for small models that cannot tell,
-    /// such as the embedded one. Clarifying questions need `auto`.
+    /// The longest user message and plan step, in characters, enforced through the
+    /// structured answer's schema: small models otherwise ramble until `max_tokens`.
+    pub max_message_chars: u32,
+    /// `auto`: the assistant decides when to call tools. `plan`: it must call on a
+    /// tool-call step and must not on a chitchat step, and answers in text once the results
+    /// are in — for small models that cannot tell, such as the embedded one. Clarifying
+    /// questions and chains of calls need `auto`.
     pub tool_choice: ToolChoicePolicy,
     /// Keep assistant calls whose arguments break the tool's schema, answered by an error
     /// result, instead of resampling them: the data then shows errors and recoveries.
@@ -90,6 +94,7 @@ impl Default for SynthConfig {
             dates: ["2024-01-01".into(), "2025-12-31".into()],
             temperature: 0.7,
             max_tokens: 768,
+            max_message_chars: 1000,
             tool_choice: ToolChoicePolicy::Auto,
             keep_invalid_arguments: true,
             structured: true,
@@ -116,6 +121,9 @@ impl SynthConfig {
         }
         if self.plan_attempts == 0 {
             return Err("synth.plan_attempts must be at least 1".into());
+        }
+        if self.max_message_chars < 20 {
+            return Err("synth.max_message_chars must be at least 20".into());
         }
         if self.concurrency == 0 {
             return Err("synth.concurrency must be at least 1".into());

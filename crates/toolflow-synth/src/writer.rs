@@ -267,7 +267,10 @@ impl DialogueWriter<'_> {
         for attempt in 1..=attempts {
             let mut request = ChatRequest::new(vec![Message::user(prompt.clone())]);
             if structured {
-                request.json_schema = Some(plan_schema(target));
+                let mut schema = plan_schema(target);
+                schema["properties"]["steps"]["items"]["properties"]["request"]["maxLength"] =
+                    json!(self.synth.config.max_message_chars);
+                request.json_schema = Some(schema);
             }
             let seed = self.next_seed();
             let (answer, _) = self.ask("planner", request, seed).await?;
@@ -306,7 +309,7 @@ impl DialogueWriter<'_> {
             .map_err(|error| error.to_string())?;
         let mut request = ChatRequest::new(vec![Message::user(prompt)]);
         if structured {
-            request.json_schema = Some(user_schema(steps));
+            request.json_schema = Some(user_schema(steps, self.synth.config.max_message_chars));
         }
         let seed = self.next_seed();
         let (answer, generation) = self.ask("user", request, seed).await?;
@@ -342,16 +345,12 @@ impl DialogueWriter<'_> {
             .map_err(|error| error.to_string())?;
         let mut called = false;
         for round in 0..=config.max_tool_rounds {
-            let tool_choice = if round == config.max_tool_rounds {
-                ToolChoice::None
-            } else if round > 0 {
-                ToolChoice::Auto
-            } else {
-                match (config.tool_choice, step) {
-                    (ToolChoicePolicy::Plan, Some(StepKind::ToolCall)) => ToolChoice::Required,
-                    (ToolChoicePolicy::Plan, Some(StepKind::Chitchat)) => ToolChoice::None,
-                    _ => ToolChoice::Auto,
-                }
+            let tool_choice = match (config.tool_choice, round, step) {
+                _ if round == config.max_tool_rounds => ToolChoice::None,
+                (ToolChoicePolicy::Plan, 0, Some(StepKind::ToolCall)) => ToolChoice::Required,
+                (ToolChoicePolicy::Plan, 0, Some(StepKind::Chitchat)) => ToolChoice::None,
+                (ToolChoicePolicy::Plan, 1.., Some(_)) => ToolChoice::None,
+                _ => ToolChoice::Auto,
             };
             let mut messages = vec![Message::system(system.clone())];
             messages.extend(chat_messages(&self.turns));
@@ -522,8 +521,8 @@ fn result_schema(tool: &Tool) -> Value {
 
 /// The user agent's structured answer: with a plan, the steps done, the current step and
 /// the message; without one, the message only.
-fn user_schema(steps: Option<u32>) -> Value {
-    let message = json!({"type": "string", "minLength": 1});
+fn user_schema(steps: Option<u32>, max_chars: u32) -> Value {
+    let message = json!({"type": "string", "minLength": 1, "maxLength": max_chars});
     match steps {
         Some(steps) => {
             let step = json!({"type": "integer", "minimum": 1, "maximum": steps});
