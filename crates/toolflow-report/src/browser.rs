@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use toolflow_core::Dialogue;
 
 use crate::html;
-use crate::{ReportInputs, RejectionReason, absent_note};
+use crate::{RejectionReason, ReportInputs, absent_note};
 
 /// The browser's record of one dialogue: the dialogue minus the tools' schemas (names and
 /// descriptions are enough to read it), plus the filter's reasons when it was rejected.
@@ -43,12 +43,23 @@ fn record(dialogue: &Dialogue, reasons: Option<&[RejectionReason]>) -> Value {
 /// rejected ones it lacks (when it is `kept.jsonl`), at most `browser_limit` in all.
 fn records(inputs: &ReportInputs) -> (Vec<Value>, usize) {
     let rejected = inputs.rejected.value().map_or(&[][..], Vec::as_slice);
-    let reasons: HashMap<&str, &[RejectionReason]> =
-        rejected.iter().map(|r| (r.dialogue.id.as_str(), r.reasons.as_slice())).collect();
+    let reasons: HashMap<&str, &[RejectionReason]> = rejected
+        .iter()
+        .map(|r| (r.dialogue.id.as_str(), r.reasons.as_slice()))
+        .collect();
     let dialogues = inputs.dialogues.value().map_or(&[][..], Vec::as_slice);
     let listed: HashSet<&str> = dialogues.iter().map(|d| d.id.as_str()).collect();
-    let all = dialogues.iter().chain(rejected.iter().map(|r| &r.dialogue).filter(|d| !listed.contains(d.id.as_str())));
-    let total = dialogues.len() + rejected.iter().filter(|r| !listed.contains(r.dialogue.id.as_str())).count();
+    let all = dialogues.iter().chain(
+        rejected
+            .iter()
+            .map(|r| &r.dialogue)
+            .filter(|d| !listed.contains(d.id.as_str())),
+    );
+    let total = dialogues.len()
+        + rejected
+            .iter()
+            .filter(|r| !listed.contains(r.dialogue.id.as_str()))
+            .count();
     let records = all
         .take(inputs.browser_limit)
         .map(|dialogue| record(dialogue, reasons.get(dialogue.id.as_str()).copied()))
@@ -67,9 +78,9 @@ pub fn section(inputs: &ReportInputs) -> String {
     }
     let mut out = String::new();
     if records.len() < total {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"muted\">The browser holds the first {} of {} dialogues.</p>\n",
+            "<p class=\"muted\">The browser holds the first {} of {} dialogues.</p>",
             html::integer(records.len() as u64),
             html::integer(total as u64)
         );
@@ -80,9 +91,9 @@ pub fn section(inputs: &ReportInputs) -> String {
          <p id=\"match-count\" class=\"muted\"></p>\n<ol id=\"dialogue-list\"></ol>\n</div>\n\
          <article id=\"dialogue-detail\" aria-live=\"polite\"><p class=\"muted\">The dialogue browser needs JavaScript.</p></article>\n</div>\n",
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<script type=\"application/json\" id=\"dialogue-data\">{}</script>\n",
+        "<script type=\"application/json\" id=\"dialogue-data\">{}</script>",
         html::json_for_script(&Value::Array(records))
     );
     out
@@ -110,11 +121,17 @@ mod tests {
         let html = section(&inputs);
         let records = embedded(&html);
         assert_eq!(records.len(), inputs.dialogues.value().unwrap().len());
-        let rejected: Vec<&Value> = records.iter().filter(|r| !r["rejected"].is_null()).collect();
+        let rejected: Vec<&Value> = records
+            .iter()
+            .filter(|r| !r["rejected"].is_null())
+            .collect();
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0]["rejected"][0]["rule"], "unknown-tool");
         // The hostile text survives the round trip unchanged, and never appears raw.
-        assert!(records.iter().any(|r| r.to_string().contains("</script><img src=x onerror=alert(1)>")));
+        assert!(records.iter().any(|r| {
+            r.to_string()
+                .contains("</script><img src=x onerror=alert(1)>")
+        }));
         assert!(!html.contains("<img"));
         assert_eq!(html.matches("</script>").count(), 1);
     }
@@ -146,7 +163,9 @@ mod tests {
     #[test]
     fn no_dialogues_says_so() {
         let mut inputs = fixture_inputs();
-        inputs.dialogues = Input::Missing { path: "x/dialogues.jsonl".into() };
+        inputs.dialogues = Input::Missing {
+            path: "x/dialogues.jsonl".into(),
+        };
         inputs.rejected = Input::NotGiven;
         assert!(section(&inputs).contains("No dialogues: x/dialogues.jsonl does not exist"));
     }

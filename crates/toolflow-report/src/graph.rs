@@ -23,7 +23,9 @@ pub(crate) struct GraphSummary {
     pub largest_component: usize,
 }
 
-pub(crate) fn summarize(graph: &ToolGraph) -> Result<GraphSummary, toolflow_core::graph::UnknownNode> {
+pub(crate) fn summarize(
+    graph: &ToolGraph,
+) -> Result<GraphSummary, toolflow_core::graph::UnknownNode> {
     let adjacency = graph.adjacency()?;
     let degrees: Vec<usize> = adjacency.iter().map(Vec::len).collect();
     let mut component_of = vec![usize::MAX; adjacency.len()];
@@ -59,15 +61,25 @@ pub fn section(graph: &Input<ToolGraph>) -> String {
     if let Some(note) = graph.absence("tool graph", "`toolflow graph`") {
         return absent_note(&note);
     }
-    let Some(graph) = graph.value() else { unreachable!("absence covers the other cases") };
+    let Some(graph) = graph.value() else {
+        unreachable!("absence covers the other cases")
+    };
     let summary = match summarize(graph) {
         Ok(summary) => summary,
         Err(error) => return absent_note(&format!("graph.json is inconsistent: {error}.")),
     };
     let nodes = graph.nodes.len();
-    let mean_degree = if nodes == 0 { 0.0 } else { summary.degrees.iter().sum::<usize>() as f64 / nodes as f64 };
+    let mean_degree = if nodes == 0 {
+        0.0
+    } else {
+        summary.degrees.iter().sum::<usize>() as f64 / nodes as f64
+    };
     let max_degree = summary.degrees.iter().copied().max().unwrap_or(0);
-    let param_param = graph.edges.iter().filter(|e| e.kind == EdgeKind::ParamParam).count();
+    let param_param = graph
+        .edges
+        .iter()
+        .filter(|e| e.kind == EdgeKind::ParamParam)
+        .count();
     let facts = [
         ("nodes", html::integer(nodes as u64)),
         (
@@ -98,19 +110,30 @@ pub fn section(graph: &Input<ToolGraph>) -> String {
     }
     out.push_str("</dl>\n<figure>");
     out.push_str(&degree_chart(&summary.degrees));
-    out.push_str("<figcaption>Nodes by degree (distinct neighbouring tools).</figcaption></figure></div>\n");
+    out.push_str(
+        "<figcaption>Nodes by degree (distinct neighbouring tools).</figcaption></figure>\n",
+    );
 
-    let mut ranked: Vec<(usize, &str)> =
-        summary.degrees.iter().zip(&graph.nodes).map(|(&d, name)| (d, name.as_str())).collect();
+    let mut ranked: Vec<(usize, &str)> = summary
+        .degrees
+        .iter()
+        .zip(&graph.nodes)
+        .map(|(&d, name)| (d, name.as_str()))
+        .collect();
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
     ranked.retain(|(degree, _)| *degree > 0);
     if !ranked.is_empty() {
-        out.push_str("<h3>Best-connected tools</h3><table class=\"compact\"><thead><tr><th>tool</th><th>degree</th></tr></thead><tbody>");
+        out.push_str("<table class=\"compact\"><thead><tr><th>best-connected tool</th><th>degree</th></tr></thead><tbody>");
         for (degree, name) in ranked.iter().take(TOP_NODES) {
-            let _ = write!(out, "<tr><td><code>{}</code></td><td>{degree}</td></tr>", escape(name));
+            let _ = write!(
+                out,
+                "<tr><td><code>{}</code></td><td class=\"num\">{degree}</td></tr>",
+                escape(name)
+            );
         }
         out.push_str("</tbody></table>\n");
     }
+    out.push_str("</div>\n");
     out
 }
 
@@ -124,10 +147,11 @@ fn degree_chart(degrees: &[usize]) -> String {
         counts[degree / bin_width] += 1;
     }
     let tallest = counts.iter().copied().max().unwrap_or(0).max(1);
-    let (width, height, left, bottom, top) = (560.0, 220.0, 44.0, 28.0, 12.0);
-    let plot_width = width - left - 8.0;
+    let (height, left, right, bottom, top) = (220.0, 44.0, 8.0, 28.0, 12.0);
+    // A few degrees make a narrow chart rather than a few very wide bars.
+    let slot = (512.0 / bins as f64).min(48.0);
+    let width = left + slot * bins as f64 + right;
     let plot_height = height - bottom - top;
-    let slot = plot_width / bins as f64;
     let mut svg = format!(
         "<svg class=\"chart\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"degree distribution\">"
     );
@@ -137,7 +161,7 @@ fn degree_chart(degrees: &[usize]) -> String {
         "<line class=\"axis\" x1=\"{left}\" y1=\"{baseline}\" x2=\"{}\" y2=\"{baseline}\"/>\
          <text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{tallest}</text>\
          <text class=\"tick\" x=\"{}\" y=\"{baseline}\" text-anchor=\"end\">0</text>",
-        width - 8.0,
+        width - right,
         left - 6.0,
         top + 4.0,
         left - 6.0
@@ -147,7 +171,11 @@ fn degree_chart(degrees: &[usize]) -> String {
         let x = left + bin as f64 * slot;
         let bar_height = plot_height * count as f64 / tallest as f64;
         let low = bin * bin_width;
-        let range = if bin_width == 1 { format!("{low}") } else { format!("{low}–{}", low + bin_width - 1) };
+        let range = if bin_width == 1 {
+            format!("{low}")
+        } else {
+            format!("{low}–{}", low + bin_width - 1)
+        };
         let class = if low == 0 { "bar isolated" } else { "bar" };
         let _ = write!(
             svg,
@@ -184,16 +212,27 @@ mod tests {
                     b: b.to_string(),
                     kind: EdgeKind::ParamParam,
                     score: 0.9,
-                    evidence: Evidence { a: "x".into(), b: "y".into() },
+                    evidence: Evidence {
+                        a: "x".into(),
+                        b: "y".into(),
+                    },
                 })
                 .collect(),
-            meta: GraphMeta { tau: 0.82, model: "m".into(), tools_hash: "h".into(), strings: 0 },
+            meta: GraphMeta {
+                tau: 0.82,
+                model: "m".into(),
+                tools_hash: "h".into(),
+                strings: 0,
+            },
         }
     }
 
     #[test]
     fn summary_counts_isolated_nodes_and_components() {
-        let g = graph(&["a", "b", "c", "d", "e"], &[("a", "b"), ("b", "c"), ("c", "a")]);
+        let g = graph(
+            &["a", "b", "c", "d", "e"],
+            &[("a", "b"), ("b", "c"), ("c", "a")],
+        );
         let summary = summarize(&g).unwrap();
         assert_eq!(summary.degrees, vec![2, 2, 2, 0, 0]);
         assert_eq!(summary.isolated, 2);
@@ -204,7 +243,10 @@ mod tests {
     #[test]
     fn section_shows_facts_chart_and_escaped_names() {
         let g = graph(&["<evil>", "b", "lonely"], &[("<evil>", "b")]);
-        let html = section(&Input::Loaded { path: "graph.json".into(), value: g });
+        let html = section(&Input::Loaded {
+            path: "graph.json".into(),
+            value: g,
+        });
         assert!(html.contains("<dt>isolated nodes</dt><dd>1</dd>"));
         assert!(html.contains("<dt>components</dt><dd>2 (largest: 2 nodes)</dd>"));
         assert!(html.contains("<title>degree 0: 1 nodes</title>"));
@@ -224,7 +266,10 @@ mod tests {
     #[test]
     fn unknown_edge_endpoint_is_reported_not_panicked() {
         let g = graph(&["a"], &[("a", "ghost")]);
-        let html = section(&Input::Loaded { path: "graph.json".into(), value: g });
+        let html = section(&Input::Loaded {
+            path: "graph.json".into(),
+            value: g,
+        });
         assert!(html.contains("inconsistent") && html.contains("ghost"));
     }
 }

@@ -41,14 +41,13 @@ pub fn json_for_script(value: &Value) -> String {
 /// An integer with thousands separators: `102,536`.
 pub fn integer(n: u64) -> String {
     let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
+    let groups: Vec<String> = digits
+        .as_bytes()
+        .rchunks(3)
+        .rev()
+        .map(|group| group.iter().map(|&b| char::from(b)).collect())
+        .collect();
+    groups.join(",")
 }
 
 /// A JSON number as a table shows it: integers with separators, fractions to 3 places.

@@ -42,11 +42,20 @@ pub const DEFAULT_BROWSER_LIMIT: usize = 5000;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not valid JSON: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path}: not a tool graph: {source}")]
-    Graph { path: PathBuf, source: serde_json::Error },
+    Graph {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     /// A JSON Lines file with a line that is not the expected record.
     #[error("{0}")]
     Jsonl(#[from] toolflow_core::jsonl::JsonlError),
@@ -75,8 +84,13 @@ impl<T> Input<T> {
     ) -> Result<Self, ReportError> {
         Ok(match path {
             None => Input::NotGiven,
-            Some(path) if !path.exists() => Input::Missing { path: path.to_path_buf() },
-            Some(path) => Input::Loaded { path: path.to_path_buf(), value: load(path)? },
+            Some(path) if !path.exists() => Input::Missing {
+                path: path.to_path_buf(),
+            },
+            Some(path) => Input::Loaded {
+                path: path.to_path_buf(),
+                value: load(path)?,
+            },
         })
     }
 
@@ -129,7 +143,11 @@ impl InputPaths {
     pub fn in_run_dir(dir: &Path) -> Self {
         let dialogues = dir.join(DIALOGUES_FILE);
         let kept = dir.join(KEPT_FILE);
-        let dialogues = if !dialogues.exists() && kept.exists() { kept } else { dialogues };
+        let dialogues = if !dialogues.exists() && kept.exists() {
+            kept
+        } else {
+            dialogues
+        };
         InputPaths {
             metrics: Some(dir.join(METRICS_FILE)),
             graph: Some(dir.join(GRAPH_FILE)),
@@ -163,21 +181,31 @@ impl ReportInputs {
     /// Reads each given file; a file that exists but does not parse is an error naming it.
     pub fn load(title: String, paths: &InputPaths) -> Result<ReportInputs, ReportError> {
         let metrics = Input::load(paths.metrics.as_deref(), |path| {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ReportError::Io { path: path.to_path_buf(), source })?;
-            serde_json::from_str(&text)
-                .map_err(|source| ReportError::Json { path: path.to_path_buf(), source })
+            let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            serde_json::from_str(&text).map_err(|source| ReportError::Json {
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
         let graph = Input::load(paths.graph.as_deref(), |path| {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ReportError::Io { path: path.to_path_buf(), source })?;
-            serde_json::from_str(&text)
-                .map_err(|source| ReportError::Graph { path: path.to_path_buf(), source })
+            let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            serde_json::from_str(&text).map_err(|source| ReportError::Graph {
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
-        let dialogues =
-            Input::load(paths.dialogues.as_deref(), |path| Ok(toolflow_core::jsonl::read(path)?))?;
-        let rejected =
-            Input::load(paths.rejected.as_deref(), |path| Ok(toolflow_core::jsonl::read(path)?))?;
+        let dialogues = Input::load(paths.dialogues.as_deref(), |path| {
+            Ok(toolflow_core::jsonl::read(path)?)
+        })?;
+        let rejected = Input::load(paths.rejected.as_deref(), |path| {
+            Ok(toolflow_core::jsonl::read(path)?)
+        })?;
         tracing::debug!(
             metrics = metrics.value().is_some(),
             graph = graph.value().is_some(),
@@ -185,7 +213,14 @@ impl ReportInputs {
             rejected = rejected.value().map_or(0, Vec::len),
             "report inputs read"
         );
-        Ok(ReportInputs { title, metrics, graph, dialogues, rejected, browser_limit: DEFAULT_BROWSER_LIMIT })
+        Ok(ReportInputs {
+            title,
+            metrics,
+            graph,
+            dialogues,
+            rejected,
+            browser_limit: DEFAULT_BROWSER_LIMIT,
+        })
     }
 }
 
@@ -193,7 +228,10 @@ impl ReportInputs {
 pub fn run_title(dir: &Path) -> String {
     dir.canonicalize()
         .ok()
-        .and_then(|dir| dir.file_name().map(|name| name.to_string_lossy().into_owned()))
+        .and_then(|dir| {
+            dir.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
         .unwrap_or_else(|| dir.display().to_string())
 }
 
@@ -205,8 +243,16 @@ pub fn render(inputs: &ReportInputs) -> Result<String, ReportError> {
     let sections = [
         ("metrics", "Metrics", metrics::section(&inputs.metrics)),
         ("graph", "Tool graph", graph::section(&inputs.graph)),
-        ("rejections", "Rejections", rejections::section(&inputs.rejected, &inputs.dialogues)),
-        ("usage", "Tool usage", usage::section(&inputs.dialogues, &inputs.metrics, &inputs.graph)),
+        (
+            "rejections",
+            "Rejections",
+            rejections::section(&inputs.rejected, &inputs.dialogues),
+        ),
+        (
+            "usage",
+            "Tool usage",
+            usage::section(&inputs.dialogues, &inputs.metrics, &inputs.graph),
+        ),
         ("browser", "Dialogues", browser::section(inputs)),
     ];
     let title = html::escape(&inputs.title);
@@ -225,9 +271,15 @@ pub fn render(inputs: &ReportInputs) -> Result<String, ReportError> {
     page.push_str(&inputs_list(inputs));
     page.push_str("</header>\n<main>\n");
     for (id, heading, body) in &sections {
-        let _ = write!(page, "<section id=\"{id}\">\n<h2>{heading}</h2>\n{body}</section>\n");
+        let _ = write!(
+            page,
+            "<section id=\"{id}\">\n<h2>{heading}</h2>\n{body}</section>\n"
+        );
     }
-    let _ = write!(page, "</main>\n<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
+    let _ = write!(
+        page,
+        "</main>\n<script>\n{SCRIPT}</script>\n</body>\n</html>\n"
+    );
     Ok(page)
 }
 
@@ -239,8 +291,14 @@ fn inputs_list(inputs: &ReportInputs) -> String {
             Input::Missing { path } => ("missing", Some(path)),
             Input::NotGiven => ("not given", None),
         };
-        let path = path.map(|p| html::escape(&p.display().to_string())).unwrap_or_default();
-        let _ = write!(out, "<li class=\"{}\"><b>{label}</b> <code>{path}</code> <span>{state}</span></li>", state.replace(' ', "-"));
+        let path = path
+            .map(|p| html::escape(&p.display().to_string()))
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            "<li class=\"{}\"><b>{label}</b> <code>{path}</code> <span>{state}</span></li>",
+            state.replace(' ', "-")
+        );
     }
     let mut out = String::from("<ul class=\"inputs\">");
     item(&mut out, "metrics", &inputs.metrics);
@@ -254,4 +312,81 @@ fn inputs_list(inputs: &ReportInputs) -> String {
 /// A paragraph standing in for a section whose input is absent.
 fn absent_note(text: &str) -> String {
     format!("<p class=\"absent\">{}</p>\n", html::escape(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/run");
+
+    #[test]
+    fn fixture_report_is_self_contained_and_escaped() {
+        let inputs = ReportInputs::from_run_dir(FIXTURES.as_ref()).unwrap();
+        assert_eq!(inputs.title, "run");
+        let page = render(&inputs).unwrap();
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        for id in ["metrics", "graph", "rejections", "usage", "browser"] {
+            assert!(
+                page.contains(&format!("<section id=\"{id}\">")),
+                "no section {id}"
+            );
+        }
+        // Nothing is fetched: no URL, no element that loads a resource, links stay in the page.
+        assert!(!page.contains("http://") && !page.contains("https://"));
+        assert!(!page.contains("src=\"") && !page.contains("<link") && !page.contains("<img"));
+        assert!(
+            page.split("href=\"")
+                .skip(1)
+                .all(|rest| rest.starts_with('#'))
+        );
+        // One inline script for the data and one for the code; dataset text never closes one.
+        assert_eq!(page.matches("<script").count(), 2);
+        assert_eq!(page.matches("</script>").count(), 2);
+        assert!(page.contains("\\u003c/script\\u003e\\u003cimg src=x onerror=alert(1)\\u003e"));
+        // Server-side text (a rejection's detail) is HTML-escaped.
+        assert!(page.contains("&lt;img src=x onerror=alert(2)&gt;"));
+    }
+
+    #[test]
+    fn every_section_says_when_its_input_is_missing() {
+        let empty = tempfile::tempdir().unwrap();
+        let inputs = ReportInputs::from_run_dir(empty.path()).unwrap();
+        let page = render(&inputs).unwrap();
+        for (what, file) in [
+            ("metrics", METRICS_FILE),
+            ("tool graph", GRAPH_FILE),
+            ("rejections", REJECTED_FILE),
+            ("tool usage", DIALOGUES_FILE),
+            ("dialogues", DIALOGUES_FILE),
+        ] {
+            let note = format!(
+                "No {what}: {}",
+                html::escape(&empty.path().join(file).display().to_string())
+            );
+            assert!(page.contains(&note), "missing note: {note}");
+        }
+        let nothing = ReportInputs::load("x".into(), &InputPaths::default()).unwrap();
+        assert!(
+            render(&nothing)
+                .unwrap()
+                .contains("No metrics: no file was given.")
+        );
+    }
+
+    #[test]
+    fn bad_input_names_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DIALOGUES_FILE), "{\"id\": \"d\"}\n").unwrap();
+        let error = ReportInputs::from_run_dir(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("dialogues.jsonl:1:"), "{error}");
+        std::fs::write(dir.path().join(DIALOGUES_FILE), "").unwrap();
+        std::fs::write(dir.path().join(GRAPH_FILE), "{\"nodes\": []}").unwrap();
+        let error = ReportInputs::from_run_dir(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("graph.json: not a tool graph"), "{error}");
+    }
 }

@@ -23,17 +23,45 @@ const ROWS: &[(&str, &str, Format)] = &[
     ("dialogues", "/statistics/dialogues", Format::Integer),
     ("turns", "/statistics/turns", Format::Integer),
     ("user turns", "/statistics/user_turns", Format::Integer),
-    ("assistant turns", "/statistics/assistant_turns", Format::Integer),
+    (
+        "assistant turns",
+        "/statistics/assistant_turns",
+        Format::Integer,
+    ),
     ("tool turns", "/statistics/tool_turns", Format::Integer),
     ("tokens", "/statistics/tokens", Format::Integer),
-    ("utterance tokens", "/statistics/utterance_tokens", Format::Integer),
+    (
+        "utterance tokens",
+        "/statistics/utterance_tokens",
+        Format::Integer,
+    ),
     ("tool calls", "/statistics/tool_calls", Format::Integer),
     ("call turns", "/statistics/call_turns", Format::Integer),
-    ("chitchat share", "/statistics/chitchat_share", Format::Percent),
-    ("plan chitchat share", "/statistics/plan_chitchat_share", Format::Percent),
-    ("calls per called tool", "/statistics/mean_calls_per_called_tool", Format::Decimal),
-    ("tools per dialogue", "/statistics/mean_tools_per_dialogue", Format::Decimal),
-    ("called tools per dialogue", "/statistics/mean_called_tools_per_dialogue", Format::Decimal),
+    (
+        "chitchat share",
+        "/statistics/chitchat_share",
+        Format::Percent,
+    ),
+    (
+        "plan chitchat share",
+        "/statistics/plan_chitchat_share",
+        Format::Percent,
+    ),
+    (
+        "calls per called tool",
+        "/statistics/mean_calls_per_called_tool",
+        Format::Decimal,
+    ),
+    (
+        "tools per dialogue",
+        "/statistics/mean_tools_per_dialogue",
+        Format::Decimal,
+    ),
+    (
+        "called tools per dialogue",
+        "/statistics/mean_called_tools_per_dialogue",
+        Format::Decimal,
+    ),
     ("H (bits)", "/diversity/entropy_bits", Format::Decimal),
     ("Distinct-3", "/diversity/distinct_3", Format::Decimal),
 ];
@@ -71,7 +99,11 @@ fn cell(value: Option<&Value>, format: Format) -> Cell {
 /// The rows of an object-valued measure (coherence, judge), keyed by the union of the runs'
 /// keys; a run whose measure is one absent value (`{"value": null, "note": ...}`) yields a
 /// single row for the measure as a whole.
-fn keyed_rows<'a>(runs: &'a [Value], pointer: &str, label: &str) -> Vec<(String, Vec<Option<&'a Value>>)> {
+fn keyed_rows<'a>(
+    runs: &'a [Value],
+    pointer: &str,
+    label: &str,
+) -> Vec<(String, Vec<Option<&'a Value>>)> {
     let inner = |run: &'a Value| -> Option<&'a serde_json::Map<String, Value>> {
         let measure = run.pointer(pointer)?;
         measure.get("value").unwrap_or(measure).as_object()
@@ -85,7 +117,10 @@ fn keyed_rows<'a>(runs: &'a [Value], pointer: &str, label: &str) -> Vec<(String,
         }
     }
     if keys.is_empty() {
-        return vec![(label.to_string(), runs.iter().map(|run| run.pointer(pointer)).collect())];
+        return vec![(
+            label.to_string(),
+            runs.iter().map(|run| run.pointer(pointer)).collect(),
+        )];
     }
     keys.iter()
         .map(|key| {
@@ -115,15 +150,24 @@ pub fn section(metrics: &Input<Value>) -> String {
     if let Some(note) = metrics.absence("metrics", "`toolflow eval`") {
         return absent_note(&note);
     }
-    let Some(document) = metrics.value() else { unreachable!("absence covers the other cases") };
-    let runs: &[Value] = document.get("runs").and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    let Some(document) = metrics.value() else {
+        unreachable!("absence covers the other cases")
+    };
+    let runs: &[Value] = document
+        .get("runs")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
     if runs.is_empty() {
         return absent_note("metrics.json lists no runs.");
     }
     let mut rows: Vec<(String, Vec<Option<&Value>>, Format)> = ROWS
         .iter()
         .map(|(label, pointer, format)| {
-            (label.to_string(), runs.iter().map(|run| run.pointer(pointer)).collect(), *format)
+            (
+                label.to_string(),
+                runs.iter().map(|run| run.pointer(pointer)).collect(),
+                *format,
+            )
         })
         .collect();
     for (label, cells) in keyed_rows(runs, "/coherence", "coherence") {
@@ -134,9 +178,14 @@ pub fn section(metrics: &Input<Value>) -> String {
     }
 
     let mut notes: Vec<String> = Vec::new();
-    let mut out = String::from("<div class=\"table-wrap\"><table class=\"metrics\">\n<thead><tr><th>measure</th>");
+    let mut out = String::from(
+        "<div class=\"table-wrap\"><table class=\"metrics\">\n<thead><tr><th>measure</th>",
+    );
     for run in runs {
-        let name = run.get("name").map(html::plain).unwrap_or_else(|| "run".into());
+        let name = run
+            .get("name")
+            .map(html::plain)
+            .unwrap_or_else(|| "run".into());
         let path = run.get("path").map(html::plain).unwrap_or_default();
         let format = run.get("format").map(html::plain).unwrap_or_default();
         let _ = write!(
@@ -195,14 +244,24 @@ fn definitions(document: &Value) -> String {
         entries.push(("words".into(), format!("{name}: {rule}")));
     }
     if let Some(definitions) = document.get("definitions").and_then(Value::as_object) {
-        entries.extend(definitions.iter().map(|(key, value)| (key.clone(), html::plain(value))));
+        entries.extend(
+            definitions
+                .iter()
+                .map(|(key, value)| (key.clone(), html::plain(value))),
+        );
     }
     if entries.is_empty() {
         return String::new();
     }
-    let mut out = String::from("<details class=\"definitions\"><summary>How these are counted</summary><dl>");
+    let mut out =
+        String::from("<details class=\"definitions\"><summary>How these are counted</summary><dl>");
     for (term, definition) in entries {
-        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", escape(&term), escape(&definition));
+        let _ = write!(
+            out,
+            "<dt>{}</dt><dd>{}</dd>",
+            escape(&term),
+            escape(&definition)
+        );
     }
     out.push_str("</dl></details>\n");
     out
@@ -214,7 +273,10 @@ mod tests {
     use serde_json::json;
 
     fn loaded(value: Value) -> Input<Value> {
-        Input::Loaded { path: "metrics.json".into(), value }
+        Input::Loaded {
+            path: "metrics.json".into(),
+            value,
+        }
     }
 
     #[test]
@@ -233,12 +295,16 @@ mod tests {
         let html = section(&loaded(document));
         assert!(html.contains("<th title=\"\">toolflow<small></small></th><th title=\"\">sgd"));
         assert!(html.contains("<tr><th>dialogues</th><td>1,200</td><td>200</td></tr>"));
-        assert!(html.contains("<tr><th>chitchat share</th><td>25.0 %</td><td class=\"absent\">—</td></tr>"));
+        assert!(html.contains(
+            "<tr><th>chitchat share</th><td>25.0 %</td><td class=\"absent\">—</td></tr>"
+        ));
         assert!(html.contains("<tr><th>SS</th><td>0.812</td><td>0.700</td></tr>"));
         assert!(html.contains("title=\"unavailable: needs a model\">—<sup>"));
         assert!(html.contains("<td>1.500</td>"));
         // The judge's keys from the second run, with the first run's note on each.
-        assert!(html.contains("<th>judge NAT</th><td class=\"absent\" title=\"unavailable: not computed yet\">"));
+        assert!(html.contains(
+            "<th>judge NAT</th><td class=\"absent\" title=\"unavailable: not computed yet\">"
+        ));
         assert!(html.contains("<td>4.500</td>"));
         assert!(html.contains("<th>judge COH</th>"));
         // Distinct-3 is absent from the second run altogether.
@@ -248,14 +314,18 @@ mod tests {
 
     #[test]
     fn run_text_is_escaped() {
-        let html = section(&loaded(json!({"runs": [{"name": "<b>&\"x\"", "path": "a\"b"}]})));
+        let html = section(&loaded(
+            json!({"runs": [{"name": "<b>&\"x\"", "path": "a\"b"}]}),
+        ));
         assert!(html.contains("<th title=\"a&quot;b\">&lt;b&gt;&amp;&quot;x&quot;"));
         assert!(!html.contains("<b>"));
     }
 
     #[test]
     fn missing_file_and_empty_runs_say_so() {
-        let missing = section(&Input::Missing { path: "out/metrics.json".into() });
+        let missing = section(&Input::Missing {
+            path: "out/metrics.json".into(),
+        });
         assert!(missing.contains("No metrics: out/metrics.json does not exist"));
         assert!(section(&loaded(json!({}))).contains("lists no runs"));
     }

@@ -9,6 +9,8 @@ use toolflow_core::Dialogue;
 use crate::html::{self, escape};
 use crate::{Input, Rejection, absent_note};
 
+/// The longest meter bar, for the rule that rejects the most dialogues.
+const METER_EM: f64 = 5.0;
 /// Examples listed per rule.
 const EXAMPLES: usize = 3;
 
@@ -27,11 +29,26 @@ pub fn section(rejected: &Input<Vec<Rejection>>, dialogues: &Input<Vec<Dialogue>
     if let Some(note) = rejected.absence("rejections", "`toolflow filter`") {
         return absent_note(&note);
     }
-    let Some(rejected) = rejected.value() else { unreachable!("absence covers the other cases") };
+    let Some(rejected) = rejected.value() else {
+        unreachable!("absence covers the other cases")
+    };
     let mut out = String::new();
-    let _ = write!(out, "<p><b>{}</b> dialogues rejected", html::integer(rejected.len() as u64));
+    let _ = write!(
+        out,
+        "<p><b>{}</b> {} rejected",
+        html::integer(rejected.len() as u64),
+        if rejected.len() == 1 {
+            "dialogue"
+        } else {
+            "dialogues"
+        }
+    );
     if let Some(dialogues) = dialogues.value() {
-        let _ = write!(out, " out of {} in the dialogue file", html::integer(dialogues.len() as u64));
+        let _ = write!(
+            out,
+            " out of {} in the dialogue file",
+            html::integer(dialogues.len() as u64)
+        );
     }
     out.push_str(".</p>\n");
     if rejected.is_empty() {
@@ -55,17 +72,23 @@ pub fn section(rejected: &Input<Vec<Rejection>>, dialogues: &Input<Vec<Dialogue>
     }
     let mut ranked: Vec<(&str, RuleCount)> = rules.into_iter().collect();
     ranked.sort_by(|a, b| b.1.dialogues.cmp(&a.1.dialogues).then(a.0.cmp(b.0)));
-    let most = ranked.first().map_or(1, |(_, count)| count.dialogues.max(1));
+    let most = ranked
+        .first()
+        .map_or(1, |(_, count)| count.dialogues.max(1));
     out.push_str(
         "<div class=\"table-wrap\"><table class=\"rules\"><thead><tr><th>rule</th><th>dialogues</th><th>reasons</th><th>levels</th><th>examples</th></tr></thead><tbody>\n",
     );
     for (rule, count) in &ranked {
-        let levels: Vec<String> = count.levels.iter().map(|(level, n)| format!("{n} {level}")).collect();
+        let levels: Vec<String> = count
+            .levels
+            .iter()
+            .map(|(level, n)| format!("{n} {level}"))
+            .collect();
         let _ = write!(
             out,
-            "<tr><td><code>{}</code></td><td class=\"num\"><span class=\"meter\" style=\"width:{:.0}%\"></span>{}</td><td class=\"num\">{}</td><td>{}</td><td><ul class=\"examples\">",
+            "<tr><td class=\"nowrap\"><code>{}</code></td><td class=\"num nowrap\"><span class=\"meter\" style=\"width:{:.1}em\"></span>{}</td><td class=\"num\">{}</td><td class=\"nowrap\">{}</td><td><ul class=\"examples\">",
             escape(rule),
-            100.0 * count.dialogues as f64 / most as f64,
+            METER_EM * count.dialogues as f64 / most as f64,
             html::integer(count.dialogues as u64),
             html::integer(count.reasons as u64),
             escape(&levels.join(", "))
@@ -108,14 +131,24 @@ mod tests {
     use crate::RejectionReason;
 
     fn dialogue(id: &str) -> Dialogue {
-        let line = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/run/dialogues.jsonl")).unwrap();
+        let line = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/run/dialogues.jsonl"
+        ))
+        .unwrap();
         let mut dialogue: Dialogue = serde_json::from_str(line.lines().next().unwrap()).unwrap();
         dialogue.id = id.into();
         dialogue
     }
 
     fn reason(rule: &str, level: &str, pointer: Option<&str>, detail: &str) -> RejectionReason {
-        RejectionReason { rule: rule.into(), level: level.into(), turn: None, pointer: pointer.map(Into::into), detail: detail.into() }
+        RejectionReason {
+            rule: rule.into(),
+            level: level.into(),
+            turn: None,
+            pointer: pointer.map(Into::into),
+            detail: detail.into(),
+        }
     }
 
     #[test]
@@ -123,27 +156,51 @@ mod tests {
         let rejected = vec![
             Rejection {
                 reasons: vec![
-                    reason("unknown-tool", "reject", Some("/turns/1/tool_calls/0/name"), "no tool <get_forecast>"),
-                    reason("unknown-tool", "reject", Some("/turns/3/tool_calls/0/name"), "again"),
+                    reason(
+                        "unknown-tool",
+                        "reject",
+                        Some("/turns/1/tool_calls/0/name"),
+                        "no tool <get_forecast>",
+                    ),
+                    reason(
+                        "unknown-tool",
+                        "reject",
+                        Some("/turns/3/tool_calls/0/name"),
+                        "again",
+                    ),
                     reason("ungrounded-argument", "warn", None, "Paris"),
                 ],
                 dialogue: dialogue("d 1"),
             },
-            Rejection { reasons: vec![reason("unknown-tool", "reject", None, "x")], dialogue: dialogue("d2") },
+            Rejection {
+                reasons: vec![reason("unknown-tool", "reject", None, "x")],
+                dialogue: dialogue("d2"),
+            },
         ];
-        let html = section(&Input::Loaded { path: "rejected.jsonl".into(), value: rejected }, &Input::NotGiven);
+        let html = section(
+            &Input::Loaded {
+                path: "rejected.jsonl".into(),
+                value: rejected,
+            },
+            &Input::NotGiven,
+        );
         assert!(html.contains("<b>2</b> dialogues rejected."));
         // unknown-tool: 2 dialogues, 3 reasons; listed first.
         let unknown = html.find("<code>unknown-tool</code>").unwrap();
         assert!(unknown < html.find("<code>ungrounded-argument</code>").unwrap());
-        assert!(html[unknown..].starts_with("<code>unknown-tool</code></td><td class=\"num\"><span class=\"meter\" style=\"width:100%\"></span>2</td><td class=\"num\">3</td><td>3 reject</td>"));
+        assert!(html[unknown..].starts_with("<code>unknown-tool</code></td><td class=\"num nowrap\"><span class=\"meter\" style=\"width:5.0em\"></span>2</td><td class=\"num\">3</td><td class=\"nowrap\">3 reject</td>"));
         assert!(html.contains("<a href=\"#dialogue=d%201\">d 1</a> <code>/turns/1/tool_calls/0/name</code> no tool &lt;get_forecast&gt;</li>"));
-        assert!(html.contains("<td>1 warn</td>"));
+        assert!(html.contains("<td class=\"nowrap\">1 warn</td>"));
     }
 
     #[test]
     fn missing_file_says_so() {
-        let html = section(&Input::Missing { path: "r/rejected.jsonl".into() }, &Input::NotGiven);
+        let html = section(
+            &Input::Missing {
+                path: "r/rejected.jsonl".into(),
+            },
+            &Input::NotGiven,
+        );
         assert!(html.contains("No rejections: r/rejected.jsonl does not exist"));
     }
 }

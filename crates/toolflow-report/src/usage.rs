@@ -9,6 +9,8 @@ use toolflow_core::{Dialogue, ToolGraph, Turn};
 use crate::html::{self, escape};
 use crate::{Input, absent_note};
 
+/// The longest bar, for the most-called tool.
+const BAR_EM: f64 = 16.0;
 /// Tools shown with a bar; the rest are summed in one line.
 const TOP_TOOLS: usize = 25;
 
@@ -38,7 +40,9 @@ pub(crate) fn count(dialogues: &[Dialogue]) -> BTreeMap<&str, ToolUsage> {
                         called.insert(call.name.as_str());
                     }
                 }
-                Turn::Tool(turn) if turn.is_error => usage.entry(&turn.name).or_default().errors += 1,
+                Turn::Tool(turn) if turn.is_error => {
+                    usage.entry(&turn.name).or_default().errors += 1
+                }
                 _ => {}
             }
         }
@@ -49,14 +53,23 @@ pub(crate) fn count(dialogues: &[Dialogue]) -> BTreeMap<&str, ToolUsage> {
     usage
 }
 
-pub fn section(dialogues: &Input<Vec<Dialogue>>, metrics: &Input<Value>, graph: &Input<ToolGraph>) -> String {
+pub fn section(
+    dialogues: &Input<Vec<Dialogue>>,
+    metrics: &Input<Value>,
+    graph: &Input<ToolGraph>,
+) -> String {
     let Some(dialogues) = dialogues.value() else {
         return from_metrics(metrics).unwrap_or_else(|| {
-            absent_note(&dialogues.absence("tool usage", "`toolflow run` or `toolflow synth`").unwrap_or_default())
+            absent_note(
+                &dialogues
+                    .absence("tool usage", "`toolflow run` or `toolflow synth`")
+                    .unwrap_or_default(),
+            )
         });
     };
     let usage = count(dialogues);
-    let mut ranked: Vec<(&str, &ToolUsage)> = usage.iter().map(|(name, usage)| (*name, usage)).collect();
+    let mut ranked: Vec<(&str, &ToolUsage)> =
+        usage.iter().map(|(name, usage)| (*name, usage)).collect();
     ranked.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
     let total: u64 = ranked.iter().map(|(_, u)| u.calls).sum();
     let called = ranked.iter().filter(|(_, u)| u.calls > 0).count();
@@ -67,7 +80,11 @@ pub fn section(dialogues: &Input<Vec<Dialogue>>, metrics: &Input<Value>, graph: 
         html::integer(dialogues.len() as u64)
     );
     if let Some(graph) = graph.value() {
-        let never: Vec<&String> = graph.nodes.iter().filter(|n| usage.get(n.as_str()).is_none_or(|u| u.calls == 0)).collect();
+        let never: Vec<&String> = graph
+            .nodes
+            .iter()
+            .filter(|n| usage.get(n.as_str()).is_none_or(|u| u.calls == 0))
+            .collect();
         let _ = write!(
             out,
             "; {} of the graph's {} tools were never called",
@@ -82,11 +99,11 @@ pub fn section(dialogues: &Input<Vec<Dialogue>>, metrics: &Input<Value>, graph: 
     let most = ranked[0].1.calls.max(1);
     out.push_str("<div class=\"table-wrap\"><table class=\"usage\"><thead><tr><th>tool</th><th class=\"bar-col\">calls</th><th>errors</th><th>called in / offered to</th></tr></thead><tbody>\n");
     for (name, usage) in ranked.iter().filter(|(_, u)| u.calls > 0).take(TOP_TOOLS) {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<tr><td><code>{}</code></td><td class=\"bar-col\"><span class=\"bar-h\" style=\"width:{:.1}%\"></span><span class=\"bar-n\">{}</span></td><td class=\"num{}\">{}</td><td class=\"num\">{} / {}</td></tr>\n",
+            "<tr><td><code>{}</code></td><td class=\"bar-col\"><span class=\"bar-h\" style=\"width:{:.1}em\"></span><span class=\"bar-n\">{}</span></td><td class=\"num{}\">{}</td><td class=\"num\">{} / {}</td></tr>",
             escape(name),
-            100.0 * usage.calls as f64 / most as f64,
+            BAR_EM * usage.calls as f64 / most as f64,
             html::integer(usage.calls),
             if usage.errors > 0 { " error" } else { "" },
             html::integer(usage.errors),
@@ -96,10 +113,15 @@ pub fn section(dialogues: &Input<Vec<Dialogue>>, metrics: &Input<Value>, graph: 
     }
     out.push_str("</tbody></table></div>\n");
     if called > TOP_TOOLS {
-        let rest: u64 = ranked.iter().filter(|(_, u)| u.calls > 0).skip(TOP_TOOLS).map(|(_, u)| u.calls).sum();
-        let _ = write!(
+        let rest: u64 = ranked
+            .iter()
+            .filter(|(_, u)| u.calls > 0)
+            .skip(TOP_TOOLS)
+            .map(|(_, u)| u.calls)
+            .sum();
+        let _ = writeln!(
             out,
-            "<p class=\"muted\">{} more tools: {} calls.</p>\n",
+            "<p class=\"muted\">{} more tools: {} calls.</p>",
             html::integer((called - TOP_TOOLS) as u64),
             html::integer(rest)
         );
@@ -112,7 +134,10 @@ fn from_metrics(metrics: &Input<Value>) -> Option<String> {
     let runs = metrics.value()?.get("runs")?.as_array()?;
     let run = runs.first()?;
     let calls = run.pointer("/statistics/calls_per_tool")?.as_object()?;
-    let mut ranked: Vec<(&String, u64)> = calls.iter().map(|(name, n)| (name, n.as_u64().unwrap_or(0))).collect();
+    let mut ranked: Vec<(&String, u64)> = calls
+        .iter()
+        .map(|(name, n)| (name, n.as_u64().unwrap_or(0)))
+        .collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let most = ranked.first().map_or(1, |(_, n)| (*n).max(1));
     let mut out = format!(
@@ -121,11 +146,11 @@ fn from_metrics(metrics: &Input<Value>) -> Option<String> {
     );
     out.push_str("<div class=\"table-wrap\"><table class=\"usage\"><thead><tr><th>tool</th><th class=\"bar-col\">calls</th></tr></thead><tbody>\n");
     for (name, calls) in ranked.iter().take(TOP_TOOLS) {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<tr><td><code>{}</code></td><td class=\"bar-col\"><span class=\"bar-h\" style=\"width:{:.1}%\"></span><span class=\"bar-n\">{}</span></td></tr>\n",
+            "<tr><td><code>{}</code></td><td class=\"bar-col\"><span class=\"bar-h\" style=\"width:{:.1}em\"></span><span class=\"bar-n\">{}</span></td></tr>",
             escape(name),
-            100.0 * *calls as f64 / most as f64,
+            BAR_EM * *calls as f64 / most as f64,
             html::integer(*calls)
         );
     }
@@ -139,7 +164,14 @@ mod tests {
     use serde_json::json;
 
     fn fixture_dialogues() -> Vec<Dialogue> {
-        toolflow_core::jsonl::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/run/dialogues.jsonl").as_ref()).unwrap()
+        toolflow_core::jsonl::read(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/run/dialogues.jsonl"
+            )
+            .as_ref(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -147,9 +179,19 @@ mod tests {
         let dialogues = fixture_dialogues();
         let usage = count(&dialogues);
         let weather = &usage["get_weather_forecast"];
-        assert_eq!((weather.calls, weather.errors, weather.called_in), (3, 1, 2));
+        assert_eq!(
+            (weather.calls, weather.errors, weather.called_in),
+            (3, 1, 2)
+        );
         assert!(weather.offered >= 2);
-        let html = section(&Input::Loaded { path: "d.jsonl".into(), value: dialogues }, &Input::NotGiven, &Input::NotGiven);
+        let html = section(
+            &Input::Loaded {
+                path: "d.jsonl".into(),
+                value: dialogues,
+            },
+            &Input::NotGiven,
+            &Input::NotGiven,
+        );
         assert!(html.contains("<code>get_weather_forecast</code>"));
         assert!(html.contains("<td class=\"num error\">1</td>"));
     }
@@ -160,10 +202,22 @@ mod tests {
             path: "m.json".into(),
             value: json!({"runs": [{"name": "r", "statistics": {"calls_per_tool": {"a": 4, "b": 2}}}]}),
         };
-        let html = section(&Input::Missing { path: "x/dialogues.jsonl".into() }, &metrics, &Input::NotGiven);
+        let html = section(
+            &Input::Missing {
+                path: "x/dialogues.jsonl".into(),
+            },
+            &metrics,
+            &Input::NotGiven,
+        );
         assert!(html.contains("from metrics.json"));
-        assert!(html.contains("width:50.0%"));
-        let html = section(&Input::Missing { path: "x/dialogues.jsonl".into() }, &Input::NotGiven, &Input::NotGiven);
+        assert!(html.contains("width:8.0em"));
+        let html = section(
+            &Input::Missing {
+                path: "x/dialogues.jsonl".into(),
+            },
+            &Input::NotGiven,
+            &Input::NotGiven,
+        );
         assert!(html.contains("No tool usage: x/dialogues.jsonl does not exist"));
     }
 }

@@ -32,7 +32,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
-    let mut paths = args.dir.as_deref().map(InputPaths::in_run_dir).unwrap_or_default();
+    let mut paths = args
+        .dir
+        .as_deref()
+        .map(InputPaths::in_run_dir)
+        .unwrap_or_default();
     let overrides = [
         (&mut paths.metrics, args.metrics),
         (&mut paths.graph, args.graph),
@@ -51,16 +55,26 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     };
     let title = match &args.dir {
         Some(dir) => toolflow_report::run_title(dir),
-        None => output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        None => output
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
     let mut inputs = ReportInputs::load(title, &paths)?;
     inputs.browser_limit = args.max_dialogues;
     let page = render(&inputs)?;
     std::fs::write(&output, &page).with_context(|| format!("writing {}", output.display()))?;
     if global.json {
-        println!("{}", serde_json::json!({"report": output, "bytes": page.len()}));
+        println!(
+            "{}",
+            serde_json::json!({"report": output, "bytes": page.len()})
+        );
     } else if !global.quiet {
-        eprintln!("wrote {} ({} KiB)", output.display(), page.len().div_ceil(1024));
+        eprintln!(
+            "wrote {} ({} KiB)",
+            output.display(),
+            page.len().div_ceil(1024)
+        );
     }
     Ok(())
 }
