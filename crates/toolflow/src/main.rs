@@ -35,6 +35,8 @@ enum Command {
     Merge(cmd::merge::Args),
     /// Measure dialogue files (Table 1 statistics, H, Distinct-3) into metrics.json
     Eval(cmd::eval::Args),
+    /// Check a training tool set for leaks from test sets (paper §7: 11-gram coverage, cosine)
+    Overlap(cmd::overlap::Args),
     /// Export dialogues as SFT data: TRL, ShareGPT, Hermes, or a model's chat template
     Export(cmd::export::Args),
     /// Write one self-contained HTML report of a run: metrics, graph, rejections, tool usage, dialogues
@@ -56,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Filter(args) => cmd::filter::run(args, &cli.global),
         Command::Merge(args) => cmd::merge::run(args, &cli.global),
         Command::Eval(args) => cmd::eval::run(args, &cli.global),
+        Command::Overlap(args) => cmd::overlap::run(args, &cli.global),
         Command::Export(args) => cmd::export::run(args, &cli.global),
         Command::Report(args) => cmd::report::run(args, &cli.global),
         Command::Chat(args) => cmd::chat::run(args, &cli.global),

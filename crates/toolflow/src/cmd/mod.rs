@@ -11,6 +11,7 @@ pub mod graph;
 pub mod import;
 pub mod merge;
 pub mod report;
+pub mod overlap;
 pub mod run;
 pub mod sample;
 pub mod schema;
