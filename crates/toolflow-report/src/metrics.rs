@@ -81,7 +81,8 @@ fn cell(value: Option<&Value>, format: Format) -> Cell {
         Some(Value::Number(n)) => {
             let n = n.as_f64().unwrap_or(f64::NAN);
             Cell::Shown(match format {
-                Format::Integer | Format::Decimal => html::number(n),
+                Format::Integer => html::number(n),
+                Format::Decimal => format!("{n:.3}"),
                 Format::Percent => html::percent(n),
             })
         }
@@ -290,7 +291,7 @@ mod tests {
             {"name": "sgd", "statistics": {"dialogues": 200, "chitchat_share": null},
              "diversity": {"entropy_bits": 8.3},
              "coherence": {"ss": 0.7, "enr": 1.5},
-             "judge": {"nat": 4.5, "coh": {"value": 4.25}}}
+             "judge": {"nat": 4.5, "coh": {"value": 4.25}, "help": 4}}
         ]});
         let html = section(&loaded(document));
         assert!(html.contains("<th title=\"\">toolflow<small></small></th><th title=\"\">sgd"));
@@ -301,6 +302,8 @@ mod tests {
         assert!(html.contains("<tr><th>SS</th><td>0.812</td><td>0.700</td></tr>"));
         assert!(html.contains("title=\"unavailable: needs a model\">—<sup>"));
         assert!(html.contains("<td>1.500</td>"));
+        // A measure that happens to be whole keeps its decimals, so the column lines up.
+        assert!(html.contains("<th>judge HELP</th><td class=\"absent\" title=\"unavailable: not computed yet\">—<sup>3</sup></td><td>4.000</td>"));
         // The judge's keys from the second run, with the first run's note on each.
         assert!(html.contains(
             "<th>judge NAT</th><td class=\"absent\" title=\"unavailable: not computed yet\">"

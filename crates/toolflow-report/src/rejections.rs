@@ -43,11 +43,16 @@ pub fn section(rejected: &Input<Vec<Rejection>>, dialogues: &Input<Vec<Dialogue>
             "dialogues"
         }
     );
-    if let Some(dialogues) = dialogues.value() {
+    if let Input::Loaded { path, value } = dialogues {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let _ = write!(
             out,
-            " out of {} in the dialogue file",
-            html::integer(dialogues.len() as u64)
+            " (the dialogue file, <code>{}</code>, holds {})",
+            escape(&name),
+            html::integer(value.len() as u64)
         );
     }
     out.push_str(".</p>\n");
