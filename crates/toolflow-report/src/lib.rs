@@ -57,7 +57,7 @@ pub enum ReportError {
         source: serde_json::Error,
     },
     /// A JSON Lines file with a line that is not the expected record.
-    #[error("{0}")]
+    #[error(transparent)]
     Jsonl(#[from] toolflow_core::jsonl::JsonlError),
 }
 

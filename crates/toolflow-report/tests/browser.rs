@@ -178,6 +178,19 @@ fn search_filters_the_list_and_shows_the_first_match() {
     assert!(dom.contains("&lt;img src=x onerror=alert(2)&gt;"));
     assert!(!dom.contains("<img"));
 
+    // A link to a dialogue (as the rejection examples make) selects it, clearing a search
+    // that hides it.
+    let dom = run_chromium(
+        &chromium,
+        &[
+            "--dump-dom".into(),
+            file_url(&report, "?q=weather#dialogue=dlg-0003-51d0"),
+        ],
+    );
+    assert_eq!(detail_id(&dom), Some("dlg-0003-51d0"));
+    assert_eq!(listed_ids(&dom).len(), 4);
+    assert!(dom.contains("No plan (plan-off ablation or human data)."));
+
     // No match: an empty list and a detail view that says so.
     let dom = dom_for_query(&chromium, &report, "no-such-dialogue-anywhere");
     assert!(listed_ids(&dom).is_empty());
