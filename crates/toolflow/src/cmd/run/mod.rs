@@ -433,15 +433,21 @@ fn filter_stage(
 }
 
 fn eval_stage(runner: &mut Runner, kept: &Path) -> anyhow::Result<PathBuf> {
-    let key = content_hash(&[file_hash(kept)?.as_bytes()]);
+    // Coherence models as `toolflow eval` finds them (the hub is skipped under
+    // TOOLFLOW_OFFLINE / HF_HUB_OFFLINE); which ones measured is part of the stage's key.
+    let nli_model = std::env::var_os("TOOLFLOW_NLI_MODEL").map(PathBuf::from);
+    let mut models = super::eval::CoherenceModels::open(None, nli_model, false, runner.global)?;
+    let key = content_hash(&[file_hash(kept)?.as_bytes(), models.fingerprint().as_bytes()]);
     runner.stage("eval", "metrics.json", key, |output| {
-        let run = toolflow_eval::evaluate_file(kept)?;
+        let run = super::eval::evaluate(kept, Some(&mut models))?;
+        let ss = run.coherence["ss"]["value"].as_f64();
         let summary = format!(
-            "{} dialogues, {} turns, H {:.2} bits, Distinct-3 {:.4}",
+            "{} dialogues, {} turns, H {:.2} bits, Distinct-3 {:.4}, SS {}",
             run.statistics.dialogues,
             run.statistics.turns,
             run.diversity.entropy_bits,
-            run.diversity.distinct_3
+            run.diversity.distinct_3,
+            ss.map_or("-".to_string(), |ss| format!("{:.2}", 100.0 * ss))
         );
         let document = toolflow_eval::metrics_document(&[run]);
         let text = serde_json::to_string_pretty(&document)?;
