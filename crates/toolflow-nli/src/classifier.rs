@@ -69,6 +69,9 @@ pub struct NliClassifier {
     labels: Vec<String>,
     entailment: usize,
     pad_id: u32,
+    /// Whether the network has a second segment embedding; RoBERTa and DeBERTa-v3 have
+    /// none, and a tokenizer's second-segment type ids must then not reach them.
+    has_segments: bool,
     device: Device,
 }
 
@@ -103,6 +106,7 @@ impl NliClassifier {
                 labels: labels.clone(),
             })?;
         let pad_id = config["pad_token_id"].as_u64().unwrap_or(0) as u32;
+        let has_segments = config["type_vocab_size"].as_u64().unwrap_or(2) > 1;
         let max_positions = config["max_position_embeddings"]
             .as_u64()
             .unwrap_or(MAX_TOKENS as u64) as usize;
@@ -189,6 +193,7 @@ impl NliClassifier {
             labels,
             entailment,
             pad_id,
+            has_segments,
             device,
         })
     }
@@ -239,7 +244,11 @@ impl NliClassifier {
                 let padding = width - encoding.get_ids().len();
                 ids.extend(encoding.get_ids());
                 ids.extend(std::iter::repeat_n(self.pad_id, padding));
-                type_ids.extend(encoding.get_type_ids());
+                if self.has_segments {
+                    type_ids.extend(encoding.get_type_ids());
+                } else {
+                    type_ids.extend(std::iter::repeat_n(0, encoding.get_ids().len()));
+                }
                 type_ids.extend(std::iter::repeat_n(0, padding));
                 mask.extend(encoding.get_attention_mask());
                 mask.extend(std::iter::repeat_n(0, padding));

@@ -1,6 +1,6 @@
-//! The NLI code path on a checkpoint the test writes itself: a 2-layer BERT with
-//! pseudo-random weights in transformers' tensor layout, a WordPiece `tokenizer.json` and a
-//! `config.json` whose `id2label` names the classes.
+//! The NLI code path on checkpoints the test writes itself: a 2-layer BERT (and a 2-layer
+//! RoBERTa) with pseudo-random weights in transformers' tensor layout, a WordPiece
+//! `tokenizer.json` and a `config.json` whose `id2label` names the classes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +17,8 @@ const HIDDEN: usize = 8;
 const INTERMEDIATE: usize = 16;
 const LAYERS: usize = 2;
 const MAX_POSITIONS: usize = 32;
+/// RoBERTa numbers positions from the padding id + 1 (here 0 + 1): one more row.
+const ROBERTA_POSITIONS: usize = MAX_POSITIONS + 1;
 
 fn config(id2label: Value) -> Value {
     json!({
@@ -74,9 +76,15 @@ fn tokenizer() -> Value {
     })
 }
 
-/// Every tensor of `BertForSequenceClassification`, filled from a fixed linear congruential
-/// sequence so that the checkpoint is the same on every run.
-fn weights(labels: usize) -> HashMap<String, Tensor> {
+/// Every tensor of `BertForSequenceClassification` (or, with `roberta`, of
+/// `RobertaForSequenceClassification`), filled from a fixed linear congruential sequence so
+/// that the checkpoint is the same on every run.
+fn weights(labels: usize, roberta: bool) -> HashMap<String, Tensor> {
+    let (model, positions, types) = if roberta {
+        ("roberta", ROBERTA_POSITIONS, 1)
+    } else {
+        ("bert", MAX_POSITIONS, 2)
+    };
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut tensor = |shape: &[usize]| {
         let n: usize = shape.iter().product();
@@ -107,20 +115,20 @@ fn weights(labels: usize) -> HashMap<String, Tensor> {
     };
     for (name, rows) in [
         ("word", VOCAB.len()),
-        ("position", MAX_POSITIONS),
-        ("token_type", 2),
+        ("position", positions),
+        ("token_type", types),
     ] {
         linear(
             &mut w,
-            &format!("bert.embeddings.{name}_embeddings"),
+            &format!("{model}.embeddings.{name}_embeddings"),
             rows,
             HIDDEN,
         );
-        w.remove(&format!("bert.embeddings.{name}_embeddings.bias"));
+        w.remove(&format!("{model}.embeddings.{name}_embeddings.bias"));
     }
-    norm(&mut w, "bert.embeddings.LayerNorm");
+    norm(&mut w, &format!("{model}.embeddings.LayerNorm"));
     for layer in 0..LAYERS {
-        let prefix = format!("bert.encoder.layer.{layer}");
+        let prefix = format!("{model}.encoder.layer.{layer}");
         for part in ["query", "key", "value"] {
             linear(
                 &mut w,
@@ -150,8 +158,13 @@ fn weights(labels: usize) -> HashMap<String, Tensor> {
         );
         norm(&mut w, &format!("{prefix}.output.LayerNorm"));
     }
-    linear(&mut w, "bert.pooler.dense", HIDDEN, HIDDEN);
-    linear(&mut w, "classifier", labels, HIDDEN);
+    if roberta {
+        linear(&mut w, "classifier.dense", HIDDEN, HIDDEN);
+        linear(&mut w, "classifier.out_proj", labels, HIDDEN);
+    } else {
+        linear(&mut w, "bert.pooler.dense", HIDDEN, HIDDEN);
+        linear(&mut w, "classifier", labels, HIDDEN);
+    }
     w
 }
 
@@ -159,7 +172,7 @@ fn write_checkpoint(dir: &Path, id2label: Value) {
     let labels = id2label.as_object().map_or(3, |m| m.len());
     std::fs::write(dir.join("config.json"), config(id2label).to_string()).unwrap();
     std::fs::write(dir.join("tokenizer.json"), tokenizer().to_string()).unwrap();
-    candle_core::safetensors::save(&weights(labels), dir.join("model.safetensors")).unwrap();
+    candle_core::safetensors::save(&weights(labels, false), dir.join("model.safetensors")).unwrap();
 }
 
 fn standard_labels() -> Value {
@@ -297,4 +310,35 @@ fn bad_configs_are_errors_naming_the_file() {
     std::fs::write(&config_path, config.to_string()).unwrap();
     let message = NliClassifier::load(dir.path()).err().unwrap().to_string();
     assert!(message.contains("no id2label"), "{message}");
+}
+
+#[test]
+fn a_roberta_checkpoint_loads_and_ignores_padding() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(standard_labels());
+    config["architectures"] = json!(["RobertaForSequenceClassification"]);
+    config["model_type"] = "roberta".into();
+    config["max_position_embeddings"] = ROBERTA_POSITIONS.into();
+    config["type_vocab_size"] = 1.into();
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer().to_string()).unwrap();
+    candle_core::safetensors::save(&weights(3, true), dir.path().join("model.safetensors"))
+        .unwrap();
+    let model = NliClassifier::load(dir.path()).unwrap();
+    assert_eq!(model.architecture(), Architecture::Roberta);
+    // One segment only: the tokenizer's second-segment type ids must not reach the network,
+    // and positions count from the padding id, so padding must not move them.
+    let alone: Vec<Vec<f32>> = PAIRS
+        .iter()
+        .map(|&pair| model.probabilities(&[pair]).unwrap().remove(0))
+        .collect();
+    let together = model.probabilities(&PAIRS).unwrap();
+    assert_ne!(together[0], together[1]);
+    for (row, single) in together.iter().zip(&alone) {
+        for (a, b) in row.iter().zip(single) {
+            assert!((a - b).abs() < 1e-5, "{row:?} vs {single:?}");
+        }
+    }
+    let long = "i want a flight to paris ".repeat(20);
+    assert_eq!(model.probabilities(&[(&long, &long)]).unwrap()[0].len(), 3);
 }
