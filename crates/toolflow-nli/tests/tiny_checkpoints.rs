@@ -342,3 +342,54 @@ fn a_roberta_checkpoint_loads_and_ignores_padding() {
     let long = "i want a flight to paris ".repeat(20);
     assert_eq!(model.probabilities(&[(&long, &long)]).unwrap()[0].len(), 3);
 }
+
+#[test]
+fn a_deberta_v3_checkpoint_loads_and_ignores_padding() {
+    use candle_transformers::models::debertav2;
+    let dir = tempfile::tempdir().unwrap();
+    // DeBERTa-v3's shape (relative attention over position buckets, no absolute positions,
+    // no segments), shrunk.
+    let mut config = config(json!({"0": "entailment", "1": "neutral", "2": "contradiction"}));
+    let fields = json!({
+        "architectures": ["DebertaV2ForSequenceClassification"],
+        "model_type": "deberta-v2",
+        "type_vocab_size": 0,
+        "relative_attention": true,
+        "max_relative_positions": -1,
+        "position_buckets": 4,
+        "norm_rel_ebd": "layer_norm",
+        "share_att_key": true,
+        "pos_att_type": ["p2c", "c2p"],
+        "position_biased_input": false,
+        "layer_norm_eps": 1e-7,
+        "pooler_hidden_size": HIDDEN,
+        "pooler_dropout": 0,
+        "pooler_hidden_act": "gelu",
+    });
+    for (key, value) in fields.as_object().unwrap() {
+        config[key] = value.clone();
+    }
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer().to_string()).unwrap();
+    // The tensor names are whatever candle's DeBERTa-v2 asks for: let it create them.
+    let varmap = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &Device::Cpu);
+    let cfg: debertav2::Config = serde_json::from_value(config).unwrap();
+    debertav2::DebertaV2SeqClassificationModel::load(vb.pp("deberta"), &cfg, None).unwrap();
+    varmap.save(dir.path().join("model.safetensors")).unwrap();
+
+    let model = NliClassifier::load(dir.path()).unwrap();
+    assert_eq!(model.architecture(), Architecture::DebertaV2);
+    assert_eq!(model.entailment_label(), 0);
+    let alone: Vec<Vec<f32>> = PAIRS
+        .iter()
+        .map(|&pair| model.probabilities(&[pair]).unwrap().remove(0))
+        .collect();
+    let together = model.probabilities(&PAIRS).unwrap();
+    assert_ne!(together[0], together[1]);
+    for (row, single) in together.iter().zip(&alone) {
+        for (a, b) in row.iter().zip(single) {
+            assert!((a - b).abs() < 1e-5, "{row:?} vs {single:?}");
+        }
+    }
+}
