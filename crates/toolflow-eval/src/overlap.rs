@@ -264,6 +264,10 @@ pub struct SideSummary {
     pub ngram: LeakCount,
     pub similarity: LeakCount,
     pub either: LeakCount,
+    /// The highest n-gram coverage and cosine of any tool, leaked or not: how close the
+    /// sets come.
+    pub max_ngram_coverage: f64,
+    pub max_cosine: f32,
 }
 
 /// One leaked tool, and why.
@@ -395,6 +399,12 @@ fn judge(
         ngram: LeakCount::of(by_ngram, tools.len()),
         similarity: LeakCount::of(by_similarity, tools.len()),
         either: LeakCount::of(leaked.len(), tools.len()),
+        max_ngram_coverage: side.coverage.iter().copied().fold(0.0, f64::max),
+        max_cosine: side
+            .best
+            .iter()
+            .map(|&(_, cosine)| cosine)
+            .fold(-1.0, f32::max),
     };
     (summary, leaked)
 }
@@ -606,6 +616,7 @@ mod tests {
         assert!((set.train.ngram.percent - 100.0 / 3.0).abs() < 1e-9);
         assert_eq!(set.train.similarity.leaked, 0);
         assert_eq!(set.train.either.leaked, 1);
+        assert!((set.train.max_ngram_coverage - 0.11).abs() < 1e-12);
         // The test tool: 41 + 7 = 48 tokens, 11 contaminated (22.9%): leaked into training.
         assert_eq!(
             set.test.ngram,
@@ -662,6 +673,8 @@ mod tests {
         );
         assert_eq!(set.leaked_test_tools[0].name, "p");
         assert_eq!(set.leaked_test_tools[0].best_match, "a");
+        assert!((set.train.max_cosine - 0.95).abs() < 1e-6);
+        assert_eq!(set.train.max_ngram_coverage, 0.0);
     }
 
     #[test]

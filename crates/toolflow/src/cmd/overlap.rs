@@ -213,6 +213,17 @@ fn table(report: &OverlapReport, args: &Args) -> String {
             percent(set.test.either),
         ));
     }
+    out.push_str("closest: highest n-gram coverage / cosine of any train tool, of any test tool\n");
+    for set in &report.test_sets {
+        out.push_str(&format!(
+            "{:<28} train {:>5.1}% / {:.3}   test {:>5.1}% / {:.3}\n",
+            set.name,
+            100.0 * set.train.max_ngram_coverage,
+            set.train.max_cosine,
+            100.0 * set.test.max_ngram_coverage,
+            set.test.max_cosine
+        ));
+    }
     for set in &report.test_sets {
         out.push_str(&leaked_list(set, args.show));
     }
