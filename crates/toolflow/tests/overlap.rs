@@ -83,6 +83,20 @@ fn mixed_formats_and_the_report_percentages() {
 }
 
 #[test]
+fn dialogues_give_their_tools_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two dialogue records, both with get_weather: two distinct tools.
+    let report = overlap(
+        &fixture("train_dialogues.jsonl"),
+        &[fixture("test_openai.json")],
+        dir.path(),
+    );
+    assert_eq!(report["train_tools"], 2);
+    assert_eq!(report["test_sets"][0]["train"]["tools"], 2);
+    assert_eq!(report["test_sets"][0]["train"]["ngram"]["leaked"], 0);
+}
+
+#[test]
 fn bad_test_set_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.json");
