@@ -42,7 +42,7 @@ pub const DEFAULT_NGRAM: usize = 11;
 /// "more than 10% of the tokens".
 pub const DEFAULT_COVERAGE: f64 = 0.10;
 /// "cosine similarity … exceeded 0.9".
-pub const DEFAULT_COSINE: f32 = 0.9;
+pub const DEFAULT_COSINE: f64 = 0.9;
 
 /// What [`canonical_json`] keeps of a tool, recorded in reports.
 pub const TOOL_JSON_RULE: &str = "{name, description, parameters, returns (when not null)}, keys sorted at every level, compact; source and meta left out";
@@ -71,7 +71,7 @@ pub struct OverlapOptions {
     /// Leaked when the contaminated share of tokens is strictly above this.
     pub coverage: f64,
     /// Leaked when the best cosine is strictly above this.
-    pub cosine: f32,
+    pub cosine: f64,
 }
 
 impl Default for OverlapOptions {
@@ -380,7 +380,7 @@ fn judge(
         let coverage = side.coverage[index];
         let (best, cosine) = side.best[index];
         let ngram_leak = coverage > options.coverage;
-        let similarity_leak = cosine > options.cosine;
+        let similarity_leak = f64::from(cosine) > options.cosine;
         by_ngram += usize::from(ngram_leak);
         by_similarity += usize::from(similarity_leak);
         if ngram_leak || similarity_leak {

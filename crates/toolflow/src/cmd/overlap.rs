@@ -34,7 +34,7 @@ pub struct Args {
     coverage: f64,
     /// A tool is leaked when its embedding cosine to any tool of the other set is above this
     #[arg(long, default_value_t = toolflow_eval::overlap::DEFAULT_COSINE)]
-    cosine: f32,
+    cosine: f64,
     /// Use the all-MiniLM-L6-v2 files in this directory instead of resolving the model
     #[arg(long)]
     model_dir: Option<PathBuf>,
