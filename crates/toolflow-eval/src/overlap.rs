@@ -63,6 +63,10 @@ pub enum OverlapError {
     ZeroNgram,
 }
 
+/// Texts to vectors, in order: the caller's sentence encoder (any dimension, the same for
+/// every call), or a message saying why it failed.
+pub type Embed<'a> = dyn FnMut(&[String]) -> Result<Vec<Vec<f32>>, String> + 'a;
+
 /// The thresholds; [`Default`] is the paper's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct OverlapOptions {
@@ -311,8 +315,11 @@ pub struct OverlapReport {
 /// Per-tool measures of one side against the other.
 struct Side {
     coverage: Vec<f64>,
-    best: Vec<(usize, f32)>,
+    best: Vec<BestMatch>,
 }
+
+/// The index of the other side's closest tool, and the cosine to it.
+type BestMatch = (usize, f32);
 
 /// Measures `train` against every test set. `embed` maps texts to vectors (any length, the
 /// same for all); it is called once for the training tools and once per test set.
@@ -320,7 +327,7 @@ pub fn overlap(
     train: &[Tool],
     tests: &[TestSet],
     options: &OverlapOptions,
-    embed: &mut dyn FnMut(&[String]) -> Result<Vec<Vec<f32>>, String>,
+    embed: &mut Embed,
 ) -> Result<OverlapReport, OverlapError> {
     let train_index = NgramIndex::of_tools(options.ngram, train)?;
     let train_vectors = embed_tools(train, "the training tools", embed)?;
@@ -413,7 +420,7 @@ fn judge(
 fn embed_tools(
     tools: &[Tool],
     what: &str,
-    embed: &mut dyn FnMut(&[String]) -> Result<Vec<Vec<f32>>, String>,
+    embed: &mut Embed,
 ) -> Result<Vec<Vec<f32>>, OverlapError> {
     if tools.is_empty() {
         return Ok(Vec::new());
@@ -445,7 +452,7 @@ fn unit(mut vector: Vec<f32>) -> Vec<f32> {
 /// For each row of `a` the best column of `b` and its cosine, and the same for `b`'s rows
 /// against `a`; `(0, -1.0)` when the other side is empty. Unit vectors in, so a dot product
 /// is the cosine.
-fn best_matches(a: &[Vec<f32>], b: &[Vec<f32>]) -> (Vec<(usize, f32)>, Vec<(usize, f32)>) {
+fn best_matches(a: &[Vec<f32>], b: &[Vec<f32>]) -> (Vec<BestMatch>, Vec<BestMatch>) {
     let mut best_a = vec![(0, -1.0f32); a.len()];
     let mut best_b = vec![(0, -1.0f32); b.len()];
     for (i, x) in a.iter().enumerate() {
