@@ -130,7 +130,7 @@ fn shared_toolbench_and_bfcl() {
     let train = dir.path().join("toolbench_500.jsonl");
     std::fs::write(&train, first_500.join("\n") + "\n").unwrap();
     let bfcl = shared.join("raw/bfcl");
-    let report = overlap(&train, &[bfcl.clone()], dir.path());
+    let report = overlap(&train, std::slice::from_ref(&bfcl), dir.path());
     let set = &report["test_sets"][0];
     println!(
         "ToolBench (first {}) vs BFCL ({} tools): train leaked n-gram {:.3}%, similarity {:.3}%, either {:.3}%; \
