@@ -12,7 +12,7 @@ pub struct Args {
     #[arg(short, long)]
     output: PathBuf,
     /// Read every file as this format instead of detecting it per file
-    #[arg(long, default_value = "auto", value_parser = ["auto", "openai", "toolbench", "openapi", "mcp", "bfcl", "toolflow"])]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "openai", "toolbench", "openapi", "mcp", "bfcl", "apibank", "toolflow"])]
     format: String,
     /// Fail on the first file or entry that would be skipped, instead of skipping it
     #[arg(long)]
