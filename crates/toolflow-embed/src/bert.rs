@@ -4,11 +4,15 @@
 //! A batch is run as all of its sequences' tokens packed one after another, with no
 //! padding: only attention mixes tokens, and it runs per sequence over that sequence's
 //! own tokens, so there is nothing to mask and no compute goes to padding.
+//!
+//! A batch runs on the calling thread alone; callers run whole batches in parallel
+//! ([`crate::SentenceEmbedder::embed_tokens`]). On a few cores that beats splitting each
+//! product and each attention across threads, which leaves cores idle at every join and
+//! the element-wise loops on one core.
 
 use std::path::Path;
 
 use gemm::Parallelism;
-use rayon::prelude::*;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
@@ -30,7 +34,8 @@ pub struct BertConfig {
 
 /// `output = input · weight + bias`, with `weight` stored transposed from PyTorch's
 /// `[outputs, inputs]` to `[inputs, outputs]` so that each output row is one contiguous
-/// run of `gemm`'s destination.
+/// run of `gemm`'s destination. The bias is added by the pass that next reads the output
+/// (attention's copy-out, GELU, layer norm), which saves a pass over every activation.
 struct Linear {
     weight: Vec<f32>,
     bias: Vec<f32>,
@@ -39,19 +44,13 @@ struct Linear {
 }
 
 impl Linear {
-    /// `output` (`rows × outputs`) becomes `input · weight + bias`, or has it added
-    /// when `accumulate` (the residual connections add into the hidden state in place).
+    /// `output` (`rows × outputs`) becomes `input · weight`, or has it added when
+    /// `accumulate` (the residual connections add into the hidden state in place); the
+    /// bias is left to the caller.
     #[inline(always)]
-    fn forward(&self, input: &[f32], output: &mut [f32], rows: usize, accumulate: bool) {
+    fn product(&self, input: &[f32], output: &mut [f32], rows: usize, accumulate: bool) {
         debug_assert_eq!(input.len(), rows * self.inputs);
         debug_assert_eq!(output.len(), rows * self.outputs);
-        for row in output.chunks_exact_mut(self.outputs) {
-            if accumulate {
-                row.iter_mut().zip(&self.bias).for_each(|(o, b)| *o += b);
-            } else {
-                row.copy_from_slice(&self.bias);
-            }
-        }
         if rows == 0 {
             return;
         }
@@ -66,7 +65,7 @@ impl Linear {
                 output.as_mut_ptr(),
                 1,
                 self.outputs as isize,
-                true,
+                accumulate,
                 input.as_ptr(),
                 1,
                 self.inputs as isize,
@@ -78,18 +77,9 @@ impl Linear {
                 false,
                 false,
                 false,
-                matmul_parallelism(rows),
+                Parallelism::None,
             );
         }
-    }
-}
-
-/// gemm's own threads pay only on tall products; short batches stay on one core.
-fn matmul_parallelism(rows: usize) -> Parallelism {
-    if rows >= 64 {
-        Parallelism::Rayon(0)
-    } else {
-        Parallelism::None
     }
 }
 
@@ -103,8 +93,22 @@ impl LayerNorm {
     /// Normalises each row of `hidden` in place.
     #[inline(always)]
     fn forward(&self, hidden: &mut [f32]) {
+        self.forward_rows(hidden, None)
+    }
+
+    /// Adds `bias` to each row of `hidden`, then normalises it, in place.
+    #[inline(always)]
+    fn forward_with_bias(&self, hidden: &mut [f32], bias: &[f32]) {
+        self.forward_rows(hidden, Some(bias))
+    }
+
+    #[inline(always)]
+    fn forward_rows(&self, hidden: &mut [f32], bias: Option<&[f32]>) {
         let width = self.weight.len();
         for row in hidden.chunks_exact_mut(width) {
+            if let Some(bias) = bias {
+                row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
+            }
             let mean = row.iter().sum::<f32>() / width as f32;
             let variance = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / width as f32;
             let scale = 1.0 / (variance + self.eps).sqrt();
@@ -345,7 +349,10 @@ impl Bert {
         self.embedding_norm.forward(hidden);
 
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            unsafe { self.encoder_avx512(hidden, qkv, context, intermediate, &lengths) };
+        } else if is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
             unsafe { self.encoder_avx2(hidden, qkv, context, intermediate, &lengths) };
         } else {
@@ -385,6 +392,20 @@ impl Bert {
         self.encoder(hidden, qkv, context, intermediate, lengths)
     }
 
+    /// [`Self::encoder`] with its element-wise loops compiled for 16-wide vectors.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn encoder_avx512(
+        &self,
+        hidden: &mut [f32],
+        qkv: &mut [f32],
+        context: &mut [f32],
+        intermediate: &mut [f32],
+        lengths: &[usize],
+    ) {
+        self.encoder(hidden, qkv, context, intermediate, lengths)
+    }
+
     /// The encoder layers over the packed token rows in `hidden`, in place.
     #[inline(always)]
     fn encoder(
@@ -397,121 +418,241 @@ impl Bert {
     ) {
         let rows = hidden.len() / self.config.hidden_size;
         for layer in &self.layers {
-            layer.qkv.forward(hidden, qkv, rows, false);
-            self.attention(qkv, context, lengths);
-            layer.attention_output.forward(context, hidden, rows, true);
-            layer.attention_norm.forward(hidden);
+            layer.qkv.product(hidden, qkv, rows, false);
+            self.attention(qkv, &layer.qkv.bias, context, lengths);
+            layer.attention_output.product(context, hidden, rows, true);
+            layer
+                .attention_norm
+                .forward_with_bias(hidden, &layer.attention_output.bias);
             layer
                 .intermediate
-                .forward(hidden, intermediate, rows, false);
-            intermediate.iter_mut().for_each(|x| *x = gelu(*x));
-            layer.output.forward(intermediate, hidden, rows, true);
-            layer.output_norm.forward(hidden);
+                .product(hidden, intermediate, rows, false);
+            for row in intermediate.chunks_exact_mut(layer.intermediate.outputs) {
+                for (x, b) in row.iter_mut().zip(&layer.intermediate.bias) {
+                    *x = gelu(*x + b);
+                }
+            }
+            layer.output.product(intermediate, hidden, rows, true);
+            layer
+                .output_norm
+                .forward_with_bias(hidden, &layer.output.bias);
         }
     }
 
-    /// Self-attention of each sequence over its own tokens, sequences in parallel:
-    /// `context` rows get softmax(q·kᵀ/√d)·v per head.
-    fn attention(&self, qkv: &[f32], context: &mut [f32], lengths: &[usize]) {
+    /// Self-attention of each sequence over its own tokens: `context` rows get
+    /// softmax(q·kᵀ/√d)·v per head, `qkv_bias` added to the projections first.
+    fn attention(&self, qkv: &[f32], qkv_bias: &[f32], context: &mut [f32], lengths: &[usize]) {
         let hidden_size = self.config.hidden_size;
-        let mut sequences = Vec::with_capacity(lengths.len());
+        let heads = self.config.num_attention_heads;
         let (mut qkv_rest, mut context_rest) = (qkv, context);
         for &length in lengths {
             let (sequence_qkv, qkv_tail) = qkv_rest.split_at(length * 3 * hidden_size);
             let (sequence_context, context_tail) =
                 std::mem::take(&mut context_rest).split_at_mut(length * hidden_size);
-            sequences.push((sequence_qkv, sequence_context));
+            attend(sequence_qkv, qkv_bias, sequence_context, hidden_size, heads);
             qkv_rest = qkv_tail;
             context_rest = context_tail;
         }
-        let heads = self.config.num_attention_heads;
-        sequences
-            .into_par_iter()
-            .for_each(|(qkv, context)| attend(qkv, context, hidden_size, heads));
     }
 }
 
-/// Attention within one sequence. `qkv` rows are `[query | key | value]`, each
-/// `hidden_size` wide and split into `heads` contiguous heads.
-fn attend(qkv: &[f32], context: &mut [f32], hidden_size: usize, heads: usize) {
+/// Attention within one sequence. `qkv` rows are `[query | key | value]` without their
+/// bias (`bias`, as wide as a row), each `hidden_size` wide and split into `heads`
+/// contiguous heads.
+fn attend(qkv: &[f32], bias: &[f32], context: &mut [f32], hidden_size: usize, heads: usize) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { attend_avx2(qkv, context, hidden_size, heads) };
+    if (hidden_size / heads) % 16 == 0 && is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { attend_avx512(qkv, bias, context, hidden_size, heads) };
     }
-    attend_portable(qkv, context, hidden_size, heads)
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { attend_avx2(qkv, bias, context, hidden_size, heads) };
+    }
+    attend_portable::<8, false>(qkv, bias, context, hidden_size, heads)
 }
 
-/// [`attend_portable`] compiled for 8-wide vectors: the build targets baseline x86-64
-/// (4-wide SSE2), and these loops took a fifth of the time there.
+/// [`attend_portable`] compiled for 16-wide vectors, for heads a multiple of 16 wide.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn attend_avx2(qkv: &[f32], context: &mut [f32], hidden_size: usize, heads: usize) {
-    attend_portable(qkv, context, hidden_size, heads)
+#[target_feature(enable = "avx512f")]
+unsafe fn attend_avx512(
+    qkv: &[f32],
+    bias: &[f32],
+    context: &mut [f32],
+    hidden_size: usize,
+    heads: usize,
+) {
+    attend_portable::<16, true>(qkv, bias, context, hidden_size, heads)
 }
 
+/// [`attend_portable`] compiled for 8-wide vectors with fused multiply-adds: the build
+/// targets baseline x86-64 (4-wide SSE2), and these loops took a fifth of the time there.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_avx2(
+    qkv: &[f32],
+    bias: &[f32],
+    context: &mut [f32],
+    hidden_size: usize,
+    heads: usize,
+) {
+    attend_portable::<8, true>(qkv, bias, context, hidden_size, heads)
+}
+
+/// Queries scored together: that many independent sums per key block keep the vector
+/// units busy, where one query at a time waits on a single chain of additions.
+const QUERIES: usize = 4;
+
+/// `a · b + c`, in one fused instruction when `FUSED` (only where the CPU has FMA: without
+/// it `mul_add` is a library call).
 #[inline(always)]
-fn attend_portable(qkv: &[f32], context: &mut [f32], hidden_size: usize, heads: usize) {
-    const LANES: usize = 8;
+fn multiply_add<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// `out = x + bias`, element by element.
+#[inline(always)]
+fn add_into(out: &mut [f32], x: &[f32], bias: &[f32]) {
+    for ((o, x), b) in out.iter_mut().zip(x).zip(bias) {
+        *o = x + b;
+    }
+}
+
+/// `LANES` is the vector width the loops are written for; the head size is a multiple of
+/// it. `FUSED`: multiply-adds in one instruction.
+#[inline(always)]
+fn attend_portable<const LANES: usize, const FUSED: bool>(
+    qkv: &[f32],
+    bias: &[f32],
+    context: &mut [f32],
+    hidden_size: usize,
+    heads: usize,
+) {
     let length = context.len() / hidden_size;
     let head_size = hidden_size / heads;
     let scale = 1.0 / (head_size as f32).sqrt();
+    let at = |part: usize, head: usize| part * hidden_size + head * head_size;
     let row = |token: usize, part: usize, head: usize| {
-        &qkv[token * 3 * hidden_size + part * hidden_size + head * head_size..][..head_size]
+        &qkv[token * 3 * hidden_size + at(part, head)..][..head_size]
     };
-    // One head's keys, transposed to `head_size × key_stride` (length rounded up to
-    // whole vectors, the rest zeros), and values, `length × head_size`, copied out of the
-    // wide qkv rows, so that both loops below read contiguous memory and long
-    // sequences stop striding across pages.
+
+    // One head's queries (`padded × head_size`, whole groups of QUERIES, the rest zeros),
+    // keys transposed to `head_size × key_stride` (length rounded up to whole vectors, the
+    // rest zeros) and values (`length × head_size`), copied out of the wide qkv rows so
+    // that the loops below read contiguous memory.
+    let padded = length.div_ceil(QUERIES) * QUERIES;
     let key_stride = length.div_ceil(LANES) * LANES;
+    let mut queries = vec![0f32; padded * head_size];
     let mut keys = vec![0f32; head_size * key_stride];
     let mut values = vec![0f32; length * head_size];
-    let mut scores = vec![0f32; key_stride];
+    let mut scores = vec![0f32; padded * key_stride];
     for head in 0..heads {
+        let [query_bias, key_bias, value_bias] =
+            [0, 1, 2].map(|part| &bias[at(part, head)..][..head_size]);
         for token in 0..length {
-            for (dim, key) in row(token, 1, head).iter().enumerate() {
-                keys[dim * key_stride + token] = *key;
+            let queries = &mut queries[token * head_size..][..head_size];
+            add_into(queries, row(token, 0, head), query_bias);
+            for (dim, (key, b)) in row(token, 1, head).iter().zip(key_bias).enumerate() {
+                keys[dim * key_stride + token] = key + b;
             }
-            values[token * head_size..][..head_size].copy_from_slice(row(token, 2, head));
+            let values = &mut values[token * head_size..][..head_size];
+            add_into(values, row(token, 2, head), value_bias);
         }
-        for query_token in 0..length {
-            let query = row(query_token, 0, head);
-            // Scores of LANES keys at a time, summed in a local array that stays in
-            // a vector register.
-            for (block, scores) in scores.chunks_exact_mut(LANES).enumerate() {
-                let mut sums = [0f32; LANES];
-                for (q, keys) in query.iter().zip(keys.chunks_exact(key_stride)) {
-                    let keys = &keys[block * LANES..][..LANES];
-                    for lane in 0..LANES {
-                        sums[lane] += q * keys[lane];
+        // Scores of QUERIES queries × LANES keys at a time, in local arrays that stay in
+        // vector registers.
+        for (queries, scores) in queries
+            .chunks_exact(QUERIES * head_size)
+            .zip(scores.chunks_exact_mut(QUERIES * key_stride))
+        {
+            for block in 0..key_stride / LANES {
+                let mut sums = [[0f32; LANES]; QUERIES];
+                for dim in 0..head_size {
+                    let keys = &keys[dim * key_stride + block * LANES..][..LANES];
+                    for (query, sums) in sums.iter_mut().enumerate() {
+                        let q = queries[query * head_size + dim];
+                        for lane in 0..LANES {
+                            sums[lane] = multiply_add::<FUSED>(q, keys[lane], sums[lane]);
+                        }
                     }
                 }
-                scores.copy_from_slice(&sums);
+                for (query, sums) in sums.iter().enumerate() {
+                    scores[query * key_stride + block * LANES..][..LANES].copy_from_slice(sums);
+                }
             }
-            let weights = &mut scores[..length];
-            let max = weights.iter().fold(f32::NEG_INFINITY, |max, w| max.max(*w));
-            let mut total = 0.0;
-            for weight in weights.iter_mut() {
-                *weight = ((*weight - max) * scale).exp();
-                total += *weight;
-            }
-            let normaliser = 1.0 / total;
-            // The weighted sum of values, LANES output dimensions at a time.
-            let out = &mut context[query_token * hidden_size + head * head_size..][..head_size];
-            for (block, out) in out.chunks_exact_mut(LANES).enumerate() {
-                let mut sums = [0f32; LANES];
-                for (weight, value) in weights.iter().zip(values.chunks_exact(head_size)) {
+        }
+        for scores in scores.chunks_exact_mut(key_stride).take(length) {
+            softmax::<LANES>(&mut scores[..length], scale);
+        }
+        // The weighted sums of values, QUERIES queries × LANES output dimensions at a time.
+        for (group, scores) in scores.chunks_exact(QUERIES * key_stride).enumerate() {
+            for block in 0..head_size / LANES {
+                let mut sums = [[0f32; LANES]; QUERIES];
+                for (key, value) in values.chunks_exact(head_size).enumerate() {
                     let value = &value[block * LANES..][..LANES];
-                    for lane in 0..LANES {
-                        sums[lane] += weight * value[lane];
+                    for (query, sums) in sums.iter_mut().enumerate() {
+                        let weight = scores[query * key_stride + key];
+                        for lane in 0..LANES {
+                            sums[lane] = multiply_add::<FUSED>(weight, value[lane], sums[lane]);
+                        }
                     }
                 }
-                for (o, sum) in out.iter_mut().zip(sums) {
-                    *o = sum * normaliser;
+                for (query, sums) in sums.iter().enumerate() {
+                    let token = group * QUERIES + query;
+                    if token < length {
+                        context[token * hidden_size + head * head_size + block * LANES..][..LANES]
+                            .copy_from_slice(sums);
+                    }
                 }
             }
         }
     }
+}
+
+/// `weights` become softmax(weights · scale), in place.
+#[inline(always)]
+fn softmax<const LANES: usize>(weights: &mut [f32], scale: f32) {
+    let max = weights
+        .iter()
+        .fold(f32::NEG_INFINITY, |max, &w| if w > max { w } else { max });
+    weights
+        .iter_mut()
+        .for_each(|w| *w = exp((*w - max) * scale));
+    // Summed in LANES partial sums, so the loop vectorises (and stays deterministic).
+    let mut partial = [0f32; LANES];
+    let mut chunks = weights.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for lane in 0..LANES {
+            partial[lane] += chunk[lane];
+        }
+    }
+    let total = partial.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
+    let normaliser = 1.0 / total;
+    weights.iter_mut().for_each(|w| *w *= normaliser);
+}
+
+/// e^x for the softmax's arguments (x ≤ 0), within 2 float ulps: x = n·ln 2 + r with
+/// |r| ≤ ln 2 / 2, e^r by its Taylor polynomial of degree 7, 2^n from the exponent bits.
+/// Branch-free, so loops over it vectorise; libm's `expf` is a call per element. Below
+/// -87, e^x is under f32's normal range and comes out as about 1e-38.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    // 1.5 · 2^23: adding and subtracting it rounds to the nearest integer in any lane.
+    const ROUND: f32 = 12_582_912.0;
+    // ln 2 in two parts (Cephes'), the first with few enough bits that n · LN2_HI is exact.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 0.0);
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = r * (1.0 / 5040.0) + 1.0 / 720.0;
+    p = r * p + 1.0 / 120.0;
+    p = r * p + 1.0 / 24.0;
+    p = r * p + 1.0 / 6.0;
+    p = r * p + 0.5;
+    p = r * p + 1.0;
+    p = r * p + 1.0;
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
 /// BERT's exact GELU, x·Φ(x) = x/2·(1 + erf(x/√2)).
@@ -560,6 +701,37 @@ mod tests {
             sum += term / (2 * n + 1) as f64;
         }
         sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    #[test]
+    fn exp_is_accurate_to_float_precision() {
+        let mut worst: f64 = 0.0;
+        for step in 0..=87_000 {
+            let x = -(step as f32) / 1000.0;
+            let reference = f64::from(x).exp();
+            let relative = (f64::from(exp(x)) - reference).abs() / reference;
+            worst = worst.max(relative);
+        }
+        // Two ulps of f32 are 2.4e-7 relative.
+        assert!(worst < 2.4e-7, "worst relative error {worst}");
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let mut weights: Vec<f32> = (0..37).map(|i| (i as f32 * 0.7).sin() * 9.0).collect();
+        let original = weights.clone();
+        softmax::<8>(&mut weights, 0.5);
+        assert!((weights.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        let max = original.iter().cloned().fold(f32::MIN, f32::max);
+        let denominator: f64 = original
+            .iter()
+            .map(|w| (f64::from(w - max) * 0.5).exp())
+            .sum();
+        for (w, o) in weights.iter().zip(&original) {
+            let expected = (f64::from(o - max) * 0.5).exp() / denominator;
+            assert!((f64::from(*w) - expected).abs() < 1e-6, "{w} vs {expected}");
+        }
     }
 
     #[test]

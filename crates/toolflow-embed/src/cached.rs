@@ -65,7 +65,7 @@ impl CachedEmbedder {
     pub fn embed_with_progress(
         &mut self,
         texts: &[String],
-        progress: &dyn Fn(usize, usize),
+        progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut distinct: Vec<&str> = Vec::new();
         let mut slot_of: HashMap<&str, usize> = HashMap::new();

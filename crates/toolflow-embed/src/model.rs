@@ -1,7 +1,9 @@
 //! all-MiniLM-L6-v2, pooled and normalised as sentence-transformers does it.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::bert::{Bert, BertConfig, Scratch};
@@ -83,32 +85,48 @@ impl SentenceEmbedder {
     }
 
     /// Embeds pre-tokenized inputs (from [`Self::tokenize`]). Inputs are run in batches of
-    /// similar length, each batch's tokens packed without padding; results come back in
-    /// input order. `progress(done, total)` is called after each batch.
+    /// similar length, each batch's tokens packed without padding, whole batches in
+    /// parallel (one thread each, on rayon's pool); results come back in input order and
+    /// do not depend on the number of threads. `progress(done, total)` is called after
+    /// each batch.
     pub fn embed_tokens(
         &self,
         tokens: &[Vec<u32>],
-        progress: &dyn Fn(usize, usize),
+        progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut order: Vec<usize> = (0..tokens.len()).collect();
         order.sort_by_key(|&index| tokens[index].len());
-        let mut embeddings = vec![Vec::new(); tokens.len()];
-        let mut done = 0;
-        let mut scratch = Scratch::default();
-        let mut pooled = Vec::new();
+        let batches: Vec<&[usize]> = length_sorted_batches(&order, tokens).collect();
+        let done = AtomicUsize::new(0);
         let dim = self.dim();
-        for batch in length_sorted_batches(&order, tokens) {
-            let batch_tokens: Vec<&[u32]> = batch.iter().map(|&i| tokens[i].as_slice()).collect();
-            self.model
-                .forward_pooled(&batch_tokens, &mut scratch, &mut pooled)?;
-            for (index, mean) in batch.iter().zip(pooled.chunks_exact(dim)) {
-                let norm = mean.iter().map(|value| value * value).sum::<f32>().sqrt();
-                // torch.nn.functional.normalize's eps.
-                let norm = norm.max(1e-12);
-                embeddings[*index] = mean.iter().map(|value| value / norm).collect();
+        let batch_vectors: Vec<Vec<Vec<f32>>> = batches
+            .par_iter()
+            .map_init(
+                || (Scratch::default(), Vec::new()),
+                |(scratch, pooled), batch| {
+                    let batch_tokens: Vec<&[u32]> =
+                        batch.iter().map(|&i| tokens[i].as_slice()).collect();
+                    self.model.forward_pooled(&batch_tokens, scratch, pooled)?;
+                    let vectors = pooled
+                        .chunks_exact(dim)
+                        .map(|mean| {
+                            let norm = mean.iter().map(|value| value * value).sum::<f32>().sqrt();
+                            // torch.nn.functional.normalize's eps.
+                            let norm = norm.max(1e-12);
+                            mean.iter().map(|value| value / norm).collect()
+                        })
+                        .collect();
+                    let finished = done.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
+                    progress(finished, tokens.len());
+                    Ok(vectors)
+                },
+            )
+            .collect::<Result<_, EmbedError>>()?;
+        let mut embeddings = vec![Vec::new(); tokens.len()];
+        for (batch, vectors) in batches.iter().zip(batch_vectors) {
+            for (&index, vector) in batch.iter().zip(vectors) {
+                embeddings[index] = vector;
             }
-            done += batch.len();
-            progress(done, tokens.len());
         }
         Ok(embeddings)
     }
