@@ -67,6 +67,60 @@ pub struct JudgeReport {
     pub failures: Vec<JudgeFailure>,
 }
 
+/// The criteria's keys in `metrics.json`, as the paper's tables head them (NAT, COH, HELP, ACC).
+pub const METRIC_KEYS: [&str; 4] = ["nat", "coh", "help", "acc"];
+
+impl JudgeReport {
+    /// The report as the `judge` entry of a run in `metrics.json`: the mean scores under
+    /// `value` (null, with a note, when no dialogue got a usable verdict), then who judged
+    /// how many with which seed, every verdict with its comments, and every failure.
+    pub fn to_metrics(&self, options: &JudgeOptions) -> Value {
+        let value = match self.means.as_object() {
+            Some(means) => Value::Object(
+                CRITERIA
+                    .iter()
+                    .zip(METRIC_KEYS)
+                    .map(|(name, key)| (key.to_string(), means[*name].clone()))
+                    .collect(),
+            ),
+            None => Value::Null,
+        };
+        let verdicts: Vec<Value> = self
+            .verdicts
+            .iter()
+            .map(|verdict| {
+                let mut entry = serde_json::Map::new();
+                entry.insert("id".into(), json!(verdict.id));
+                for (k, name) in CRITERIA.iter().enumerate() {
+                    entry.insert(
+                        name.to_string(),
+                        json!({"score": verdict.scores[k], "comment": verdict.comments[k]}),
+                    );
+                }
+                Value::Object(entry)
+            })
+            .collect();
+        let mut entry = json!({
+            "value": value,
+            "model": self.model,
+            "seed": options.seed,
+            "sampled": self.sampled,
+            "judged": self.verdicts.len(),
+            "failed": self.failures.len(),
+            "verdicts": verdicts,
+            "failures": self.failures,
+        });
+        if self.verdicts.is_empty() {
+            entry["note"] = json!(format!(
+                "unavailable: no usable verdict ({} sampled, {} failed)",
+                self.sampled,
+                self.failures.len()
+            ));
+        }
+        entry
+    }
+}
+
 /// The ids of the dialogues a judge with `seed` looks at: the `size` with the smallest
 /// hash of (seed, id), so the sample does not depend on the order of the file.
 pub fn sample_ids(dialogues: &[Dialogue], size: usize, seed: u64) -> Vec<String> {

@@ -66,6 +66,7 @@ pub enum PromptError {
 }
 
 /// A compiled set of prompts: the built-in ones, with any overrides applied.
+#[derive(Clone)]
 pub struct Prompts {
     env: minijinja::Environment<'static>,
     origins: Vec<(PromptKind, String)>,

@@ -82,6 +82,29 @@ async fn a_seeded_sample_is_scored_and_broken_verdicts_fail() {
         .sum::<f64>()
         / 4.0;
     assert_eq!(report.means["accuracy"], json!(accuracy));
+    // metrics.json's form: the means under the paper's short keys, each verdict by name.
+    let metrics = report.to_metrics(&options);
+    assert_eq!(metrics["value"]["acc"], json!(accuracy));
+    assert_eq!(metrics["value"]["nat"], report.means["naturalness"]);
+    assert_eq!(
+        (
+            metrics["sampled"].clone(),
+            metrics["judged"].clone(),
+            metrics["failed"].clone()
+        ),
+        (json!(4), json!(4), json!(0))
+    );
+    assert_eq!(metrics["seed"], json!(3));
+    assert_eq!(metrics["verdicts"][0]["id"], json!(chosen[0]));
+    assert_eq!(
+        metrics["verdicts"][0]["accuracy"]["score"],
+        json!(report.verdicts[0].scores[3])
+    );
+    assert_eq!(
+        metrics["verdicts"][0]["naturalness"]["comment"],
+        json!("Scripted verdict.")
+    );
+    assert!(metrics.get("note").is_none());
     assert!(
         report
             .verdicts
@@ -102,6 +125,13 @@ async fn a_seeded_sample_is_scored_and_broken_verdicts_fail() {
     assert!(report.verdicts.is_empty());
     assert_eq!(report.failures.len(), 4);
     assert!(report.means.is_null());
+    let metrics = report.to_metrics(&options);
+    assert!(metrics["value"].is_null());
+    assert_eq!(metrics["failed"], json!(4));
+    assert_eq!(
+        metrics["note"],
+        json!("unavailable: no usable verdict (4 sampled, 4 failed)")
+    );
     let text_form = JudgeOptions {
         structured: false,
         attempts: 2,

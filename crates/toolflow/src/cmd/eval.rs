@@ -1,7 +1,8 @@
 //! `toolflow eval`: one or more dialogue files → metrics.json, the runs side by side.
 //! Coherence (SS with all-MiniLM-L6-v2 through the embedding cache, EnR with an NLI
 //! cross-encoder) is measured unless `--no-coherence`; without an NLI checkpoint EnR is
-//! reported as unavailable, with what was tried.
+//! reported as unavailable, with what was tried. `--judge` adds the LLM judge's scores
+//! (paper Table 15) on a seeded sample of each file, through the chat engine.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,12 @@ use toolflow_eval::coherence::Pair;
 use toolflow_eval::{
     Coherence, Nli, RunMetrics, evaluate_file, evaluate_file_with, metrics_document,
 };
+use toolflow_llm::Engine;
 use toolflow_nli::{NliClassifier, NliError, NliOptions};
+use toolflow_synth::Prompts;
+use toolflow_synth::judge::JudgeOptions;
+
+use super::engine::EngineArgs;
 
 /// Pairs handed to the NLI model at a time, so that long datasets show progress in the log.
 const NLI_CHUNK: usize = 256;
@@ -38,6 +44,28 @@ pub struct Args {
     /// Never contact the hub (also HF_HUB_OFFLINE=1 or TOOLFLOW_OFFLINE=1)
     #[arg(long)]
     offline: bool,
+    /// Score a seeded sample of each file's dialogues with the LLM judge (naturalness,
+    /// coherence, helpfulness, accuracy, 1-5 with comments) through the endpoints, or the
+    /// embedded model when none is configured
+    #[arg(long)]
+    judge: bool,
+    /// Dialogues the judge scores per file (all of them when the file has fewer)
+    #[arg(long, value_name = "N", default_value_t = JudgeOptions::default().sample)]
+    judge_sample: usize,
+    /// Seed that draws the judge's sample and seeds its requests
+    #[arg(long, value_name = "SEED", default_value_t = JudgeOptions::default().seed)]
+    judge_seed: u64,
+    /// The judge's model, by its `model` in the endpoints; by default one drawn by the seed
+    #[arg(long, value_name = "MODEL")]
+    judge_model: Option<String>,
+    /// Ask the judge for the Table 15 text form instead of a JSON answer
+    #[arg(long)]
+    judge_text: bool,
+    /// A directory whose judge.txt replaces the built-in judge prompt
+    #[arg(long, value_name = "DIR")]
+    prompts: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 /// The models coherence is measured with: the cached sentence embedder, and the NLI
@@ -139,6 +167,36 @@ pub fn evaluate(path: &Path, models: Option<&mut CoherenceModels>) -> anyhow::Re
     evaluate_file_with(path, Some(&mut coherence)).with_context(context)
 }
 
+/// The LLM judge's verdicts on a seeded sample of `path`'s dialogues, as the run's `judge`
+/// entry in `metrics.json`. One dialogue's failure is counted there, never fatal.
+pub fn judge_file(
+    path: &Path,
+    engine: &Engine,
+    prompts: &Prompts,
+    options: &JudgeOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<serde_json::Value> {
+    let mut dialogues = Vec::new();
+    toolflow_eval::input::for_each_dialogue(path, |dialogue, _| {
+        dialogues.push(dialogue);
+        Ok(())
+    })
+    .with_context(|| format!("reading {} for the judge", path.display()))?;
+    tracing::info!(
+        dialogues = dialogues.len(),
+        sample = options.sample,
+        "judging {}",
+        path.display()
+    );
+    let report = runtime.block_on(toolflow_synth::judge::judge(
+        engine, prompts, &dialogues, options,
+    ));
+    for failure in &report.failures {
+        tracing::warn!("judge: dialogue {}: {}", failure.id, failure.error);
+    }
+    Ok(report.to_metrics(options))
+}
+
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let mut models = if args.no_coherence {
         None
@@ -150,9 +208,34 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
             global,
         )?)
     };
+    let judge = if args.judge {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let engine = runtime.block_on(async {
+            super::engine::build(&args.engine.config()?, &args.engine, global, args.offline)
+        })?;
+        let prompts = match &args.prompts {
+            Some(dir) => Prompts::from_dir(dir)?,
+            None => Prompts::builtin()?,
+        };
+        let options = JudgeOptions {
+            sample: args.judge_sample,
+            seed: args.judge_seed,
+            model: args.judge_model.clone(),
+            structured: !args.judge_text,
+            ..JudgeOptions::default()
+        };
+        Some((runtime, engine, prompts, options))
+    } else {
+        None
+    };
     let mut runs = Vec::new();
     for path in &args.dialogues {
-        let run = evaluate(path, models.as_mut())?;
+        let mut run = evaluate(path, models.as_mut())?;
+        if let Some((runtime, engine, prompts, options)) = &judge {
+            run.judge = judge_file(path, engine, prompts, options, runtime)?;
+        }
         tracing::info!(run = %run.name, dialogues = run.statistics.dialogues, "measured");
         runs.push(run);
     }
@@ -167,10 +250,9 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         for note in notes(&runs) {
             eprintln!("{note}");
         }
-        eprintln!(
-            "judge scores: not computed here (null in {})",
-            args.output.display()
-        );
+        if judge.is_some() {
+            eprint!("{}", judge_table(&runs));
+        }
     }
     Ok(())
 }
@@ -210,6 +292,32 @@ fn table(runs: &[RunMetrics]) -> String {
             d.distinct_3,
             percent("ss"),
             percent("enr"),
+        ));
+    }
+    out
+}
+
+/// The judge's mean scores per run, with how many dialogues it judged and how many failed.
+fn judge_table(runs: &[RunMetrics]) -> String {
+    let mut out = format!(
+        "{:<24} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}\n",
+        "judge", "NAT", "COH", "HELP", "ACC", "judged", "failed"
+    );
+    for run in runs {
+        let judge = &run.judge;
+        let score = |key: &str| match judge["value"][key].as_f64() {
+            Some(mean) => format!("{mean:.2}"),
+            None => "-".to_string(),
+        };
+        out.push_str(&format!(
+            "{:<24} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}\n",
+            run.name,
+            score("nat"),
+            score("coh"),
+            score("help"),
+            score("acc"),
+            judge["judged"],
+            judge["failed"],
         ));
     }
     out
