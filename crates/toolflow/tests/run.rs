@@ -70,7 +70,10 @@ async fn stages_run_once_and_rerun_only_when_their_inputs_change() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("run.toml"),
-        config(&server, "[sample]\ncount = 4\n[synth]\nturns = [4, 4]\n"),
+        config(
+            &server,
+            "[sample]\ncount = 4\n[synth]\nturns = [4, 4]\n[judge]\nsample = 2\nseed = 5\n",
+        ),
     )
     .unwrap();
     let first = summary(dir.path(), &["run", "run.toml", "--no-cache"]);
@@ -83,6 +86,7 @@ async fn stages_run_once_and_rerun_only_when_their_inputs_change() {
         "eval",
         "export trl",
         "export sharegpt",
+        "report",
     ];
     assert_eq!(ran(&first), all);
     let out = dir.path().join("toolflow-out");
@@ -111,6 +115,20 @@ async fn stages_run_once_and_rerun_only_when_their_inputs_change() {
             .unwrap()
             > 0
     );
+    // The judge scored a seeded sample of the kept dialogues through the run's endpoint.
+    let judge = &metrics["runs"][0]["judge"];
+    let kept = lines(&out.join("kept.jsonl")).min(2);
+    assert_eq!(judge["sampled"], kept as u64, "{judge}");
+    assert_eq!(judge["judged"], kept as u64, "{judge}");
+    assert_eq!(judge["seed"], 5);
+    assert_eq!(judge["verdicts"].as_array().unwrap().len(), kept);
+    for key in ["nat", "coh", "help", "acc"] {
+        let mean = judge["value"][key].as_f64().unwrap();
+        assert!((1.0..=5.0).contains(&mean), "{key}: {mean}");
+    }
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("<th>judge NAT</th>"));
+    assert!(report.contains("<th>judge ACC</th>"));
     for format in ["trl", "sharegpt"] {
         let dir = out.join("exports").join(format);
         assert_eq!(
@@ -134,7 +152,10 @@ async fn stages_run_once_and_rerun_only_when_their_inputs_change() {
     // More dialogues: the sample reruns, synthesis writes only the new ones.
     std::fs::write(
         dir.path().join("run.toml"),
-        config(&server, "[sample]\ncount = 6\n[synth]\nturns = [4, 4]\n"),
+        config(
+            &server,
+            "[sample]\ncount = 6\n[synth]\nturns = [4, 4]\n[judge]\nsample = 2\nseed = 5\n",
+        ),
     )
     .unwrap();
     let more = summary(dir.path(), &["run", "run.toml", "--no-cache"]);

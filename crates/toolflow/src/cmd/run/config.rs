@@ -9,6 +9,7 @@ use toolflow_core::SamplingStrategy;
 use toolflow_eval::FilterConfig;
 use toolflow_synth::SynthConfig;
 use toolflow_synth::enrich::EnrichOptions;
+use toolflow_synth::judge::JudgeOptions;
 
 /// The offline demo `toolflow run` runs without a config: the bundled tools, a few short
 /// dialogues written by the embedded model.
@@ -24,6 +25,8 @@ pub struct RunConfig {
     pub sample: SampleConfig,
     pub synth: SynthConfig,
     pub filter: FilterConfig,
+    /// Present: the LLM judge scores a seeded sample of the kept dialogues in the eval stage.
+    pub judge: Option<JudgeOptions>,
     pub export: ExportConfig,
     /// `[engine]` and `[[endpoint]]`, as in an endpoints file; no endpoint means the
     /// embedded model.

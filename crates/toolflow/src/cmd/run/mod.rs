@@ -201,7 +201,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         subsets: &subsets_path,
         sample: &config.sample,
         config: &config.synth,
-        prompts,
+        prompts: prompts.clone(),
         shard,
         retry_failed: args.retry_failed,
     };
@@ -209,9 +209,10 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let mut last = dialogues_path.clone();
     if shard.is_all() {
         let kept = filter_stage(&mut runner, &dialogues_path, &config.filter)?;
-        let metrics = eval_stage(&mut runner, &kept)?;
+        let judge = config.judge.as_ref().map(|options| (options, &prompts));
+        let metrics = eval_stage(&mut runner, &kept, judge, &mut chat)?;
         export_stages(&mut runner, &kept, &config.export, &config_dir)?;
-        last = metrics;
+        last = report_stage(&mut runner, &metrics, &graph_path, &dialogues_path)?;
     } else if !global.quiet && !global.json {
         eprintln!(
             "shard {shard}: done; join the shards with `toolflow merge <each shard's out>/dialogues.jsonl -o dialogues.jsonl`"
@@ -432,16 +433,32 @@ fn filter_stage(
     })
 }
 
-fn eval_stage(runner: &mut Runner, kept: &Path) -> anyhow::Result<PathBuf> {
+/// Measures the kept dialogues into `metrics.json`; with `judge`, the LLM judge scores a
+/// sample of them through the run's chat models.
+fn eval_stage(
+    runner: &mut Runner,
+    kept: &Path,
+    judge: Option<(
+        &toolflow_synth::judge::JudgeOptions,
+        &toolflow_synth::Prompts,
+    )>,
+    chat: &mut ChatModels,
+) -> anyhow::Result<PathBuf> {
     // Coherence models as `toolflow eval` finds them (the hub is skipped under
     // TOOLFLOW_OFFLINE / HF_HUB_OFFLINE); which ones measured is part of the stage's key.
     let nli_model = std::env::var_os("TOOLFLOW_NLI_MODEL").map(PathBuf::from);
     let mut models = super::eval::CoherenceModels::open(None, nli_model, false, runner.global)?;
-    let key = content_hash(&[file_hash(kept)?.as_bytes(), models.fingerprint().as_bytes()]);
+    let mut key_parts = vec![file_hash(kept)?, models.fingerprint()];
+    if let Some((options, prompts)) = judge {
+        key_parts.push(serde_json::to_string(options)?);
+        key_parts.push(prompts.fingerprint());
+        key_parts.push(chat.identity());
+    }
+    let key = content_hash(&key_parts.iter().map(String::as_bytes).collect::<Vec<_>>());
     runner.stage("eval", "metrics.json", key, |output| {
-        let run = super::eval::evaluate(kept, Some(&mut models))?;
+        let mut run = super::eval::evaluate(kept, Some(&mut models))?;
         let ss = run.coherence["ss"]["value"].as_f64();
-        let summary = format!(
+        let mut summary = format!(
             "{} dialogues, {} turns, H {:.2} bits, Distinct-3 {:.4}, SS {}",
             run.statistics.dialogues,
             run.statistics.turns,
@@ -449,12 +466,54 @@ fn eval_stage(runner: &mut Runner, kept: &Path) -> anyhow::Result<PathBuf> {
             run.diversity.distinct_3,
             ss.map_or("-".to_string(), |ss| format!("{:.2}", 100.0 * ss))
         );
+        if let Some((options, prompts)) = judge {
+            let engine = chat.engine()?;
+            run.judge = super::eval::judge_file(kept, &engine, prompts, options, chat.runtime)?;
+            let means = &run.judge["value"];
+            summary.push_str(&if means.is_null() {
+                format!(", judge: no usable verdict of {}", run.judge["sampled"])
+            } else {
+                format!(
+                    ", judge NAT {:.2} COH {:.2} HELP {:.2} ACC {:.2} over {}",
+                    means["nat"].as_f64().unwrap_or_default(),
+                    means["coh"].as_f64().unwrap_or_default(),
+                    means["help"].as_f64().unwrap_or_default(),
+                    means["acc"].as_f64().unwrap_or_default(),
+                    run.judge["judged"],
+                )
+            });
+        }
         let document = toolflow_eval::metrics_document(&[run]);
         let text = serde_json::to_string_pretty(&document)?;
         jsonl::write_atomically(output, |out| {
             std::io::Write::write_all(out, format!("{text}\n").as_bytes())
         })?;
         Ok(summary)
+    })
+}
+
+/// `report.html`: the run's metrics, graph, rejections, tool usage and dialogues on one page.
+fn report_stage(
+    runner: &mut Runner,
+    metrics: &Path,
+    graph: &Path,
+    dialogues: &Path,
+) -> anyhow::Result<PathBuf> {
+    let rejected = runner.out.join(toolflow_report::REJECTED_FILE);
+    let key = content_hash(&[
+        file_hash(metrics)?.as_bytes(),
+        file_hash(graph)?.as_bytes(),
+        file_hash(dialogues)?.as_bytes(),
+        file_hash(&rejected)?.as_bytes(),
+    ]);
+    let dir = runner.out.clone();
+    runner.stage("report", "report.html", key, |output| {
+        let inputs = toolflow_report::ReportInputs::from_run_dir(&dir)?;
+        let page = toolflow_report::render(&inputs)?;
+        jsonl::write_atomically(output, |out| {
+            std::io::Write::write_all(out, page.as_bytes())
+        })?;
+        Ok(format!("{} KiB", page.len().div_ceil(1024)))
     })
 }
 
