@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use toolflow_core::{Dialogue, Turn, content_hash};
-use toolflow_llm::{ChatRequest, Engine, Message};
+use toolflow_llm::{BackendError, ChatRequest, Engine, EngineError, Message};
 
 use crate::context::derive;
 use crate::prompts::{PromptKind, Prompts};
@@ -217,10 +217,20 @@ async fn judge_one(
         if options.structured {
             request.json_schema = Some(verdict_schema());
         }
-        let answer = engine
-            .complete(model, "judge", &request)
-            .await
-            .map_err(|error| fail(error.to_string()))?;
+        let answer = match engine.complete(model, "judge", &request).await {
+            Ok(answer) => answer,
+            // The model answered, only never in the verdict's form: an unusable verdict,
+            // asked for again with the next seed like one that does not parse.
+            Err(EngineError::Exhausted {
+                last: BackendError::InvalidOutput(why),
+                ..
+            }) => {
+                tracing::debug!(id = %dialogue.id, attempt, %why, "unusable verdict");
+                last = why;
+                continue;
+            }
+            Err(error) => return Err(fail(error.to_string())),
+        };
         let text = answer.text.unwrap_or_default();
         let parsed = if options.structured {
             parse_json(&text)
