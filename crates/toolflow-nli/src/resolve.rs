@@ -2,12 +2,8 @@
 //! hub. There is no further fallback: without a checkpoint EnR is reported as unavailable.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::{DEFAULT_MODEL, MODEL_FILES, NliError};
-
-/// How long the hub may take to answer before it is taken as unreachable.
-const HUB_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct NliOptions {
@@ -40,20 +36,8 @@ impl NliOptions {
     }
 
     fn hub_disabled(&self) -> Option<&'static str> {
-        if self.offline {
-            return Some("offline mode");
-        }
-        ["HF_HUB_OFFLINE", "TOOLFLOW_OFFLINE"]
-            .into_iter()
-            .find(|var| std::env::var(var).is_ok_and(|value| is_truthy(&value)))
+        toolflow_fetch::hub_disabled(self.offline)
     }
-}
-
-fn is_truthy(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "1" | "true" | "yes" | "on"
-    )
 }
 
 /// A directory holding [`MODEL_FILES`]: `opts.model_dir` (which must be complete), else the
@@ -99,21 +83,7 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<(), NliError> {
 }
 
 fn fetch_from_hub(repo_id: &str, target: &Path) -> Result<(), String> {
-    let api = hf_hub::api::sync::ApiBuilder::from_env()
-        .with_progress(false)
-        .build()
-        .map_err(|err| err.to_string())?;
-    let repo = api.model(repo_id.to_string());
-    // hf-hub's own requests have no timeout; a short probe first makes an unreachable hub
-    // fail in seconds rather than minutes.
-    repo.info_request()
-        .timeout(HUB_TIMEOUT)
-        .call()
-        .map_err(|err| format!("unreachable ({err})"))?;
-    let mut sources = Vec::new();
-    for name in MODEL_FILES {
-        sources.push(repo.get(name).map_err(|err| format!("{name}: {err}"))?);
-    }
+    let sources = toolflow_fetch::hub_files(repo_id, &MODEL_FILES, None)?;
     // Copy into a sibling staging directory, then rename: a reader never sees half a model.
     let parent = target
         .parent()
@@ -127,10 +97,8 @@ fn fetch_from_hub(repo_id: &str, target: &Path) -> Result<(), String> {
     std::fs::create_dir_all(&staging).map_err(|err| format!("{}: {err}", staging.display()))?;
     for (name, source) in MODEL_FILES.iter().zip(&sources) {
         let dest = staging.join(name);
-        // The hub's cache holds the blob; a hard link avoids a second copy.
-        if std::fs::hard_link(source, &dest).is_err() {
-            std::fs::copy(source, &dest).map_err(|err| format!("{}: {err}", dest.display()))?;
-        }
+        toolflow_fetch::link_or_copy(source, &dest)
+            .map_err(|err| format!("{}: {err}", dest.display()))?;
     }
     std::fs::rename(&staging, target).map_err(|err| {
         let _ = std::fs::remove_dir_all(&staging);
