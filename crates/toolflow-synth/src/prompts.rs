@@ -164,17 +164,19 @@ mod tests {
         let user = prompts
             .render(
                 PromptKind::User,
-                json!({"context": "It is 09:00.", "tools": "[]", "plan": "1. Chitchat: hi",
-                       "history": "(empty)", "style": "casual", "structured": true}),
+                json!({"context": "It is 09:00.", "tools": "[]", "plan": "1. Chitchat: hi\n2. Chitchat: bye",
+                       "history": "(empty)", "style": "casual", "structured": true,
+                       "completed_steps": "1", "current_step": 2}),
             )
             .unwrap();
         assert!(user.contains("casual style"));
         assert!(user.contains("\"current_step\""));
+        assert!(user.contains("steps done so far: 1; the message you write belongs to step 2."));
         let user_without_plan = prompts
             .render(
                 PromptKind::User,
                 json!({"context": "", "tools": "[]", "plan": null, "history": "", "style": "terse",
-                       "structured": false}),
+                       "structured": false, "completed_steps": "", "current_step": null}),
             )
             .unwrap();
         assert!(user_without_plan.contains("There is no outline"));

@@ -289,9 +289,21 @@ impl DialogueWriter<'_> {
     }
 
     /// Writes the next user turn; returns the plan step it belongs to.
+    ///
+    /// With a plan, that step is the first one the assistant has not yet dealt with: the
+    /// user follows the outline in order, and a step stays open while the assistant asks
+    /// for missing details. The writer knows it, so the user agent is told it and its
+    /// answer is held to it (a small model left to work it out tends to stay on step 1).
     async fn user_turn(&mut self) -> Result<Option<u32>, String> {
         let structured = self.synth.config.structured;
         let steps = self.plan.as_ref().map(|plan| plan.steps.len() as u32);
+        let open_step = self.plan.as_ref().and_then(|plan| {
+            plan.steps
+                .iter()
+                .map(|step| step.number)
+                .find(|number| !self.addressed.contains(number))
+        });
+        let completed: Vec<String> = self.addressed.iter().map(u32::to_string).collect();
         let prompt = self
             .synth
             .prompts
@@ -304,12 +316,17 @@ impl DialogueWriter<'_> {
                     "history": user_view(&self.turns),
                     "style": self.settings.user_style,
                     "structured": structured,
+                    "completed_steps": completed.join(", "),
+                    "current_step": open_step,
                 }),
             )
             .map_err(|error| error.to_string())?;
         let mut request = ChatRequest::new(vec![Message::user(prompt)]);
         if structured {
-            request.json_schema = Some(user_schema(steps, self.synth.config.max_message_chars));
+            request.json_schema = Some(user_schema(
+                steps.zip(open_step),
+                self.synth.config.max_message_chars,
+            ));
         }
         let seed = self.next_seed();
         let (answer, generation) = self.ask("user", request, seed).await?;
@@ -321,8 +338,11 @@ impl DialogueWriter<'_> {
             user_from_text(text)
         }
         .map_err(|error| format!("user agent: {error}"))?;
-        // A step out of range (possible only in the text form) is taken as the last one.
-        let step = steps.zip(step).map(|(steps, step)| step.clamp(1, steps));
+        // The text form cannot be held to the open step while it is written.
+        if step.is_some() && step != open_step {
+            tracing::debug!(?step, ?open_step, "the user agent named another step");
+        }
+        let step = open_step;
         self.turns.push(Turn::User(UserTurn {
             content: message,
             plan_step: step,
@@ -519,18 +539,19 @@ fn result_schema(tool: &Tool) -> Value {
     })
 }
 
-/// The user agent's structured answer: with a plan, the steps done, the current step and
-/// the message; without one, the message only.
-fn user_schema(steps: Option<u32>, max_chars: u32) -> Value {
+/// The user agent's structured answer: with a plan of `steps` steps whose first open one
+/// is `open`, the steps done, the current step (which must be `open`) and the message;
+/// without one, the message only.
+fn user_schema(plan: Option<(u32, u32)>, max_chars: u32) -> Value {
     let message = json!({"type": "string", "minLength": 1, "maxLength": max_chars});
-    match steps {
-        Some(steps) => {
+    match plan {
+        Some((steps, open)) => {
             let step = json!({"type": "integer", "minimum": 1, "maximum": steps});
             json!({
                 "type": "object",
                 "properties": {
                     "completed_steps": {"type": "array", "items": step, "maxItems": steps},
-                    "current_step": step,
+                    "current_step": {"type": "integer", "enum": [open]},
                     "message": message
                 },
                 "required": ["completed_steps", "current_step", "message"],
@@ -592,6 +613,15 @@ fn clean_message(message: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_schema_holds_the_answer_to_the_open_step() {
+        let schema = user_schema(Some((4, 2)), 100);
+        assert_eq!(schema["properties"]["current_step"]["enum"], json!([2]));
+        assert_eq!(schema["properties"]["completed_steps"]["items"]["maximum"], 4);
+        assert_eq!(schema["properties"]["message"]["maxLength"], 100);
+        assert!(user_schema(None, 100)["properties"].get("current_step").is_none());
+    }
 
     #[test]
     fn user_answers_parse_in_both_forms() {
