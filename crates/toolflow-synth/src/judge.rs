@@ -27,6 +27,11 @@ pub struct JudgeOptions {
     /// Ask for the JSON form (structured output); off, the Table 15 text form is parsed.
     pub structured: bool,
     pub concurrency: usize,
+    /// The longest comment the JSON form allows, in characters: a bound the answer schema
+    /// enforces, so that a small grammar-constrained model closes its verdict in time.
+    pub comment_chars: u32,
+    /// The judge's answer is cut at this many tokens.
+    pub max_tokens: u32,
 }
 
 impl Default for JudgeOptions {
@@ -39,6 +44,8 @@ impl Default for JudgeOptions {
             attempts: 3,
             structured: true,
             concurrency: 32,
+            comment_chars: 400,
+            max_tokens: 1024,
         }
     }
 }
@@ -208,6 +215,7 @@ async fn judge_one(
     for attempt in 0..options.attempts.max(1) {
         let mut request = ChatRequest::new(vec![Message::user(prompt.clone())]);
         request.temperature = Some(options.temperature);
+        request.max_tokens = Some(options.max_tokens);
         request.seed = Some(derive(&[
             b"toolflow-judge/request",
             &options.seed.to_le_bytes(),
@@ -215,7 +223,7 @@ async fn judge_one(
             &attempt.to_le_bytes(),
         ]));
         if options.structured {
-            request.json_schema = Some(verdict_schema());
+            request.json_schema = Some(verdict_schema(options.comment_chars));
         }
         let answer = match engine.complete(model, "judge", &request).await {
             Ok(answer) => answer,
@@ -257,10 +265,13 @@ async fn judge_one(
     )))
 }
 
-fn verdict_schema() -> Value {
+fn verdict_schema(comment_chars: u32) -> Value {
     let criterion = json!({
         "type": "object",
-        "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": "string"}},
+        "properties": {
+            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+            "comment": {"type": "string", "maxLength": comment_chars}
+        },
         "required": ["score", "comment"],
         "additionalProperties": false
     });

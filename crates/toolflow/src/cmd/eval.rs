@@ -61,6 +61,12 @@ pub struct Args {
     /// Ask the judge for the Table 15 text form instead of a JSON answer
     #[arg(long)]
     judge_text: bool,
+    /// The longest comment per criterion the judge's JSON answer may hold, in characters
+    #[arg(long, value_name = "N", default_value_t = JudgeOptions::default().comment_chars)]
+    judge_comment_chars: u32,
+    /// The judge's answer is cut at this many tokens
+    #[arg(long, value_name = "N", default_value_t = JudgeOptions::default().max_tokens)]
+    judge_max_tokens: u32,
     /// A directory whose judge.txt replaces the built-in judge prompt
     #[arg(long, value_name = "DIR")]
     prompts: Option<PathBuf>,
@@ -224,6 +230,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
             seed: args.judge_seed,
             model: args.judge_model.clone(),
             structured: !args.judge_text,
+            comment_chars: args.judge_comment_chars,
+            max_tokens: args.judge_max_tokens,
             ..JudgeOptions::default()
         };
         Some((runtime, engine, prompts, options))
@@ -316,8 +324,8 @@ fn judge_table(runs: &[RunMetrics]) -> String {
             score("coh"),
             score("help"),
             score("acc"),
-            judge["judged"],
-            judge["failed"],
+            judge["judged"].as_u64().unwrap_or_default(),
+            judge["failed"].as_u64().unwrap_or_default(),
         ));
     }
     out
