@@ -1,8 +1,10 @@
 //! Reading dialogue files whatever their format, detected from the content:
-//! - JSON Lines of toolflow [`Dialogue`] records (the first non-blank character is `{`),
-//!   read one line at a time;
-//! - a JSON array of SGD dialogues ([`crate::sgd`]) or of toolflow records (first character
-//!   `[`), told apart by the first element's fields.
+//! - JSON Lines of toolflow [`Dialogue`] records (the first non-blank character is `{` and
+//!   the first line is one record), read one line at a time;
+//! - a MultiWOZ 2.0/2.1 `data.json` ([`crate::multiwoz`]): one JSON object keyed by
+//!   dialogue name, told apart by its first entry's `log`;
+//! - a JSON array of SGD dialogues ([`crate::sgd`], MultiWOZ 2.2 too) or of toolflow
+//!   records (first character `[`), told apart by the first element's fields.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -12,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 use toolflow_core::Dialogue;
 
-use crate::{EvalError, sgd};
+use crate::{EvalError, multiwoz, sgd};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -21,8 +23,10 @@ pub enum Format {
     ToolflowJsonl,
     /// toolflow dialogue records in one JSON array.
     ToolflowArray,
-    /// Schema-Guided Dialogue (DSTC8) files.
+    /// Schema-Guided Dialogue (DSTC8) files, and MultiWOZ 2.2 in the same schema.
     Sgd,
+    /// MultiWOZ 2.0/2.1 `data.json` files.
+    Multiwoz,
 }
 
 /// Calls `each` with every dialogue of `path`, in file order; returns the format found.
@@ -78,19 +82,110 @@ pub fn for_each_dialogue(
             Ok(format)
         }
         Some(_) => {
+            let mut first_line = String::new();
+            reader.read_line(&mut first_line).map_err(io)?;
+            let parse_line = |line: &str, number: usize| {
+                serde_json::from_str::<Dialogue>(line).map_err(|source| EvalError::Json {
+                    path: path.to_path_buf(),
+                    line: number,
+                    source,
+                })
+            };
+            let first = match parse_line(first_line.trim_end_matches(['\n', '\r']), 1) {
+                Ok(dialogue) => dialogue,
+                // Not a record on its first line: one JSON object over the whole file,
+                // which MultiWOZ's data.json is, or else the line's error stands.
+                Err(line_error) => {
+                    let mut text = first_line;
+                    reader.read_to_string(&mut text).map_err(io)?;
+                    return match serde_json::from_str::<Value>(&text) {
+                        Ok(value) if multiwoz::looks_like_multiwoz(&value) => {
+                            for_each_multiwoz(path, &value, each)
+                        }
+                        _ => Err(line_error),
+                    };
+                }
+            };
+            each(first, Some(first_line.trim_end_matches(['\n', '\r'])))?;
             for (number, line) in reader.lines().enumerate() {
                 let line = line.map_err(io)?;
                 if line.trim().is_empty() {
                     continue;
                 }
-                let dialogue = serde_json::from_str(&line).map_err(|source| EvalError::Json {
-                    path: path.to_path_buf(),
-                    line: number + 1,
-                    source,
-                })?;
-                each(dialogue, Some(&line))?;
+                each(parse_line(&line, number + 2)?, Some(&line))?;
             }
             Ok(Format::ToolflowJsonl)
         }
+    }
+}
+
+fn for_each_multiwoz(
+    path: &Path,
+    file: &Value,
+    mut each: impl FnMut(Dialogue, Option<&str>) -> Result<(), EvalError>,
+) -> Result<Format, EvalError> {
+    let dialogues = file.as_object().expect("checked by looks_like_multiwoz");
+    for (index, (name, value)) in dialogues.iter().enumerate() {
+        let dialogue =
+            multiwoz::convert(name, value, index as u64).map_err(|detail| EvalError::Record {
+                path: path.to_path_buf(),
+                index,
+                detail: format!("{name}: {detail}"),
+            })?;
+        each(dialogue, None)?;
+    }
+    Ok(Format::Multiwoz)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &Path) -> Result<(Format, Vec<Dialogue>), EvalError> {
+        let mut dialogues = Vec::new();
+        let format = for_each_dialogue(path, |dialogue, _| {
+            dialogues.push(dialogue);
+            Ok(())
+        })?;
+        Ok((format, dialogues))
+    }
+
+    #[test]
+    fn each_format_is_told_apart_by_its_content() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let (format, dialogues) = read(&fixtures.join("multiwoz_two_dialogues.json")).unwrap();
+        assert_eq!(format, Format::Multiwoz);
+        assert_eq!(dialogues.len(), 2);
+        assert_eq!(dialogues[1].id, "multiwoz-PMUL4398");
+        let (format, sgd) = read(&fixtures.join("sgd_two_dialogues.json")).unwrap();
+        assert_eq!(format, Format::Sgd);
+
+        // The SGD dialogues written out as toolflow records read back line by line.
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = dir.path().join("dialogues.jsonl");
+        let lines: Vec<String> = sgd
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap())
+            .collect();
+        std::fs::write(&jsonl, lines.join("\n") + "\n").unwrap();
+        let (format, records) = read(&jsonl).unwrap();
+        assert_eq!(format, Format::ToolflowJsonl);
+        assert_eq!(records, sgd);
+
+        // A first line that is neither a record nor the start of a MultiWOZ file is named.
+        let broken = dir.path().join("broken.jsonl");
+        std::fs::write(&broken, format!("{{\"id\": 3}}\n{}\n", lines[0])).unwrap();
+        let error = read(&broken).unwrap_err().to_string();
+        assert!(
+            error.contains("broken.jsonl:1: not a dialogue record"),
+            "{error}"
+        );
+        // A bad line further down keeps its own number.
+        std::fs::write(&broken, format!("{}\n{{\"id\": 3}}\n", lines[0])).unwrap();
+        let error = read(&broken).unwrap_err().to_string();
+        assert!(
+            error.contains("broken.jsonl:2: not a dialogue record"),
+            "{error}"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod filter;
 pub mod input;
 pub mod metrics;
 pub mod minhash;
+pub mod multiwoz;
 pub mod overlap;
 pub mod sgd;
 pub mod text;

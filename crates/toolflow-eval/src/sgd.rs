@@ -12,6 +12,9 @@
 //! Tools are built from the calls seen in the dialogue: every parameter a string (SGD slot
 //! values are strings), none required (the file does not say). Human data has no plan and
 //! no generation settings: `plan` is null, the context empty, and `settings` neutral.
+//!
+//! MultiWOZ 2.2 is published in this same schema (frames without service calls), so it
+//! reads as SGD; MultiWOZ 2.0/2.1 `data.json` files have their own reader, [`crate::multiwoz`].
 
 use std::collections::BTreeMap;
 
@@ -123,10 +126,28 @@ pub fn convert(value: Value, index: u64) -> Result<Dialogue, String> {
             other => return Err(format!("turn {number}: unknown speaker {other:?}")),
         }
     }
-    Ok(Dialogue {
-        id: format!("sgd-{}", sgd.dialogue_id),
+    Ok(human_dialogue(
+        format!("sgd-{}", sgd.dialogue_id),
         index,
-        tools: tools.into_values().collect(),
+        tools.into_values().collect(),
+        turns,
+        "sgd",
+    ))
+}
+
+/// A dialogue record for human data from `corpus`: no plan, an empty context, neutral
+/// settings, nobody's generation.
+pub(crate) fn human_dialogue(
+    id: String,
+    index: u64,
+    tools: Vec<Tool>,
+    turns: Vec<Turn>,
+    corpus: &str,
+) -> Dialogue {
+    Dialogue {
+        id,
+        index,
+        tools,
         plan: None,
         context: SystemContext::default(),
         turns,
@@ -138,7 +159,7 @@ pub fn convert(value: Value, index: u64) -> Result<Dialogue, String> {
             max_turns: 0,
             user_style: "human".into(),
             seed: 0,
-            models: BTreeMap::from([("all".to_string(), "human:sgd".to_string())]),
+            models: BTreeMap::from([("all".to_string(), format!("human:{corpus}"))]),
             temperature: 0.0,
         },
         outcome: Outcome {
@@ -147,7 +168,7 @@ pub fn convert(value: Value, index: u64) -> Result<Dialogue, String> {
             steps_done: 0,
         },
         usage: Usage::default(),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ const NLI_CHUNK: usize = 256;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dialogue files, each one run: toolflow records (JSON Lines) or SGD files (detected)
+    /// Dialogue files, each one run: toolflow records (JSON Lines), SGD or MultiWOZ files (detected)
     #[arg(required = true)]
     dialogues: Vec<PathBuf>,
     /// Where to write the metrics
