@@ -461,7 +461,9 @@ impl Bert {
 /// contiguous heads.
 fn attend(qkv: &[f32], bias: &[f32], context: &mut [f32], hidden_size: usize, heads: usize) {
     #[cfg(target_arch = "x86_64")]
-    if (hidden_size / heads) % 16 == 0 && is_x86_feature_detected!("avx512f") {
+    let head_size = hidden_size / heads;
+    // Written without is_multiple_of, which the 1.85 MSRV lacks.
+    if head_size / 16 * 16 == head_size && is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F, checked just above.
         return unsafe { attend_avx512(qkv, bias, context, hidden_size, heads) };
     }

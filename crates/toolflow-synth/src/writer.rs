@@ -618,9 +618,16 @@ mod tests {
     fn the_user_schema_holds_the_answer_to_the_open_step() {
         let schema = user_schema(Some((4, 2)), 100);
         assert_eq!(schema["properties"]["current_step"]["enum"], json!([2]));
-        assert_eq!(schema["properties"]["completed_steps"]["items"]["maximum"], 4);
+        assert_eq!(
+            schema["properties"]["completed_steps"]["items"]["maximum"],
+            4
+        );
         assert_eq!(schema["properties"]["message"]["maxLength"], 100);
-        assert!(user_schema(None, 100)["properties"].get("current_step").is_none());
+        assert!(
+            user_schema(None, 100)["properties"]
+                .get("current_step")
+                .is_none()
+        );
     }
 
     #[test]
