@@ -8,7 +8,7 @@ use toolflow_eval::{FilterConfig, FilterSummary, Level, filter_file};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The dialogues: toolflow records (JSON Lines) or an SGD file
+    /// The dialogues: toolflow records (JSON Lines), or an SGD or MultiWOZ file
     dialogues: PathBuf,
     /// Where dialogues that pass go, one record per line
     #[arg(long, default_value = "kept.jsonl")]
