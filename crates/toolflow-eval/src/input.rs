@@ -91,12 +91,13 @@ pub fn for_each_dialogue(
                     source,
                 })
             };
-            let first = match parse_line(first_line.trim_end_matches(['\n', '\r']), 1) {
+            let first_record = first_line.trim_end_matches(['\n', '\r']);
+            let first = match parse_line(first_record, 1) {
                 Ok(dialogue) => dialogue,
                 // Not a record on its first line: one JSON object over the whole file,
                 // which MultiWOZ's data.json is, or else the line's error stands.
                 Err(line_error) => {
-                    let mut text = first_line;
+                    let mut text = first_line.clone();
                     reader.read_to_string(&mut text).map_err(io)?;
                     return match serde_json::from_str::<Value>(&text) {
                         Ok(value) if multiwoz::looks_like_multiwoz(&value) => {
@@ -106,7 +107,7 @@ pub fn for_each_dialogue(
                     };
                 }
             };
-            each(first, Some(first_line.trim_end_matches(['\n', '\r'])))?;
+            each(first, Some(first_record))?;
             for (number, line) in reader.lines().enumerate() {
                 let line = line.map_err(io)?;
                 if line.trim().is_empty() {
