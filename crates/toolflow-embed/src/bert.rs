@@ -16,7 +16,7 @@ use gemm::Parallelism;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
-use crate::EmbedError;
+use crate::{EmbedError, bf16};
 
 /// The `config.json` fields the forward pass needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,28 +32,56 @@ pub struct BertConfig {
     pub hidden_act: String,
 }
 
-/// `output = input · weight + bias`, with `weight` stored transposed from PyTorch's
-/// `[outputs, inputs]` to `[inputs, outputs]` so that each output row is one contiguous
-/// run of `gemm`'s destination. The bias is added by the pass that next reads the output
-/// (attention's copy-out, GELU, layer norm), which saves a pass over every activation.
+/// `output = input · weight + bias`. The bias is added by the pass that next reads the
+/// output (attention's copy-out, GELU, layer norm), which saves a pass over every
+/// activation.
 struct Linear {
-    weight: Vec<f32>,
+    weight: Weight,
     bias: Vec<f32>,
     inputs: usize,
     outputs: usize,
 }
 
+enum Weight {
+    /// Transposed from PyTorch's `[outputs, inputs]` to `[inputs, outputs]`, so that each
+    /// output row is one contiguous run of `gemm`'s destination.
+    F32(Vec<f32>),
+    /// Packed for [`bf16::product`]; only where [`bf16::supported`].
+    Bf16(bf16::PackedWeight),
+}
+
 impl Linear {
     /// `output` (`rows × outputs`) becomes `input · weight`, or has it added when
     /// `accumulate` (the residual connections add into the hidden state in place); the
-    /// bias is left to the caller.
+    /// bias is left to the caller. `rounded` holds bf16 activations for a bf16 weight.
     #[inline(always)]
-    fn product(&self, input: &[f32], output: &mut [f32], rows: usize, accumulate: bool) {
+    fn product(
+        &self,
+        input: &[f32],
+        rounded: &mut Vec<u16>,
+        output: &mut [f32],
+        rows: usize,
+        accumulate: bool,
+    ) {
         debug_assert_eq!(input.len(), rows * self.inputs);
         debug_assert_eq!(output.len(), rows * self.outputs);
         if rows == 0 {
             return;
         }
+        let weight = match &self.weight {
+            Weight::F32(weight) => weight,
+            Weight::Bf16(packed) => {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: bf16 weights are packed only where the CPU runs bf16 products.
+                unsafe {
+                    bf16::round_activations(input, rounded);
+                    bf16::product(packed, rounded, output, rows, accumulate);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("bf16 weights are packed only where bf16::supported()");
+                return;
+            }
+        };
         // SAFETY: the three buffers hold `rows × outputs`, `rows × inputs` and
         // `inputs × outputs` elements (checked above and at load), all row-major, and
         // `output` borrows mutably so it aliases neither input.
@@ -69,7 +97,7 @@ impl Linear {
                 input.as_ptr(),
                 1,
                 self.inputs as isize,
-                self.weight.as_ptr(),
+                weight.as_ptr(),
                 1,
                 self.outputs as isize,
                 1.0,
@@ -146,10 +174,14 @@ pub struct Scratch {
     qkv: Vec<f32>,
     context: Vec<f32>,
     intermediate: Vec<f32>,
+    /// A product's input rounded to bf16, when the products run in bf16.
+    rounded: Vec<u16>,
 }
 
 impl Bert {
-    pub fn load(config: BertConfig, weights_path: &Path) -> Result<Self, EmbedError> {
+    /// Loads the weights; with `bf16`, packs every linear layer whose shape allows it for
+    /// bf16 products (the caller has checked [`bf16::supported`]).
+    pub fn load(config: BertConfig, weights_path: &Path, bf16: bool) -> Result<Self, EmbedError> {
         let invalid = |message: String| EmbedError::InvalidModel {
             path: weights_path.to_path_buf(),
             message,
@@ -224,6 +256,11 @@ impl Bert {
                 }
                 bias.extend(tensor(&format!("{prefix}.bias"), &[outputs])?);
             }
+            let weight = if bf16 && bf16::fits(inputs, total) {
+                Weight::Bf16(bf16::PackedWeight::pack(&weight, inputs, total))
+            } else {
+                Weight::F32(weight)
+            };
             Ok::<_, EmbedError>(Linear {
                 weight,
                 bias,
@@ -328,6 +365,7 @@ impl Bert {
             qkv,
             context,
             intermediate,
+            rounded,
         } = scratch;
 
         let mut token_rows = hidden.chunks_exact_mut(hidden_size);
@@ -351,15 +389,15 @@ impl Bert {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F, checked just above.
-            unsafe { self.encoder_avx512(hidden, qkv, context, intermediate, &lengths) };
+            unsafe { self.encoder_avx512(hidden, qkv, context, intermediate, rounded, &lengths) };
         } else if is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
-            unsafe { self.encoder_avx2(hidden, qkv, context, intermediate, &lengths) };
+            unsafe { self.encoder_avx2(hidden, qkv, context, intermediate, rounded, &lengths) };
         } else {
-            self.encoder(hidden, qkv, context, intermediate, &lengths);
+            self.encoder(hidden, qkv, context, intermediate, rounded, &lengths);
         }
         #[cfg(not(target_arch = "x86_64"))]
-        self.encoder(hidden, qkv, context, intermediate, &lengths);
+        self.encoder(hidden, qkv, context, intermediate, rounded, &lengths);
 
         pooled.clear();
         pooled.resize(batch.len() * hidden_size, 0.0);
@@ -387,9 +425,10 @@ impl Bert {
         qkv: &mut [f32],
         context: &mut [f32],
         intermediate: &mut [f32],
+        rounded: &mut Vec<u16>,
         lengths: &[usize],
     ) {
-        self.encoder(hidden, qkv, context, intermediate, lengths)
+        self.encoder(hidden, qkv, context, intermediate, rounded, lengths)
     }
 
     /// [`Self::encoder`] with its element-wise loops compiled for 16-wide vectors.
@@ -401,9 +440,10 @@ impl Bert {
         qkv: &mut [f32],
         context: &mut [f32],
         intermediate: &mut [f32],
+        rounded: &mut Vec<u16>,
         lengths: &[usize],
     ) {
-        self.encoder(hidden, qkv, context, intermediate, lengths)
+        self.encoder(hidden, qkv, context, intermediate, rounded, lengths)
     }
 
     /// The encoder layers over the packed token rows in `hidden`, in place.
@@ -414,25 +454,30 @@ impl Bert {
         qkv: &mut [f32],
         context: &mut [f32],
         intermediate: &mut [f32],
+        rounded: &mut Vec<u16>,
         lengths: &[usize],
     ) {
         let rows = hidden.len() / self.config.hidden_size;
         for layer in &self.layers {
-            layer.qkv.product(hidden, qkv, rows, false);
+            layer.qkv.product(hidden, rounded, qkv, rows, false);
             self.attention(qkv, &layer.qkv.bias, context, lengths);
-            layer.attention_output.product(context, hidden, rows, true);
+            layer
+                .attention_output
+                .product(context, rounded, hidden, rows, true);
             layer
                 .attention_norm
                 .forward_with_bias(hidden, &layer.attention_output.bias);
             layer
                 .intermediate
-                .product(hidden, intermediate, rows, false);
+                .product(hidden, rounded, intermediate, rows, false);
             for row in intermediate.chunks_exact_mut(layer.intermediate.outputs) {
                 for (x, b) in row.iter_mut().zip(&layer.intermediate.bias) {
                     *x = gelu(*x + b);
                 }
             }
-            layer.output.product(intermediate, hidden, rows, true);
+            layer
+                .output
+                .product(intermediate, rounded, hidden, rows, true);
             layer
                 .output_norm
                 .forward_with_bias(hidden, &layer.output.bias);

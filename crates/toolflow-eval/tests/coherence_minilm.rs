@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use toolflow_embed::{ModelOptions, SentenceEmbedder, resolve_model};
+use toolflow_embed::{ModelOptions, Precision, SentenceEmbedder, resolve_model};
 use toolflow_eval::coherence::{CoherencePairs, semantic_similarity};
 use toolflow_eval::{Coherence, Nli, evaluate_file_with};
 
 fn embedder() -> SentenceEmbedder {
     let options = ModelOptions::with_cache_dir(toolflow_core::default_cache_dir());
     let dir = resolve_model(&options).expect("all-MiniLM-L6-v2 (cache, hub or pip)");
-    SentenceEmbedder::load(&dir).expect("a loadable model")
+    SentenceEmbedder::load(&dir, Precision::Auto).expect("a loadable model")
 }
 
 fn sgd(turns: &[&str]) -> toolflow_core::Dialogue {

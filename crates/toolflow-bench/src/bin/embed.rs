@@ -4,7 +4,8 @@
 //! cargo run --release -p toolflow-bench --bin embed [-- TOOLS.jsonl]
 //!
 //! Defaults to ../shared/data/tools/tools_toolbench.jsonl beside the repository. Thread
-//! count follows RAYON_NUM_THREADS (candle's matrix products use it).
+//! count follows RAYON_NUM_THREADS (whole batches run in parallel on rayon's pool); the
+//! precision of the matrix products follows TOOLFLOW_EMBED_PRECISION (auto, f32, bf16).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use toolflow_core::Tool;
-use toolflow_embed::{CachedEmbedder, ModelOptions, SentenceEmbedder, resolve_model};
+use toolflow_embed::{CachedEmbedder, ModelOptions, Precision, SentenceEmbedder, resolve_model};
 
 /// MiniLM's compute limit on this project's 2-core machines: about 5 s per 90k tokens.
 const LIMIT_TOKENS_PER_SECOND: f64 = 90_000.0 / 5.0;
@@ -52,11 +53,16 @@ fn main() -> anyhow::Result<()> {
     let model_dir = resolve_model(&ModelOptions::with_cache_dir(
         toolflow_core::default_cache_dir(),
     ))?;
+    let precision: Precision = match std::env::var("TOOLFLOW_EMBED_PRECISION") {
+        Ok(text) => text.parse().map_err(anyhow::Error::msg)?,
+        Err(_) => Precision::Auto,
+    };
     let load_started = Instant::now();
-    SentenceEmbedder::load(&model_dir)?;
+    let model = SentenceEmbedder::load(&model_dir, precision)?;
     println!(
-        "model: {} (resolve {:.2} s, load {:.2} s)",
+        "model: {} at {} (resolve {:.2} s, load {:.2} s)",
         model_dir.display(),
+        model.model_id(),
         load_started.duration_since(started).as_secs_f64(),
         load_started.elapsed().as_secs_f64()
     );
@@ -70,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         model_dir: Some(model_dir),
         cache_dir: cache.path().to_path_buf(),
         offline: true,
+        precision,
     };
 
     let mut cold = CachedEmbedder::open(options.clone())?;

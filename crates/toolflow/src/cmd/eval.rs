@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use toolflow_embed::{CachedEmbedder, ModelOptions};
+use toolflow_embed::CachedEmbedder;
 use toolflow_eval::coherence::Pair;
 use toolflow_eval::{
     Coherence, Nli, RunMetrics, evaluate_file, evaluate_file_with, metrics_document,
@@ -92,11 +92,7 @@ impl CoherenceModels {
         global: &super::Global,
     ) -> anyhow::Result<Self> {
         let cache_dir = global.cache_dir();
-        let embedder = CachedEmbedder::open(ModelOptions {
-            model_dir,
-            cache_dir: cache_dir.clone(),
-            offline,
-        })?;
+        let embedder = CachedEmbedder::open(global.model_options(model_dir, offline))?;
         let options = NliOptions {
             model_dir: nli_model,
             offline,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::json;
 use toolflow_core::{Tool, ToolGraph, jsonl};
-use toolflow_embed::{CachedEmbedder, EmbedStats, ModelOptions};
+use toolflow_embed::{CachedEmbedder, EmbedStats};
 use toolflow_graph::{BuildOptions, BuildReport, GraphStats, build_graph, write_graphml};
 
 #[derive(clap::Args)]
@@ -65,7 +65,7 @@ pub fn build(
     let tools: Vec<Tool> = jsonl::read(tools_path)?;
     anyhow::ensure!(!tools.is_empty(), "{}: no tools", tools_path.display());
 
-    let mut embedder = CachedEmbedder::open(ModelOptions { model_dir, cache_dir: global.cache_dir(), offline })?;
+    let mut embedder = CachedEmbedder::open(global.model_options(model_dir, offline))?;
     let options = BuildOptions { tau, model: embedder.model_id().to_string(), tools_hash, threads };
     let progress = if global.show_progress() {
         let bar = indicatif::ProgressBar::new(0).with_message("embedding");

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::{Value, json};
 use toolflow_core::Tool;
-use toolflow_embed::{CachedEmbedder, ModelOptions};
+use toolflow_embed::CachedEmbedder;
 use toolflow_eval::overlap::{OverlapOptions, OverlapReport, TestSet, TestSetOverlap, overlap};
 use toolflow_import::{ImportOptions, Importer};
 
@@ -66,11 +66,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         });
     }
 
-    let mut embedder = CachedEmbedder::open(ModelOptions {
-        model_dir: args.model_dir.clone(),
-        cache_dir: global.cache_dir(),
-        offline: args.offline,
-    })?;
+    let mut embedder = CachedEmbedder::open(global.model_options(args.model_dir.clone(), args.offline))?;
     let options = OverlapOptions {
         ngram: args.ngram,
         coverage: args.coverage,
