@@ -182,6 +182,20 @@ async fn stages_run_once_and_rerun_only_when_their_inputs_change() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
     let forced = summary(dir.path(), &["run", "run.toml", "--no-cache", "--force"]);
     assert_eq!(forced["synth"]["written"], 6);
+
+    // The embedding precision is part of the graph's key: asking for f32 leaves no graph
+    // built at bf16 in place (on CPUs without bf16, `auto` already was f32). The graph
+    // stage runs first, whatever the later stages make of its new edges.
+    toolflow(
+        dir.path(),
+        &["run", "run.toml", "--no-cache", "--embed-precision", "f32"],
+    );
+    let graph: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("graph.json")).unwrap()).unwrap();
+    assert_eq!(
+        graph["meta"]["model"],
+        "sentence-transformers/all-MiniLM-L6-v2"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

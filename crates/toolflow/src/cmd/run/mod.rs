@@ -335,9 +335,15 @@ fn graph_stage(
     config_dir: &Path,
     offline: bool,
 ) -> anyhow::Result<PathBuf> {
-    let key = content_hash(&[file_hash(tools_path)?.as_bytes(), &config.tau.to_le_bytes()]);
-    let model_dir = config.model_dir.as_ref().map(|dir| config_dir.join(dir));
     let global = runner.global;
+    // The embedding precision decides the vectors, so a graph built at another one is stale.
+    let embed_model = global.embed_precision.effective()?.model_id();
+    let key = content_hash(&[
+        file_hash(tools_path)?.as_bytes(),
+        &config.tau.to_le_bytes(),
+        embed_model.as_bytes(),
+    ]);
+    let model_dir = config.model_dir.as_ref().map(|dir| config_dir.join(dir));
     runner.stage("graph", "graph.json", key, |output| {
         let built = super::graph::build(tools_path, config.tau, model_dir, offline, 0, global)?;
         super::graph::write_json(&built.graph, output)?;
