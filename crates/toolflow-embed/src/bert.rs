@@ -179,9 +179,13 @@ pub struct Scratch {
 }
 
 impl Bert {
-    /// Loads the weights; with `bf16`, packs every linear layer whose shape allows it for
-    /// bf16 products (the caller has checked [`bf16::supported`]).
-    pub fn load(config: BertConfig, weights_path: &Path, bf16: bool) -> Result<Self, EmbedError> {
+    /// Loads the weights; with `pack_bf16`, packs every linear layer whose shape allows it
+    /// for bf16 products (the caller has checked [`bf16::supported`]).
+    pub fn load(
+        config: BertConfig,
+        weights_path: &Path,
+        pack_bf16: bool,
+    ) -> Result<Self, EmbedError> {
         let invalid = |message: String| EmbedError::InvalidModel {
             path: weights_path.to_path_buf(),
             message,
@@ -256,7 +260,7 @@ impl Bert {
                 }
                 bias.extend(tensor(&format!("{prefix}.bias"), &[outputs])?);
             }
-            let weight = if bf16 && bf16::fits(inputs, total) {
+            let weight = if pack_bf16 && bf16::fits(inputs, total) {
                 Weight::Bf16(bf16::PackedWeight::pack(&weight, inputs, total))
             } else {
                 Weight::F32(weight)

@@ -35,8 +35,8 @@ pub struct Global {
     /// Where models, embeddings and responses are cached
     #[arg(long, global = true, env = "TOOLFLOW_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Matrix products of the embedding model: bf16 (where the CPU has AVX512-BF16; about
-    /// twice as fast, within a cosine of 1e-4 of f32), f32, or auto (bf16 where it runs)
+    /// Matrix products of the embedding model: bf16 (needs AVX512-BF16; embedding about
+    /// 1.5x faster, vectors within a cosine of 1e-4 of f32), f32, or auto (bf16 where it runs)
     #[arg(long, global = true, env = "TOOLFLOW_EMBED_PRECISION", default_value = "auto", value_parser = parse_precision)]
     pub embed_precision: Precision,
 }
