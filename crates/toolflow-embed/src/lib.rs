@@ -123,9 +123,6 @@ pub enum EmbedError {
         path: PathBuf,
         source: std::io::Error,
     },
-
-    #[error("{}: {message}", path.display())]
-    Archive { path: PathBuf, message: String },
 }
 
 impl EmbedError {

