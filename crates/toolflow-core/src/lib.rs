@@ -8,6 +8,9 @@
 pub mod dialogue;
 pub mod graph;
 pub mod jsonl;
+pub mod metrics;
+pub mod rejection;
+pub mod run_state;
 pub mod subset;
 pub mod tool;
 
@@ -16,6 +19,9 @@ pub use dialogue::{
     PlanStep, StepKind, SystemContext, ToolCall, ToolTurn, Turn, Usage, UserTurn,
 };
 pub use graph::{Edge, EdgeKind, Evidence, GraphMeta, ToolGraph};
+pub use metrics::MetricsDocument;
+pub use rejection::{Level, Reason, Rejection, Rule};
+pub use run_state::{RunState, StageRecord};
 pub use subset::{SamplingStrategy, Subset};
 pub use tool::Tool;
 
@@ -54,6 +60,9 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("graph", of::<ToolGraph>()),
         ("subset", of::<Subset>()),
         ("dialogue", of::<Dialogue>()),
+        ("run-state", of::<RunState>()),
+        ("metrics", of::<MetricsDocument>()),
+        ("rejected", of::<Rejection>()),
     ]
 }
 

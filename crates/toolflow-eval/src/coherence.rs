@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use toolflow_core::metrics::{CoherenceMetrics, EnrMeasure, SsMeasure};
 use toolflow_core::{Dialogue, Turn};
 
 /// Embeds a batch of texts: one vector per text, in order.
@@ -262,35 +262,41 @@ impl CoherencePairs {
         &self.pairs
     }
 
-    /// `{"ss": {...}, "enr": {...}}` for `metrics.json`: each a `value` with its `pairs`
-    /// and `model`, or `{"value": null, "note": ...}` when it cannot be measured.
-    pub fn measure(&self, coherence: &mut Coherence<'_>) -> Result<Value, CoherenceError> {
+    /// SS and EnR for `metrics.json`: each a `value` with its `pairs` and `model`, or no
+    /// value with a note when it cannot be measured.
+    pub fn measure(
+        &self,
+        coherence: &mut Coherence<'_>,
+    ) -> Result<CoherenceMetrics, CoherenceError> {
         let ss = semantic_similarity(&self.pairs, coherence.embed)?;
-        let ss = json!({
-            "value": ss.value,
-            "pairs": ss.pairs,
-            "texts": ss.texts,
-            "model": coherence.embed_model,
-        });
+        let ss = SsMeasure {
+            value: ss.value,
+            pairs: Some(ss.pairs),
+            texts: Some(ss.texts),
+            model: Some(coherence.embed_model.clone()),
+            note: None,
+        };
         let enr = match &mut coherence.nli {
             Nli::Model { name, entails } => {
                 let enr = entailment_ratio(&self.pairs, *entails)?;
-                json!({
-                    "value": enr.value,
-                    "pairs": enr.pairs,
-                    "entailed": enr.entailed,
-                    "model": name,
-                })
+                EnrMeasure {
+                    value: enr.value,
+                    pairs: Some(enr.pairs),
+                    entailed: Some(enr.entailed),
+                    model: Some(name.clone()),
+                    note: None,
+                }
             }
-            Nli::Unavailable(why) => json!({"value": null, "note": format!("unavailable: {why}")}),
+            Nli::Unavailable(why) => EnrMeasure::unavailable(&format!("unavailable: {why}")),
         };
-        Ok(json!({"ss": ss, "enr": enr}))
+        Ok(CoherenceMetrics { ss, enr })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     fn sgd(turns: &[(&str, &str)]) -> Dialogue {
         let turns: Vec<Value> = turns
@@ -393,7 +399,7 @@ mod tests {
                 entails: &mut entails,
             },
         };
-        let measured = pairs.measure(&mut coherence).unwrap();
+        let measured = serde_json::to_value(pairs.measure(&mut coherence).unwrap()).unwrap();
         assert_eq!(measured["enr"]["entailed"], 2);
         assert_eq!(measured["enr"]["pairs"], 3);
         assert!((measured["enr"]["value"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12);
@@ -409,7 +415,7 @@ mod tests {
             embed: &mut embed,
             nli: Nli::Unavailable("no NLI model (tried: nothing)".into()),
         };
-        let measured = pairs.measure(&mut coherence).unwrap();
+        let measured = serde_json::to_value(pairs.measure(&mut coherence).unwrap()).unwrap();
         assert_eq!(
             measured["enr"],
             json!({"value": null, "note": "unavailable: no NLI model (tried: nothing)"})

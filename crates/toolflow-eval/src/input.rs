@@ -10,24 +10,13 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use serde::Serialize;
 use serde_json::Value;
 use toolflow_core::Dialogue;
 
 use crate::{EvalError, multiwoz, sgd};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    /// toolflow dialogue records, one per line.
-    ToolflowJsonl,
-    /// toolflow dialogue records in one JSON array.
-    ToolflowArray,
-    /// Schema-Guided Dialogue (DSTC8) files, and MultiWOZ 2.2 in the same schema.
-    Sgd,
-    /// MultiWOZ 2.0/2.1 `data.json` files.
-    Multiwoz,
-}
+/// The format a dialogue file was read as.
+pub use toolflow_core::metrics::DialogueFormat as Format;
 
 /// Calls `each` with every dialogue of `path`, in file order; returns the format found.
 /// One line, or one element, of a JSON Lines file is handed over with its raw text, so that

@@ -18,8 +18,9 @@ pub mod words;
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use toolflow_core::metrics::{
+    CoherenceMetrics, Definitions, JudgeMetrics, MetricsDocument, TokenizerInfo,
+};
 
 pub use coherence::{Coherence, CoherenceError, Nli};
 pub use filter::{Filter, FilterConfig, FilterSummary, Level, Reason, Rule, filter_file};
@@ -61,22 +62,7 @@ pub const NOT_COMPUTED: &str = "unavailable: not computed yet";
 /// Why SS and EnR have no value when no models were given.
 pub const COHERENCE_NOT_MEASURED: &str = "unavailable: not measured (no models given)";
 
-/// Every measure of one dataset file, as one entry of `metrics.json`'s `runs`.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunMetrics {
-    /// The file's stem, to label the run in tables.
-    pub name: String,
-    pub path: PathBuf,
-    pub format: Format,
-    pub statistics: Statistics,
-    pub diversity: Diversity,
-    /// SS and EnR (appendix A.1, [`coherence`]): `{"ss": {"value", "pairs", "texts",
-    /// "model"}, "enr": {"value", "pairs", "entailed", "model"}}`, a measure that cannot be
-    /// taken being `{"value": null, "note": ...}`.
-    pub coherence: Value,
-    /// The LLM judge's NAT, COH, HELP, ACC (Table 15): `{"value": null, "note": ...}`.
-    pub judge: Value,
-}
+pub use toolflow_core::metrics::RunMetrics;
 
 /// Reads one dataset file and measures it without models: SS and EnR are reported as not
 /// measured. See [`evaluate_file_with`].
@@ -98,7 +84,6 @@ pub fn evaluate_file_with(
         }
         Ok(())
     })?;
-    let unavailable = || json!({"value": null, "note": NOT_COMPUTED});
     let coherence = match coherence {
         Some(models) => pairs
             .measure(models)
@@ -106,10 +91,7 @@ pub fn evaluate_file_with(
                 path: path.to_path_buf(),
                 source,
             })?,
-        None => {
-            let not_measured = || json!({"value": null, "note": COHERENCE_NOT_MEASURED});
-            json!({"ss": not_measured(), "enr": not_measured()})
-        }
+        None => CoherenceMetrics::unavailable(COHERENCE_NOT_MEASURED),
     };
     Ok(RunMetrics {
         name: path
@@ -121,19 +103,22 @@ pub fn evaluate_file_with(
         statistics: measures.statistics(),
         diversity: measures.diversity(),
         coherence,
-        judge: unavailable(),
+        judge: JudgeMetrics::unavailable(NOT_COMPUTED),
     })
 }
 
 /// The whole `metrics.json`: how text was tokenized, then one entry per run, side by side.
-pub fn metrics_document(runs: &[RunMetrics]) -> Value {
-    json!({
-        "tokenizer": {"name": words::TOKENIZER, "rule": words::TOKENIZER_RULE},
-        "definitions": {
-            "tokens": "words over all text: user and assistant text, tool calls as name + JSON arguments, tool results as JSON",
-            "diversity": "over user and assistant text only; entropy in bits (log base 2); Distinct-3 = distinct word trigrams / word trigrams, trigrams within one turn",
-            "chitchat_share": "rounds (a user turn up to the next) without a tool call whose reply is not a clarification question leading to a call, over all rounds",
+pub fn metrics_document(runs: Vec<RunMetrics>) -> MetricsDocument {
+    MetricsDocument {
+        tokenizer: TokenizerInfo {
+            name: words::TOKENIZER.into(),
+            rule: words::TOKENIZER_RULE.into(),
         },
-        "runs": runs,
-    })
+        definitions: Definitions {
+            tokens: "words over all text: user and assistant text, tool calls as name + JSON arguments, tool results as JSON".into(),
+            diversity: "over user and assistant text only; entropy in bits (log base 2); Distinct-3 = distinct word trigrams / word trigrams, trigrams within one turn".into(),
+            chitchat_share: "rounds (a user turn up to the next) without a tool call whose reply is not a clarification question leading to a call, over all rounds".into(),
+        },
+        runs,
+    }
 }

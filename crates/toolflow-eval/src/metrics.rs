@@ -4,70 +4,13 @@
 //! Both are accumulated one dialogue at a time ([`DatasetMeasures::add`]) so that a dataset
 //! is never held in memory; only the vocabulary and the set of distinct trigrams are.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
 use toolflow_core::{Dialogue, StepKind, Turn};
 
 use crate::{text, words};
 
-/// Table 1 and the counts around it, for one dataset.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Statistics {
-    pub dialogues: u64,
-    /// Every turn: user, assistant and tool.
-    pub turns: u64,
-    pub user_turns: u64,
-    pub assistant_turns: u64,
-    pub tool_turns: u64,
-    /// `words-v1` words over all text, tool calls and results included (the paper's `# token`).
-    pub tokens: u64,
-    /// `words-v1` words over user and assistant text only.
-    pub utterance_tokens: u64,
-    /// The paper's `# call`.
-    pub tool_calls: u64,
-    /// Assistant turns with at least one call: the paper's `# call turn`.
-    pub call_turns: u64,
-    /// A round is a user turn and everything up to the next user turn.
-    pub rounds: u64,
-    /// Rounds in which the assistant called a tool.
-    pub tool_rounds: u64,
-    /// Rounds without a call whose reply is a question leading (through more such rounds) to
-    /// a round with a call: the assistant asking for a missing argument.
-    pub clarification_rounds: u64,
-    /// The other rounds without a call: the assistant answering directly.
-    pub chitchat_rounds: u64,
-    /// `chitchat_rounds / rounds`.
-    pub chitchat_share: f64,
-    /// The share of user turns on a plan step of kind `chitchat`, over user turns that name
-    /// a plan step; null when no dialogue has a plan (human data, the plan-off ablation).
-    pub plan_chitchat_share: Option<f64>,
-    /// Calls by tool name, over the whole dataset.
-    pub calls_per_tool: BTreeMap<String, u64>,
-    /// Mean calls per tool that was called at least once.
-    pub mean_calls_per_called_tool: f64,
-    /// Mean number of tools offered to a dialogue (`Dialogue.tools`).
-    pub mean_tools_per_dialogue: f64,
-    /// Mean number of distinct tools a dialogue actually calls.
-    pub mean_called_tools_per_dialogue: f64,
-}
-
-/// Diversity of the utterance text of one dataset.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Diversity {
-    /// Shannon entropy, in bits, of the word unigram distribution: `-Σ p(w) log2 p(w)` with
-    /// `p(w) = count(w) / words`. The paper does not state the base; base 2 is the usual
-    /// one and the only one that puts its reported values (9.75–10.36) in the range of
-    /// English unigram entropy, which is about 7 in nats.
-    pub entropy_bits: f64,
-    /// Distinct word trigrams over all word trigrams (Li et al. 2016, N = 3), over the whole
-    /// dataset. Trigrams are taken within one utterance, never across turns.
-    pub distinct_3: f64,
-    pub words: u64,
-    pub vocabulary: u64,
-    pub trigrams: u64,
-    pub distinct_trigrams: u64,
-}
+pub use toolflow_core::metrics::{Diversity, Statistics};
 
 /// Accumulates [`Statistics`] and [`Diversity`] over dialogues.
 #[derive(Debug, Default)]

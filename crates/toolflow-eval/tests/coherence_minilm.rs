@@ -79,13 +79,13 @@ fn evaluate_file_with_measures_ss_and_reports_enr_unavailable() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sgd_two_dialogues.json");
     let run = evaluate_file_with(&path, Some(&mut coherence)).unwrap();
     // Only the first dialogue has two rounds: one pair.
-    let ss = &run.coherence["ss"];
-    assert_eq!(ss["pairs"], 1);
-    let value = ss["value"].as_f64().unwrap();
+    let ss = &run.coherence.ss;
+    assert_eq!(ss.pairs, Some(1));
+    let value = ss.value.unwrap();
     assert!(value > 0.3 && value < 1.0, "{value}");
-    assert_eq!(run.coherence["enr"]["value"], Value::Null);
+    assert_eq!(run.coherence.enr.value, None);
     assert_eq!(
-        run.coherence["enr"]["note"],
-        "unavailable: no NLI model (test)"
+        run.coherence.enr.note.as_deref(),
+        Some("unavailable: no NLI model (test)")
     );
 }

@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use toolflow_core::Dialogue;
 
 use crate::html;
-use crate::{RejectionReason, ReportInputs, absent_note};
+use crate::{Reason, ReportInputs, absent_note};
 
 /// The browser's record of one dialogue: the dialogue minus the tools' schemas (names and
 /// descriptions are enough to read it), plus the filter's reasons when it was rejected.
-fn record(dialogue: &Dialogue, reasons: Option<&[RejectionReason]>) -> Value {
+fn record(dialogue: &Dialogue, reasons: Option<&[Reason]>) -> Value {
     let tools: Vec<Value> = dialogue
         .tools
         .iter()
@@ -43,7 +43,7 @@ fn record(dialogue: &Dialogue, reasons: Option<&[RejectionReason]>) -> Value {
 /// rejected ones it lacks (when it is `kept.jsonl`), at most `browser_limit` in all.
 fn records(inputs: &ReportInputs) -> (Vec<Value>, usize) {
     let rejected = inputs.rejected.value().map_or(&[][..], Vec::as_slice);
-    let reasons: HashMap<&str, &[RejectionReason]> = rejected
+    let reasons: HashMap<&str, &[Reason]> = rejected
         .iter()
         .map(|r| (r.dialogue.id.as_str(), r.reasons.as_slice()))
         .collect();

@@ -23,9 +23,9 @@ mod usage;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::Value;
-use toolflow_core::{Dialogue, ToolGraph};
+pub use toolflow_core::{Reason, Rejection};
+use toolflow_core::{Dialogue, MetricsDocument, ToolGraph};
 
 /// The standard file names of a run directory (see the README's quick start).
 pub const METRICS_FILE: &str = "metrics.json";
@@ -107,27 +107,6 @@ impl<T> Input<T> {
     }
 }
 
-/// One line of `rejected.jsonl`: the dialogue and every reason the filter gave.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Rejection {
-    pub reasons: Vec<RejectionReason>,
-    pub dialogue: Dialogue,
-}
-
-/// A filter reason, read loosely (rule and level as text) so that a report never fails on a
-/// rule added after it was built.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RejectionReason {
-    pub rule: String,
-    pub level: String,
-    #[serde(default)]
-    pub turn: Option<usize>,
-    #[serde(default)]
-    pub pointer: Option<String>,
-    #[serde(default)]
-    pub detail: String,
-}
-
 /// Where each input lives; `None` leaves that section empty.
 #[derive(Debug, Clone, Default)]
 pub struct InputPaths {
@@ -162,8 +141,8 @@ impl InputPaths {
 pub struct ReportInputs {
     /// The page's heading, e.g. the run directory's name.
     pub title: String,
-    /// `metrics.json` as written by `toolflow eval`, read loosely: fields may be absent.
-    pub metrics: Input<Value>,
+    /// `metrics.json` as written by `toolflow eval`.
+    pub metrics: Input<MetricsDocument>,
     pub graph: Input<ToolGraph>,
     pub dialogues: Input<Vec<Dialogue>>,
     pub rejected: Input<Vec<Rejection>>,

@@ -22,7 +22,7 @@ struct RuleCount<'a> {
     /// Reasons by level (`reject`, `warn`).
     levels: BTreeMap<&'a str, usize>,
     /// (dialogue id, reason) for the first few.
-    examples: Vec<(&'a str, &'a crate::RejectionReason)>,
+    examples: Vec<(&'a str, &'a toolflow_core::Reason)>,
 }
 
 pub fn section(rejected: &Input<Vec<Rejection>>, dialogues: &Input<Vec<Dialogue>>) -> String {
@@ -63,11 +63,11 @@ pub fn section(rejected: &Input<Vec<Rejection>>, dialogues: &Input<Vec<Dialogue>
     for rejection in rejected {
         let mut seen: Vec<&str> = Vec::new();
         for reason in &rejection.reasons {
-            let count = rules.entry(reason.rule.as_str()).or_default();
+            let count = rules.entry(reason.rule.id()).or_default();
             count.reasons += 1;
-            *count.levels.entry(reason.level.as_str()).or_default() += 1;
-            if !seen.contains(&reason.rule.as_str()) {
-                seen.push(&reason.rule);
+            *count.levels.entry(reason.level.id()).or_default() += 1;
+            if !seen.contains(&reason.rule.id()) {
+                seen.push(reason.rule.id());
                 count.dialogues += 1;
                 if count.examples.len() < EXAMPLES {
                     count.examples.push((&rejection.dialogue.id, reason));
@@ -133,7 +133,7 @@ pub(crate) fn url_component(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RejectionReason;
+    use toolflow_core::Reason;
 
     fn dialogue(id: &str) -> Dialogue {
         let line = std::fs::read_to_string(concat!(
@@ -146,10 +146,10 @@ mod tests {
         dialogue
     }
 
-    fn reason(rule: &str, level: &str, pointer: Option<&str>, detail: &str) -> RejectionReason {
-        RejectionReason {
-            rule: rule.into(),
-            level: level.into(),
+    fn reason(rule: &str, level: &str, pointer: Option<&str>, detail: &str) -> Reason {
+        Reason {
+            rule: serde_json::from_value(serde_json::json!(rule)).unwrap(),
+            level: serde_json::from_value(serde_json::json!(level)).unwrap(),
             turn: None,
             pointer: pointer.map(Into::into),
             detail: detail.into(),

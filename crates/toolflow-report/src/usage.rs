@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use serde_json::Value;
+use toolflow_core::MetricsDocument;
 use toolflow_core::{Dialogue, ToolGraph, Turn};
 
 use crate::html::{self, escape};
@@ -55,7 +55,7 @@ pub(crate) fn count(dialogues: &[Dialogue]) -> BTreeMap<&str, ToolUsage> {
 
 pub fn section(
     dialogues: &Input<Vec<Dialogue>>,
-    metrics: &Input<Value>,
+    metrics: &Input<MetricsDocument>,
     graph: &Input<ToolGraph>,
 ) -> String {
     let Some(dialogues) = dialogues.value() else {
@@ -130,19 +130,19 @@ pub fn section(
 }
 
 /// Without dialogues, the first run's `calls_per_tool` from `metrics.json`, if present.
-fn from_metrics(metrics: &Input<Value>) -> Option<String> {
-    let runs = metrics.value()?.get("runs")?.as_array()?;
-    let run = runs.first()?;
-    let calls = run.pointer("/statistics/calls_per_tool")?.as_object()?;
-    let mut ranked: Vec<(&String, u64)> = calls
+fn from_metrics(metrics: &Input<MetricsDocument>) -> Option<String> {
+    let run = metrics.value()?.runs.first()?;
+    let mut ranked: Vec<(&String, u64)> = run
+        .statistics
+        .calls_per_tool
         .iter()
-        .map(|(name, n)| (name, n.as_u64().unwrap_or(0)))
+        .map(|(name, n)| (name, *n))
         .collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let most = ranked.first().map_or(1, |(_, n)| (*n).max(1));
     let mut out = format!(
         "<p class=\"absent\">No dialogue file; calls per tool of run <b>{}</b> from metrics.json.</p>\n",
-        escape(&run.get("name").map(html::plain).unwrap_or_default())
+        escape(&run.name)
     );
     out.push_str("<div class=\"table-wrap\"><table class=\"usage\"><thead><tr><th>tool</th><th class=\"bar-col\">calls</th></tr></thead><tbody>\n");
     for (name, calls) in ranked.iter().take(TOP_TOOLS) {
@@ -198,9 +198,17 @@ mod tests {
 
     #[test]
     fn falls_back_to_metrics_then_says_missing() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/run/metrics.json"
+        ))
+        .unwrap();
+        let mut document: MetricsDocument = serde_json::from_str(&text).unwrap();
+        document.runs[0].statistics.calls_per_tool =
+            [("a".to_string(), 4), ("b".to_string(), 2)].into();
         let metrics = Input::Loaded {
             path: "m.json".into(),
-            value: json!({"runs": [{"name": "r", "statistics": {"calls_per_tool": {"a": 4, "b": 2}}}]}),
+            value: document,
         };
         let html = section(
             &Input::Missing {

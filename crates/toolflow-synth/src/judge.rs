@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use toolflow_core::metrics::{CriterionScore, JudgeMeans, JudgeMetrics, JudgeVerdict};
 use toolflow_core::{Dialogue, Turn, content_hash};
 use toolflow_llm::{BackendError, ChatRequest, Engine, EngineError, Message};
 
@@ -58,18 +59,14 @@ pub struct Verdict {
     pub comments: [String; 4],
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JudgeFailure {
-    pub id: String,
-    pub error: String,
-}
+pub use toolflow_core::metrics::JudgeFailure;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JudgeReport {
     pub model: String,
     pub sampled: usize,
-    /// Mean score per criterion over the judged dialogues; null when none was.
-    pub means: Value,
+    /// Mean score per criterion over the judged dialogues; `None` when none was.
+    pub means: Option<JudgeMeans>,
     pub verdicts: Vec<Verdict>,
     pub failures: Vec<JudgeFailure>,
 }
@@ -79,52 +76,44 @@ pub const METRIC_KEYS: [&str; 4] = ["nat", "coh", "help", "acc"];
 
 impl JudgeReport {
     /// The report as the `judge` entry of a run in `metrics.json`: the mean scores under
-    /// `value` (null, with a note, when no dialogue got a usable verdict), then who judged
+    /// `value` (none, with a note, when no dialogue got a usable verdict), then who judged
     /// how many with which seed, every verdict with its comments, and every failure.
-    pub fn to_metrics(&self, options: &JudgeOptions) -> Value {
-        let value = match self.means.as_object() {
-            Some(means) => Value::Object(
-                CRITERIA
-                    .iter()
-                    .zip(METRIC_KEYS)
-                    .map(|(name, key)| (key.to_string(), means[*name].clone()))
-                    .collect(),
-            ),
-            None => Value::Null,
-        };
-        let verdicts: Vec<Value> = self
+    pub fn to_metrics(&self, options: &JudgeOptions) -> JudgeMetrics {
+        let verdicts = self
             .verdicts
             .iter()
             .map(|verdict| {
-                let mut entry = serde_json::Map::new();
-                entry.insert("id".into(), json!(verdict.id));
-                for (k, name) in CRITERIA.iter().enumerate() {
-                    entry.insert(
-                        name.to_string(),
-                        json!({"score": verdict.scores[k], "comment": verdict.comments[k]}),
-                    );
+                let criterion = |k: usize| CriterionScore {
+                    score: verdict.scores[k],
+                    comment: verdict.comments[k].clone(),
+                };
+                JudgeVerdict {
+                    id: verdict.id.clone(),
+                    naturalness: criterion(0),
+                    coherence: criterion(1),
+                    helpfulness: criterion(2),
+                    accuracy: criterion(3),
                 }
-                Value::Object(entry)
             })
             .collect();
-        let mut entry = json!({
-            "value": value,
-            "model": self.model,
-            "seed": options.seed,
-            "sampled": self.sampled,
-            "judged": self.verdicts.len(),
-            "failed": self.failures.len(),
-            "verdicts": verdicts,
-            "failures": self.failures,
-        });
-        if self.verdicts.is_empty() {
-            entry["note"] = json!(format!(
+        let note = self.verdicts.is_empty().then(|| {
+            format!(
                 "unavailable: no usable verdict ({} sampled, {} failed)",
                 self.sampled,
                 self.failures.len()
-            ));
+            )
+        });
+        JudgeMetrics {
+            value: self.means,
+            model: Some(self.model.clone()),
+            seed: Some(options.seed),
+            sampled: Some(self.sampled as u64),
+            judged: Some(self.verdicts.len() as u64),
+            failed: Some(self.failures.len() as u64),
+            verdicts: Some(verdicts),
+            failures: Some(self.failures.clone()),
+            note,
         }
-        entry
     }
 }
 
@@ -177,14 +166,17 @@ pub async fn judge(
             Err(failure) => failures.push(failure),
         }
     }
-    let means = if verdicts.is_empty() {
-        Value::Null
-    } else {
+    let means = (!verdicts.is_empty()).then(|| {
         let mean = |k: usize| {
             verdicts.iter().map(|v| f64::from(v.scores[k])).sum::<f64>() / verdicts.len() as f64
         };
-        json!({"naturalness": mean(0), "coherence": mean(1), "helpfulness": mean(2), "accuracy": mean(3)})
-    };
+        JudgeMeans {
+            nat: mean(0),
+            coh: mean(1),
+            help: mean(2),
+            acc: mean(3),
+        }
+    });
     JudgeReport {
         model,
         sampled: chosen.len(),

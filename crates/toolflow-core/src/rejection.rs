@@ -1,0 +1,164 @@
+//! `rejected.jsonl`: the dialogues the filter rejected, each with every reason it gave. The
+//! rules themselves (what each checks) live in `toolflow-eval`; their names, levels and the
+//! reasons they give are records, read by the report and by people's scripts.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Dialogue;
+
+/// One line of `rejected.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Rejection {
+    /// Every reason the filter gave, warnings included.
+    pub reasons: Vec<Reason>,
+    /// The dialogue, as it was read.
+    pub dialogue: Dialogue,
+}
+
+/// A filter rule. Each variant's documentation says what fails and gives one passing and
+/// one failing example (turns written as `role: text`, calls as `name {arguments}`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// A tool call's arguments did not parse as JSON (`ToolCall.arguments_raw` is set), or
+    /// parsed to something other than an object.
+    /// Passes: `get_weather {"city": "Lyon"}`. Fails: `get_weather {"city": "Lyon"` (raw
+    /// text kept because it did not parse).
+    UnparsedArguments,
+    /// A call names a tool that is not among the dialogue's tools.
+    /// Passes: tools `[get_weather]`, call `get_weather {...}`. Fails: call `get_forecast {...}`.
+    UnknownTool,
+    /// The arguments break the tool's JSON Schema (type, enum, pattern, extra property…);
+    /// missing required arguments are left to [`Rule::MissingRequired`]. A call that the tool
+    /// answered with an error (`is_error`) is exempt from this rule and the next: it is a
+    /// recorded mistake with its error and the recovery after it, which is what a model
+    /// should learn from.
+    /// Passes: `{"days": 3}` for `days: integer`. Fails: `{"days": "three"}`.
+    SchemaViolation,
+    /// A required argument of the tool is absent (exempt, like the rule above, when the
+    /// tool answered the call with an error).
+    /// Passes: `{"city": "Lyon"}` with `required: [city]`. Fails: `{}`.
+    MissingRequired,
+    /// An argument value appears nowhere in the text before the call. Grounded means:
+    /// a string value (trimmed, non-empty) occurs, case-insensitively, as a substring of the
+    /// system context (time, location), an earlier user turn, or a string in an earlier tool
+    /// result; a number equals some number written in that text (digits with an optional
+    /// decimal part; `2024-05-14` holds 2024, 5 and 14) or a number in an earlier result.
+    /// Exempt: booleans, nulls, values whose schema has `enum` or `const`, and values equal to
+    /// their schema's `default`. Values the model resolved itself ("tomorrow" → a date) fail,
+    /// which is why the default level is `warn`.
+    /// Passes: user `weather in Lyon?`, call `{"city": "lyon"}`. Fails: call `{"city": "Paris"}`.
+    UngroundedArgument,
+    /// A tool result is not a JSON object or array (a bare string, number or null; a string
+    /// holding JSON text counts as a failure: it should have been parsed before storing).
+    /// Passes: `{"temp": 21}`. Fails: `"It is 21 degrees"`.
+    ResultNotJson,
+    /// The dialogue is unfinished: no turns, or it ends on a user turn, a tool turn, or a
+    /// call without its result, or its outcome is not `completed`, or plan steps are left.
+    /// Passes: `user: hi / assistant: hello`. Fails: `user: hi / assistant: hello / user: and?`.
+    Incomplete,
+    /// No assistant turn calls a tool.
+    /// Passes: any dialogue with one call. Fails: `user: hi / assistant: hello`.
+    NoToolCall,
+    /// A user turn with blank text, or an assistant turn with neither text nor calls.
+    /// Passes: `user: hi`. Fails: `user: "   "`.
+    EmptyTurn,
+    /// A turn whose text (trimmed) equals that of the previous turn of the same role.
+    /// Passes: `assistant: Done. / … / assistant: Anything else?`. Fails: `assistant: Done.
+    /// / … / assistant: Done.`.
+    RepeatedTurn,
+    /// The same turns (generation metadata aside) as an earlier kept dialogue.
+    /// Passes: the first copy. Fails: the second.
+    ExactDuplicate,
+    /// MinHash-estimated Jaccard similarity of word shingles to an earlier kept dialogue at or
+    /// above the threshold. Passes: the first of two dialogues differing by one word. Fails:
+    /// the second.
+    NearDuplicate,
+}
+
+impl Rule {
+    /// Every rule, in the order reports list them.
+    pub const ALL: [Rule; 12] = [
+        Rule::UnparsedArguments,
+        Rule::UnknownTool,
+        Rule::SchemaViolation,
+        Rule::MissingRequired,
+        Rule::UngroundedArgument,
+        Rule::ResultNotJson,
+        Rule::Incomplete,
+        Rule::NoToolCall,
+        Rule::EmptyTurn,
+        Rule::RepeatedTurn,
+        Rule::ExactDuplicate,
+        Rule::NearDuplicate,
+    ];
+
+    /// The rule's name in rules files and reports.
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::UnparsedArguments => "unparsed-arguments",
+            Rule::UnknownTool => "unknown-tool",
+            Rule::SchemaViolation => "schema-violation",
+            Rule::MissingRequired => "missing-required",
+            Rule::UngroundedArgument => "ungrounded-argument",
+            Rule::ResultNotJson => "result-not-json",
+            Rule::Incomplete => "incomplete",
+            Rule::NoToolCall => "no-tool-call",
+            Rule::EmptyTurn => "empty-turn",
+            Rule::RepeatedTurn => "repeated-turn",
+            Rule::ExactDuplicate => "exact-duplicate",
+            Rule::NearDuplicate => "near-duplicate",
+        }
+    }
+
+    /// The level a rule has when the rules file does not set one.
+    pub fn default_level(self) -> Level {
+        match self {
+            Rule::UngroundedArgument => Level::Warn,
+            _ => Level::Reject,
+        }
+    }
+}
+
+/// How much a rule counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Not checked.
+    Off,
+    /// Reported, the dialogue kept.
+    Warn,
+    /// The dialogue rejected.
+    Reject,
+}
+
+impl Level {
+    /// The level's name in rules files and reports.
+    pub fn id(self) -> &'static str {
+        match self {
+            Level::Off => "off",
+            Level::Warn => "warn",
+            Level::Reject => "reject",
+        }
+    }
+}
+
+/// One reason a dialogue was flagged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Reason {
+    /// The rule that flagged it.
+    pub rule: Rule,
+    /// Its level in this filter run.
+    pub level: Level,
+    /// The index of the turn in `turns`, when one turn is at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<usize>,
+    /// A JSON pointer into the dialogue record to the offending value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// What is wrong, in words.
+    pub detail: String,
+}
