@@ -2,6 +2,7 @@
 //! reads and writes the files of the pipeline; see ARCHITECTURE.md for the map.
 
 mod cmd;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -27,6 +28,8 @@ enum Command {
     Graph(cmd::graph::Args),
     /// Sample tool subsets by random walk on the graph (or uniformly, the ablation)
     Sample(cmd::sample::Args),
+    /// Write one dialogue per subset (plan, user, assistant and tool agents), resumable
+    Synth(cmd::synth::Args),
     /// Send one prompt through the configured chat backend and print the answer and usage
     Chat(cmd::chat::Args),
     /// Keep the dialogues that pass the filter rules; reject the others with every reason
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => cmd::export::run(args, &cli.global),
         Command::Report(args) => cmd::report::run(args, &cli.global),
         Command::Chat(args) => cmd::chat::run(args, &cli.global),
+        Command::Synth(args) => cmd::synth::run(args, &cli.global),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! A 1,000-dialogue `toolflow run` against the stand-in server answering every request after
+//! A 1,000-dialogue pipeline run against the stand-in server answering every request after
 //! 200 ms with the scripted dialogue model: wall time of the synthesis stage against the
 //! ideal, CPU time and peak memory of the whole run, and the run store's write cost.
 //!
@@ -7,11 +7,11 @@
 //! of their sequential steps (a batch of parallel tool requests is one step) × 200 ms / the
 //! dialogues in flight.
 //!
-//! The stand-in runs in a child process (this binary with `--serve`), so the CPU time
+//! The run goes through the pipeline library (`toolflow_pipeline::run`) in this process;
+//! the stand-in runs in a child process (this binary with `--serve`), so the CPU time
 //! measured is toolflow's alone.
 //!
-//! `cargo build --release -p toolflow && cargo run --release -p toolflow-bench --bin synth
-//! [-- --dialogues 1000 --in-flight 256]`
+//! `cargo run --release -p toolflow-bench --bin synth [-- --dialogues 1000 --in-flight 256]`
 
 #[path = "../common.rs"]
 mod common;
@@ -21,9 +21,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use common::{mib, run_measured, toolflow_binary};
+use common::mib;
 use toolflow_core::{Dialogue, Turn, jsonl};
 use toolflow_llm::standin::{Reply, StandInServer};
+use toolflow_llm::{CacheMode, CancellationToken};
+use toolflow_pipeline::{Interrupt, RunOptions, Silent};
 use toolflow_store::RunStore;
 
 const LATENCY: Duration = Duration::from_millis(200);
@@ -71,42 +73,43 @@ fn main() -> anyhow::Result<()> {
         "synthesis benchmark: {dialogues} dialogues, {in_flight} in flight, stand-in answering after {} ms, {cores} cores",
         LATENCY.as_millis()
     );
-    let measured = run_measured(
-        Command::new(toolflow_binary()?).args([
-            "run",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--no-cache",
-            "--json",
-            "-q",
-        ]),
-        scratch.path(),
-    )?;
+    let options = RunOptions {
+        config: Some(config),
+        cache_mode: CacheMode::Off,
+        interrupt: Interrupt::Token(CancellationToken::new()),
+        ..RunOptions::new(out.clone(), scratch.path().join("cache"))
+    };
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let summary = toolflow_pipeline::run(&options, &Silent)?;
+    let wall = started.elapsed();
+    let cpu = cpu_time() - cpu_before;
     drop(server.stdin.take());
     server.wait()?;
 
-    let summary: serde_json::Value = serde_json::from_str(&measured.stdout)?;
     let stage_seconds = |name: &str| {
-        summary["stages"]
-            .as_array()
-            .and_then(|stages| stages.iter().find(|stage| stage["stage"] == name))
-            .and_then(|stage| stage["seconds"].as_f64())
+        summary
+            .stages
+            .iter()
+            .find(|stage| stage.stage == name)
+            .and_then(|stage| stage.seconds)
             .unwrap_or(f64::NAN)
     };
     let written: Vec<Dialogue> = jsonl::read(&out.join("dialogues.jsonl"))?;
     let steps: u64 = written.iter().map(sequential_steps).sum();
-    let requests: u64 = summary["requests"]
-        .as_array()
-        .map(|rows| rows.iter().filter_map(|row| row["attempts"].as_u64()).sum())
-        .unwrap_or(0);
+    let requests: u64 = summary
+        .requests
+        .iter()
+        .flatten()
+        .map(|row| row.tally.attempts)
+        .sum();
     let ideal = steps as f64 * LATENCY.as_secs_f64() / in_flight as f64;
     let synth = stage_seconds("synth");
     println!(
         "   dialogues written   {} ({} completed, {} failed)",
         written.len(),
-        summary["synth"]["completed"],
-        summary["synth"]["failed"]
+        summary.synth.completed,
+        summary.synth.failed
     );
     println!(
         "   requests            {requests} ({:.1} per dialogue, {:.1} sequential steps)",
@@ -119,10 +122,10 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "   whole run           {:.2} s wall, {:.2} s CPU ({:.2} ms CPU per dialogue), peak RSS {:.0} MiB",
-        measured.wall.as_secs_f64(),
-        measured.cpu.as_secs_f64(),
-        1000.0 * measured.cpu.as_secs_f64() / written.len() as f64,
-        mib(measured.max_rss_bytes)
+        wall.as_secs_f64(),
+        cpu.as_secs_f64(),
+        1000.0 * cpu.as_secs_f64() / written.len() as f64,
+        mib(peak_rss_bytes())
     );
     println!(
         "   other stages        graph {:.2} s, filter {:.2} s, eval {:.2} s",
@@ -155,6 +158,26 @@ fn main() -> anyhow::Result<()> {
         bytes as f64 / 1024.0 / written.len() as f64
     );
     Ok(())
+}
+
+/// This process's user and system CPU time so far.
+fn cpu_time() -> Duration {
+    let usage = self_usage();
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// This process's peak resident memory.
+fn peak_rss_bytes() -> u64 {
+    // Linux reports ru_maxrss in KiB.
+    self_usage().ru_maxrss as u64 * 1024
+}
+
+fn self_usage() -> libc::rusage {
+    // SAFETY: an all-zero rusage is a valid value, and getrusage fills it for this process.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage
 }
 
 /// Requests that had to wait for the one before: the plan, each user turn, each assistant

@@ -2,12 +2,9 @@
 //! config file, or, with none configured, the embedded model.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context;
-use toolflow_llm::{CacheMode, Config, Endpoint, Engine, ResponseCache};
-use toolflow_local::{LocalBackend, LocalOptions};
+use toolflow_llm::{CacheMode, Config, Engine};
+use toolflow_pipeline::ChatSettings;
 
 /// The chat-model options shared by `chat`, `enrich` and `run`.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -35,6 +32,17 @@ impl EngineArgs {
         }
     }
 
+    /// Where the chat models come from: `config`'s endpoints, or the embedded model.
+    pub fn settings(&self, config: &Config, global: &super::Global, offline: bool) -> ChatSettings {
+        ChatSettings {
+            endpoints: config.clone(),
+            cache_mode: self.cache_mode(),
+            model_path: self.model_path.clone(),
+            cache_dir: global.cache_dir(),
+            offline,
+        }
+    }
+
     /// The endpoints file named on the command line, or no endpoints.
     pub fn config(&self) -> anyhow::Result<Config> {
         match &self.endpoints {
@@ -52,28 +60,7 @@ pub fn build(
     global: &super::Global,
     offline: bool,
 ) -> anyhow::Result<Engine> {
-    let mode = args.cache_mode();
-    if !config.endpoints.is_empty() {
-        return Ok(Engine::from_config(config, &global.cache_dir(), mode)?);
-    }
-    let options = LocalOptions {
-        model_path: args.model_path.clone(),
-        cache_dir: global.cache_dir(),
-        offline,
-    };
-    let backend = LocalBackend::load(&options)
-        .context("no endpoint configured, so the embedded model answers")?;
-    // One request at a time, with time enough for two slow cores.
-    let endpoint = Endpoint {
-        max_concurrency: 1,
-        timeout: Duration::from_secs(600),
-        ..Endpoint::new("embedded", Arc::new(backend))
-    };
-    let cache = ResponseCache::path_in(&global.cache_dir());
-    Ok(Engine::new(
-        vec![endpoint],
-        config.engine.clone(),
-        Some(&cache),
-        mode,
+    Ok(toolflow_pipeline::build_engine(
+        &args.settings(config, global, offline),
     )?)
 }

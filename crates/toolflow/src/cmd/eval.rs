@@ -4,23 +4,16 @@
 //! reported as unavailable, with what was tried. `--judge` adds the LLM judge's scores
 //! (paper Table 15) on a seeded sample of each file, through the chat engine.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use toolflow_embed::CachedEmbedder;
-use toolflow_eval::coherence::Pair;
-use toolflow_eval::{
-    Coherence, Nli, RunMetrics, evaluate_file, evaluate_file_with, metrics_document,
-};
-use toolflow_llm::Engine;
-use toolflow_nli::{NliClassifier, NliError, NliOptions};
+use toolflow_core::metrics::JudgeMeans;
+use toolflow_eval::{RunMetrics, metrics_document};
+use toolflow_pipeline::measure::{CoherenceModels, evaluate, judge_file};
 use toolflow_synth::Prompts;
 use toolflow_synth::judge::JudgeOptions;
 
 use super::engine::EngineArgs;
-
-/// Pairs handed to the NLI model at a time, so that long datasets show progress in the log.
-const NLI_CHUNK: usize = 256;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -74,140 +67,13 @@ pub struct Args {
     engine: EngineArgs,
 }
 
-/// The models coherence is measured with: the cached sentence embedder, and the NLI
-/// classifier or why there is none.
-pub struct CoherenceModels {
-    embedder: CachedEmbedder,
-    nli: Result<NliClassifier, String>,
-}
-
-impl CoherenceModels {
-    /// Opens the embedding cache (the model itself loads on the first cache miss) and finds
-    /// and loads the NLI checkpoint. Only "no checkpoint anywhere" leaves EnR unavailable; a
-    /// checkpoint that is there but broken is an error.
-    pub fn open(
-        model_dir: Option<PathBuf>,
-        nli_model: Option<PathBuf>,
-        offline: bool,
-        global: &super::Global,
-    ) -> anyhow::Result<Self> {
-        let cache_dir = global.cache_dir();
-        let embedder = CachedEmbedder::open(global.model_options(model_dir, offline))?;
-        let options = NliOptions {
-            model_dir: nli_model,
-            offline,
-            ..NliOptions::with_cache_dir(cache_dir)
-        };
-        let nli = match toolflow_nli::resolve_model(&options) {
-            Ok(dir) => Ok(NliClassifier::load(&dir)
-                .with_context(|| format!("loading the NLI model in {}", dir.display()))?),
-            Err(NliError::Unavailable { attempts }) => {
-                let why = format!("no NLI model (tried: {})", attempts.join("; "));
-                tracing::warn!("EnR will not be measured: {why}");
-                Err(why)
-            }
-            Err(err) => return Err(err.into()),
-        };
-        Ok(Self { embedder, nli })
-    }
-
-    /// What goes into the eval stage's cache key: which models measured coherence.
-    pub fn fingerprint(&self) -> String {
-        match &self.nli {
-            Ok(classifier) => format!(
-                "{}+{}",
-                self.embedder.model_id(),
-                classifier.dir().display()
-            ),
-            Err(_) => format!("{}+no-nli", self.embedder.model_id()),
-        }
-    }
-}
-
-/// Measures one file, coherence included when models are given.
-pub fn evaluate(path: &Path, models: Option<&mut CoherenceModels>) -> anyhow::Result<RunMetrics> {
-    let context = || format!("evaluating {}", path.display());
-    let Some(models) = models else {
-        return evaluate_file(path).with_context(context);
-    };
-    let embed_model = models.embedder.model_id().to_string();
-    let embedder = &mut models.embedder;
-    let mut embed = |texts: &[String]| {
-        tracing::info!(texts = texts.len(), "embedding rounds for SS");
-        embedder.embed(texts).map_err(|err| err.to_string())
-    };
-    let classifier = models.nli.as_ref().ok();
-    let mut entails = |pairs: &[Pair]| -> Result<Vec<bool>, String> {
-        let classifier = classifier.ok_or("no NLI model")?;
-        let mut labels = Vec::with_capacity(pairs.len());
-        for chunk in pairs.chunks(NLI_CHUNK) {
-            let chunk: Vec<(&str, &str)> = chunk
-                .iter()
-                .map(|pair| (pair.premise.as_str(), pair.hypothesis.as_str()))
-                .collect();
-            labels.extend(classifier.entails(&chunk).map_err(|err| err.to_string())?);
-            tracing::info!(
-                done = labels.len(),
-                total = pairs.len(),
-                "NLI pairs classified"
-            );
-        }
-        Ok(labels)
-    };
-    let nli = match &models.nli {
-        Ok(classifier) => Nli::Model {
-            name: classifier.dir().display().to_string(),
-            entails: &mut entails,
-        },
-        Err(why) => Nli::Unavailable(why.clone()),
-    };
-    let mut coherence = Coherence {
-        embed_model,
-        embed: &mut embed,
-        nli,
-    };
-    evaluate_file_with(path, Some(&mut coherence)).with_context(context)
-}
-
-/// The LLM judge's verdicts on a seeded sample of `path`'s dialogues, as the run's `judge`
-/// entry in `metrics.json`. One dialogue's failure is counted there, never fatal.
-pub fn judge_file(
-    path: &Path,
-    engine: &Engine,
-    prompts: &Prompts,
-    options: &JudgeOptions,
-    runtime: &tokio::runtime::Runtime,
-) -> anyhow::Result<serde_json::Value> {
-    let mut dialogues = Vec::new();
-    toolflow_eval::input::for_each_dialogue(path, |dialogue, _| {
-        dialogues.push(dialogue);
-        Ok(())
-    })
-    .with_context(|| format!("reading {} for the judge", path.display()))?;
-    tracing::info!(
-        dialogues = dialogues.len(),
-        sample = options.sample,
-        "judging {}",
-        path.display()
-    );
-    let report = runtime.block_on(toolflow_synth::judge::judge(
-        engine, prompts, &dialogues, options,
-    ));
-    for failure in &report.failures {
-        tracing::warn!("judge: dialogue {}: {}", failure.id, failure.error);
-    }
-    Ok(report.to_metrics(options))
-}
-
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let mut models = if args.no_coherence {
         None
     } else {
         Some(CoherenceModels::open(
-            args.model_dir.clone(),
+            global.model_options(args.model_dir.clone(), args.offline),
             args.nli_model.clone(),
-            args.offline,
-            global,
         )?)
     };
     let judge = if args.judge {
@@ -236,26 +102,29 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     };
     let mut runs = Vec::new();
     for path in &args.dialogues {
-        let mut run = evaluate(path, models.as_mut())?;
+        let mut run = evaluate(path, models.as_mut())
+            .with_context(|| format!("evaluating {}", path.display()))?;
         if let Some((runtime, engine, prompts, options)) = &judge {
-            run.judge = judge_file(path, engine, prompts, options, runtime)?;
+            run.judge = judge_file(path, engine, prompts, options, runtime)
+                .with_context(|| format!("reading {} for the judge", path.display()))?;
         }
         tracing::info!(run = %run.name, dialogues = run.statistics.dialogues, "measured");
         runs.push(run);
     }
-    let document = metrics_document(&runs);
+    let document = metrics_document(runs);
+    let runs = &document.runs;
     let text = serde_json::to_string_pretty(&document)?;
     std::fs::write(&args.output, format!("{text}\n"))
         .with_context(|| format!("writing {}", args.output.display()))?;
     if global.json {
         println!("{text}");
     } else if !global.quiet {
-        eprint!("{}", table(&runs));
-        for note in notes(&runs) {
+        eprint!("{}", table(runs));
+        for note in notes(runs) {
             eprintln!("{note}");
         }
         if judge.is_some() {
-            eprint!("{}", judge_table(&runs));
+            eprint!("{}", judge_table(runs));
         }
     }
     Ok(())
@@ -279,7 +148,7 @@ fn table(runs: &[RunMetrics]) -> String {
     );
     for run in runs {
         let (s, d) = (&run.statistics, &run.diversity);
-        let percent = |measure: &str| match run.coherence[measure]["value"].as_f64() {
+        let percent = |value: Option<f64>| match value {
             Some(value) => format!("{:.2}", 100.0 * value),
             None => "-".to_string(),
         };
@@ -294,8 +163,8 @@ fn table(runs: &[RunMetrics]) -> String {
             100.0 * s.chitchat_share,
             d.entropy_bits,
             d.distinct_3,
-            percent("ss"),
-            percent("enr"),
+            percent(run.coherence.ss.value),
+            percent(run.coherence.enr.value),
         ));
     }
     out
@@ -309,19 +178,19 @@ fn judge_table(runs: &[RunMetrics]) -> String {
     );
     for run in runs {
         let judge = &run.judge;
-        let score = |key: &str| match judge["value"][key].as_f64() {
-            Some(mean) => format!("{mean:.2}"),
+        let score = |mean: fn(&JudgeMeans) -> f64| match &judge.value {
+            Some(means) => format!("{:.2}", mean(means)),
             None => "-".to_string(),
         };
         out.push_str(&format!(
             "{:<24} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}\n",
             run.name,
-            score("nat"),
-            score("coh"),
-            score("help"),
-            score("acc"),
-            judge["judged"].as_u64().unwrap_or_default(),
-            judge["failed"].as_u64().unwrap_or_default(),
+            score(|m| m.nat),
+            score(|m| m.coh),
+            score(|m| m.help),
+            score(|m| m.acc),
+            judge.judged.unwrap_or_default(),
+            judge.failed.unwrap_or_default(),
         ));
     }
     out
@@ -331,8 +200,9 @@ fn judge_table(runs: &[RunMetrics]) -> String {
 fn notes(runs: &[RunMetrics]) -> Vec<String> {
     let mut notes = Vec::new();
     for run in runs {
-        for (measure, label) in [("ss", "SS"), ("enr", "EnR")] {
-            if let Some(note) = run.coherence[measure]["note"].as_str() {
+        let coherence = &run.coherence;
+        for (note, label) in [(&coherence.ss.note, "SS"), (&coherence.enr.note, "EnR")] {
+            if let Some(note) = note {
                 let line = format!("{label}: {note}");
                 if !notes.contains(&line) {
                     notes.push(line);

@@ -1,14 +1,15 @@
 //! `toolflow graph`: tools.jsonl → graph.json (or GraphML), through the embedding cache.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use serde_json::json;
-use toolflow_core::{Tool, ToolGraph, jsonl};
-use toolflow_embed::{CachedEmbedder, EmbedStats};
-use toolflow_graph::{BuildOptions, BuildReport, GraphStats, build_graph, write_graphml};
+use toolflow_core::{ToolGraph, jsonl};
+use toolflow_graph::{GraphStats, write_graphml};
+use toolflow_pipeline::build::{BuiltGraph, build_tool_graph, write_graph_json};
+
+use crate::progress::CliObserver;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,60 +44,19 @@ enum Format {
     Graphml,
 }
 
-/// A built graph with what it cost.
-pub struct Built {
-    pub graph: ToolGraph,
-    pub report: BuildReport,
-    pub embedding: EmbedStats,
-}
-
-/// Builds the graph of the tools in `tools_path` through the embedding cache, with a
-/// progress bar for people.
-pub fn build(
-    tools_path: &Path,
-    tau: f32,
-    model_dir: Option<PathBuf>,
-    offline: bool,
-    threads: usize,
-    global: &super::Global,
-) -> anyhow::Result<Built> {
-    let bytes = std::fs::read(tools_path).with_context(|| format!("reading {}", tools_path.display()))?;
-    let tools_hash = toolflow_core::content_hash(&[&bytes]);
-    let tools: Vec<Tool> = jsonl::read(tools_path)?;
-    anyhow::ensure!(!tools.is_empty(), "{}: no tools", tools_path.display());
-
-    let mut embedder = CachedEmbedder::open(global.model_options(model_dir, offline))?;
-    let options = BuildOptions { tau, model: embedder.model_id().to_string(), tools_hash, threads };
-    let progress = if global.show_progress() {
-        let bar = indicatif::ProgressBar::new(0).with_message("embedding");
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} strings ({per_sec}, {eta})")
-                .expect("a valid progress template"),
-        );
-        Some(bar)
-    } else {
-        None
-    };
-    let (graph, report) = build_graph(&tools, &options, |strings: &[String]| {
-        embedder.embed_with_progress(strings, &|done, total| {
-            if let Some(bar) = &progress {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            }
-        })
-    })
-    .with_context(|| format!("building the graph of {}", tools_path.display()))?;
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-
-    Ok(Built { graph, report, embedding: embedder.stats() })
-}
-
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let started = Instant::now();
-    let Built { graph, report, embedding: embed_stats } =
-        build(&args.tools, args.tau, args.model_dir.clone(), args.offline, args.threads, global)?;
+    let BuiltGraph {
+        graph,
+        report,
+        embedding: embed_stats,
+    } = build_tool_graph(
+        &args.tools,
+        args.tau,
+        global.model_options(args.model_dir.clone(), args.offline),
+        args.threads,
+        &CliObserver::new(global),
+    )?;
     write_graph(&graph, &args)?;
     let stats = GraphStats::of(&graph)?;
     tracing::info!(
@@ -152,16 +112,9 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
 
 fn write_graph(graph: &ToolGraph, args: &Args) -> anyhow::Result<()> {
     match args.format {
-        Format::Json => write_json(graph, &args.output),
-        Format::Graphml => Ok(jsonl::write_atomically(&args.output, |out| write_graphml(graph, out))?),
+        Format::Json => Ok(write_graph_json(graph, &args.output)?),
+        Format::Graphml => Ok(jsonl::write_atomically(&args.output, |out| {
+            write_graphml(graph, out)
+        })?),
     }
-}
-
-/// Writes `graph.json`.
-pub fn write_json(graph: &ToolGraph, path: &Path) -> anyhow::Result<()> {
-    jsonl::write_atomically(path, |out| {
-        serde_json::to_writer(&mut *out, graph).map_err(std::io::Error::from)?;
-        out.write_all(b"\n")
-    })?;
-    Ok(())
 }

@@ -15,6 +15,7 @@ pub mod overlap;
 pub mod run;
 pub mod sample;
 pub mod schema;
+pub mod synth;
 
 use std::path::PathBuf;
 

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use serde_json::json;
-use toolflow_core::{SamplingStrategy, Subset, ToolGraph, jsonl};
-use toolflow_graph::sample_subsets;
+use toolflow_core::{SamplingStrategy, jsonl};
+use toolflow_pipeline::build::{read_graph, sample_graph};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -40,9 +39,7 @@ enum Strategy {
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let started = Instant::now();
-    let text = std::fs::read_to_string(&args.graph).with_context(|| format!("reading {}", args.graph.display()))?;
-    let graph: ToolGraph =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a tool graph", args.graph.display()))?;
+    let graph = read_graph(&args.graph)?;
     let strategy = match args.strategy {
         Strategy::Graph => SamplingStrategy::Graph,
         Strategy::Random => SamplingStrategy::Random,
@@ -55,8 +52,15 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         );
     }
 
-    let subsets = sample(&graph, strategy, args.size, args.count, args.seed, args.threads)
-        .with_context(|| format!("{}", args.graph.display()))?;
+    let subsets = sample_graph(
+        &graph,
+        &args.graph,
+        strategy,
+        args.size,
+        args.count,
+        args.seed,
+        args.threads,
+    )?;
     jsonl::write(&args.output, &subsets)?;
 
     let short = subsets.iter().filter(|s| s.short).count();
@@ -87,18 +91,4 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// `count` subsets of `size` tools from `graph`, named.
-pub fn sample(
-    graph: &ToolGraph,
-    strategy: SamplingStrategy,
-    size: usize,
-    count: u64,
-    seed: u64,
-    threads: usize,
-) -> anyhow::Result<Vec<Subset>> {
-    let adjacency = graph.adjacency()?;
-    let sampled = sample_subsets(&adjacency, strategy, size, count, seed, threads);
-    Ok(sampled.into_iter().map(|s| s.into_subset(&graph.nodes)).collect())
 }

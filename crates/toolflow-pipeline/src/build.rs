@@ -1,0 +1,100 @@
+//! The offline stages' work, shared by `toolflow graph`, `toolflow sample` and the run:
+//! the tool graph through the embedding cache, and subsets drawn from it.
+
+use std::io::Write;
+use std::path::Path;
+
+use toolflow_core::{SamplingStrategy, Subset, Tool, ToolGraph, jsonl};
+use toolflow_embed::{CachedEmbedder, EmbedStats, ModelOptions};
+use toolflow_graph::{BuildOptions, BuildReport, build_graph, sample_subsets};
+
+use crate::PipelineError;
+use crate::observe::Observer;
+
+/// A built graph with what it cost.
+pub struct BuiltGraph {
+    /// The graph.
+    pub graph: ToolGraph,
+    /// Strings, timings of the embedding and the join.
+    pub report: BuildReport,
+    /// What the embedding cache and model did.
+    pub embedding: EmbedStats,
+}
+
+/// Builds the graph of the tools in `tools_path` with threshold `tau`, through the
+/// embedding cache; embedding progress goes to `observer`.
+pub fn build_tool_graph(
+    tools_path: &Path,
+    tau: f32,
+    model: ModelOptions,
+    threads: usize,
+    observer: &dyn Observer,
+) -> Result<BuiltGraph, PipelineError> {
+    let bytes = std::fs::read(tools_path).map_err(PipelineError::io(tools_path))?;
+    let tools_hash = toolflow_core::content_hash(&[&bytes]);
+    let tools: Vec<Tool> = jsonl::read(tools_path)?;
+    if tools.is_empty() {
+        return Err(PipelineError::NoTools);
+    }
+    let mut embedder = CachedEmbedder::open(model)?;
+    let options = BuildOptions {
+        tau,
+        model: embedder.model_id().to_string(),
+        tools_hash,
+        threads,
+    };
+    let built = build_graph(&tools, &options, |strings: &[String]| {
+        embedder.embed_with_progress(strings, &|done, total| observer.embedding(done, total))
+    });
+    observer.embedding_finished();
+    let (graph, report) = built.map_err(|error| PipelineError::Graph {
+        path: tools_path.to_path_buf(),
+        error,
+    })?;
+    Ok(BuiltGraph {
+        graph,
+        report,
+        embedding: embedder.stats(),
+    })
+}
+
+/// Writes `graph.json`.
+pub fn write_graph_json(graph: &ToolGraph, path: &Path) -> Result<(), PipelineError> {
+    jsonl::write_atomically(path, |out| {
+        serde_json::to_writer(&mut *out, graph).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")
+    })?;
+    Ok(())
+}
+
+/// Reads a `graph.json`.
+pub fn read_graph(path: &Path) -> Result<ToolGraph, PipelineError> {
+    let bytes = std::fs::read(path).map_err(PipelineError::io(path))?;
+    serde_json::from_slice(&bytes).map_err(|error| PipelineError::NotAGraph {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// `count` subsets of `size` tools from the graph read from `graph_path`, named.
+pub fn sample_graph(
+    graph: &ToolGraph,
+    graph_path: &Path,
+    strategy: SamplingStrategy,
+    size: usize,
+    count: u64,
+    seed: u64,
+    threads: usize,
+) -> Result<Vec<Subset>, PipelineError> {
+    let adjacency = graph
+        .adjacency()
+        .map_err(|error| PipelineError::UnknownNode {
+            path: graph_path.to_path_buf(),
+            error,
+        })?;
+    let sampled = sample_subsets(&adjacency, strategy, size, count, seed, threads);
+    Ok(sampled
+        .into_iter()
+        .map(|s| s.into_subset(&graph.nodes))
+        .collect())
+}

@@ -1,0 +1,146 @@
+//! Why a pipeline run stopped. Each stage's own error passes through unchanged (it already
+//! names its file, line or field); [`PipelineError::Stage`] says which stage it came from.
+
+use std::path::PathBuf;
+
+use toolflow_embed::EmbedError;
+
+/// Everything that ends a run or a stage.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A stage failed; `error` says why.
+    #[error("stage `{stage}`: {error}")]
+    Stage {
+        /// The stage's name, as in `run-state.json`.
+        stage: String,
+        /// What went wrong in it.
+        error: Box<PipelineError>,
+    },
+    /// The run config is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A file or directory could not be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The system's error.
+        error: std::io::Error,
+    },
+    /// A JSON Lines file could not be read or written.
+    #[error(transparent)]
+    Jsonl(#[from] toolflow_core::jsonl::JsonlError),
+    /// A tool file could not be imported.
+    #[error(transparent)]
+    Import(#[from] toolflow_import::ImportError),
+    /// Every tool entry was skipped, so there is nothing to build a graph of.
+    #[error("no tools were imported")]
+    NoTools,
+    /// The embedding model could not be found, loaded or run.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    /// The tool graph could not be built.
+    #[error("building the graph of {path}: {error}")]
+    Graph {
+        /// The tools file.
+        path: PathBuf,
+        /// Why.
+        error: toolflow_graph::GraphError<EmbedError>,
+    },
+    /// A file that should hold a tool graph does not.
+    #[error("{path}: not a tool graph: {error}")]
+    NotAGraph {
+        /// The file.
+        path: PathBuf,
+        /// What JSON decoding said.
+        error: serde_json::Error,
+    },
+    /// A graph edge names a tool the graph's nodes lack.
+    #[error("{path}: {error}")]
+    UnknownNode {
+        /// The graph file.
+        path: PathBuf,
+        /// The node.
+        error: toolflow_core::graph::UnknownNode,
+    },
+    /// A subset names a tool that the tools file lacks.
+    #[error("subset {index} names `{tool}`, which tools.jsonl lacks")]
+    UnknownTool {
+        /// The subset's index.
+        index: u64,
+        /// The missing tool.
+        tool: String,
+    },
+    /// The endpoints could not be set up.
+    #[error(transparent)]
+    Endpoints(#[from] toolflow_llm::ConfigError),
+    /// The request engine could not be built.
+    #[error(transparent)]
+    Engine(#[from] toolflow_llm::EngineError),
+    /// No endpoint is configured and the embedded model could not be loaded.
+    #[error("no endpoint configured, so the embedded model answers: {0}")]
+    EmbeddedModel(#[from] toolflow_local::LocalError),
+    /// A prompt file is missing or malformed.
+    #[error(transparent)]
+    Prompts(#[from] toolflow_synth::PromptError),
+    /// The synthesizer refused its settings.
+    #[error(transparent)]
+    Synth(#[from] toolflow_synth::SynthError),
+    /// The run store failed.
+    #[error(transparent)]
+    Store(#[from] toolflow_store::StoreError),
+    /// The run store holds the dialogues of a run with other settings.
+    #[error(
+        "{0}\nThe settings, tools, prompts or models changed since these dialogues were written: pass --force to start over, or choose another --out."
+    )]
+    OtherRun(toolflow_store::StoreError),
+    /// Ctrl-C (or the caller's cancellation) stopped the synthesis stage.
+    #[error(
+        "interrupted: {written} of {expected} dialogues are in {}; run the same command again to resume",
+        store.display()
+    )]
+    Interrupted {
+        /// Dialogues the store holds.
+        written: u64,
+        /// Dialogues this run (shard) has.
+        expected: u64,
+        /// The store's file.
+        store: PathBuf,
+    },
+    /// A dialogue file could not be filtered or measured.
+    #[error(transparent)]
+    Eval(#[from] toolflow_eval::EvalError),
+    /// The NLI checkpoint is there but unusable.
+    #[error(transparent)]
+    Nli(#[from] toolflow_nli::NliError),
+    /// An export could not be written.
+    #[error(transparent)]
+    Export(#[from] toolflow_export::ExportError),
+    /// `[export]` names something that cannot be exported.
+    #[error("[export] {0}")]
+    ExportConfig(String),
+    /// The report could not be written.
+    #[error(transparent)]
+    Report(#[from] toolflow_report::ReportError),
+    /// The async runtime could not start.
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl PipelineError {
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
+        move |error| PipelineError::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+
+    /// This error, said to come from `stage`.
+    pub fn in_stage(self, stage: &str) -> PipelineError {
+        PipelineError::Stage {
+            stage: stage.to_string(),
+            error: Box::new(self),
+        }
+    }
+}

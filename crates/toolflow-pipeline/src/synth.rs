@@ -1,0 +1,282 @@
+//! The synthesis stage: one dialogue per subset of this shard, written concurrently, each
+//! committed to the run store as it finishes; `dialogues.jsonl` is then written from the
+//! store in index order. Rerunning after a crash, a `kill -9` or a cancellation writes only
+//! the dialogues the store does not hold.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use toolflow_core::{OutcomeStatus, Subset, Tool, jsonl};
+use toolflow_llm::{CancellationToken, Engine};
+use toolflow_store::{RunStore, Shard, StoreCounts, StoreError};
+use toolflow_synth::{Prompts, SynthConfig, Synthesizer};
+
+use crate::PipelineError;
+use crate::observe::{Observer, SynthProgress};
+
+/// What stops the synthesis loop early: what finished is kept, what was in flight is
+/// dropped (and written again by the next run).
+#[derive(Debug, Clone, Default)]
+pub enum Interrupt {
+    /// Ctrl-C (SIGINT), listened for only while the loop runs.
+    #[default]
+    CtrlC,
+    /// The caller cancels the token.
+    Token(CancellationToken),
+}
+
+impl Interrupt {
+    async fn wait(&self) {
+        match self {
+            Interrupt::CtrlC => {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    // No signal handler: never interrupted.
+                    std::future::pending::<()>().await;
+                }
+            }
+            Interrupt::Token(token) => token.cancelled().await,
+        }
+    }
+}
+
+/// What the synthesis of one store did (all zero when its stage was current).
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct SynthSummary {
+    /// Dialogues this shard of the run has.
+    pub expected: u64,
+    /// Found finished in the store, from an earlier attempt.
+    pub resumed: u64,
+    /// Written now.
+    pub written: u64,
+    /// Of those written now, completed.
+    pub completed: u64,
+    /// Of those written now, stopped at the turn limit.
+    pub turn_limit: u64,
+    /// Of those written now, failed (kept with their reason).
+    pub failed: u64,
+    /// Stopped by an [`Interrupt`].
+    pub interrupted: bool,
+}
+
+/// What a finished synthesis left: this invocation's counts and the store's.
+#[derive(Debug, Clone)]
+pub struct Synthesized {
+    /// What this invocation did.
+    pub summary: SynthSummary,
+    /// Every dialogue the store holds, by outcome.
+    pub in_store: StoreCounts,
+    /// Dialogues written to the output file.
+    pub dialogues: u64,
+}
+
+/// One store's worth of synthesis: the subsets to write and everything that decides them.
+pub struct SynthJob<'a> {
+    /// The tools the subsets name.
+    pub tools: &'a Path,
+    /// The subsets; only this shard's are written.
+    pub subsets: &'a Path,
+    /// Which subsets this invocation writes.
+    pub shard: Shard,
+    /// How the dialogues are written.
+    pub config: &'a SynthConfig,
+    /// The prompts.
+    pub prompts: Prompts,
+    /// The store (`run.sqlite`).
+    pub store: &'a Path,
+    /// What the store must have been made for; a store of another run is refused.
+    pub run_key: &'a str,
+    /// Stored with the key, for people reading the store.
+    pub settings: &'a serde_json::Value,
+    /// Start the store afresh.
+    pub fresh: bool,
+    /// Write again the dialogues that failed before.
+    pub retry_failed: bool,
+}
+
+/// Writes the job's dialogues that the store lacks, then `output` from the store. The
+/// engine is asked for only when there is something to write. Returns the counts; an
+/// interrupted run is an error ([`PipelineError::Interrupted`]) after `output` holds what
+/// finished.
+pub fn synthesize(
+    job: SynthJob<'_>,
+    output: &Path,
+    engine: impl FnOnce() -> Result<Arc<Engine>, PipelineError>,
+    runtime: &tokio::runtime::Runtime,
+    interrupt: &Interrupt,
+    observer: &dyn Observer,
+) -> Result<Synthesized, PipelineError> {
+    let store = if job.fresh {
+        RunStore::create_fresh(job.store, job.run_key, job.settings)?
+    } else {
+        RunStore::open(job.store, job.run_key, job.settings).map_err(|error| match error {
+            StoreError::OtherRun { .. } => PipelineError::OtherRun(error),
+            other => other.into(),
+        })?
+    };
+    if job.retry_failed {
+        let forgotten = store.forget_failed()?;
+        tracing::info!("{forgotten} failed dialogues will be written again");
+    }
+    let tools: HashMap<String, Tool> = jsonl::read::<Tool>(job.tools)?
+        .into_iter()
+        .map(|tool| (tool.name.clone(), tool))
+        .collect();
+    let subsets: Vec<Subset> = jsonl::read(job.subsets)?;
+    let mine: Vec<Subset> = subsets
+        .into_iter()
+        .filter(|subset| job.shard.contains(subset.index))
+        .collect();
+    let finished = store.finished()?;
+    let mut summary = SynthSummary {
+        expected: mine.len() as u64,
+        ..SynthSummary::default()
+    };
+    let todo: Vec<Subset> = mine
+        .into_iter()
+        .filter(|subset| !finished.contains(&subset.index))
+        .collect();
+    summary.resumed = summary.expected - todo.len() as u64;
+    if !todo.is_empty() {
+        let jobs = with_tools(todo, &tools)?;
+        let engine = engine()?;
+        let synth = Synthesizer::new(engine.clone(), job.prompts, job.config.clone())?;
+        observer.synth_started(jobs.len() as u64);
+        let written = runtime.block_on(write_all(
+            &synth,
+            &engine,
+            &store,
+            jobs,
+            interrupt,
+            observer,
+            &mut summary,
+        ));
+        observer.synth_finished();
+        written?;
+    }
+    let dialogues = store.write_jsonl(output)? as u64;
+    if summary.interrupted {
+        return Err(PipelineError::Interrupted {
+            written: dialogues,
+            expected: summary.expected,
+            store: job.store.to_path_buf(),
+        });
+    }
+    Ok(Synthesized {
+        summary,
+        in_store: store.counts()?,
+        dialogues,
+    })
+}
+
+/// Each subset with the definitions of its tools.
+fn with_tools(
+    todo: Vec<Subset>,
+    tools: &HashMap<String, Tool>,
+) -> Result<Vec<(Subset, Vec<Tool>)>, PipelineError> {
+    todo.into_iter()
+        .map(|subset| {
+            let chosen = subset
+                .tools
+                .iter()
+                .map(|name| {
+                    tools
+                        .get(name)
+                        .cloned()
+                        .ok_or_else(|| PipelineError::UnknownTool {
+                            index: subset.index,
+                            tool: name.clone(),
+                        })
+                })
+                .collect::<Result<Vec<Tool>, _>>()?;
+            Ok((subset, chosen))
+        })
+        .collect()
+}
+
+/// Writes the dialogues, `concurrency` at a time, committing each as it finishes, until all
+/// are written or the interrupt comes.
+async fn write_all(
+    synth: &Synthesizer,
+    engine: &Engine,
+    store: &RunStore,
+    jobs: Vec<(Subset, Vec<Tool>)>,
+    interrupt: &Interrupt,
+    observer: &dyn Observer,
+    summary: &mut SynthSummary,
+) -> Result<(), PipelineError> {
+    let started = Arc::new(AtomicU64::new(0));
+    let mut dialogues = futures_util::stream::iter(jobs)
+        .map(|(subset, chosen)| {
+            let started = started.clone();
+            async move {
+                started.fetch_add(1, Ordering::Relaxed);
+                synth.write(subset.index, subset.strategy, chosen).await
+            }
+        })
+        .buffer_unordered(synth.config().concurrency);
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    let interrupted = interrupt.wait();
+    tokio::pin!(interrupted);
+    let progress = |summary: &SynthSummary| {
+        observer.synth_progress(&progress_of(
+            engine,
+            summary,
+            started.load(Ordering::Relaxed),
+        ))
+    };
+    loop {
+        tokio::select! {
+            _ = &mut interrupted => {
+                summary.interrupted = true;
+                break;
+            }
+            _ = ticker.tick() => progress(summary),
+            next = dialogues.next() => {
+                let Some(dialogue) = next else { break };
+                store.commit(&dialogue)?;
+                summary.written += 1;
+                match dialogue.outcome.status {
+                    OutcomeStatus::Completed => summary.completed += 1,
+                    OutcomeStatus::TurnLimit => summary.turn_limit += 1,
+                    OutcomeStatus::Failed => {
+                        summary.failed += 1;
+                        tracing::warn!(
+                            "dialogue {} failed: {}",
+                            dialogue.id,
+                            dialogue.outcome.reason.as_deref().unwrap_or("no reason given")
+                        );
+                    }
+                }
+                progress(summary);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Failures, work in flight, requests, tokens and cost so far.
+fn progress_of(engine: &Engine, summary: &SynthSummary, started: u64) -> SynthProgress {
+    let mut progress = SynthProgress {
+        written: summary.written,
+        failed: summary.failed,
+        in_flight: started - summary.written,
+        ..SynthProgress::default()
+    };
+    for row in engine.tallies() {
+        progress.requests += row.tally.attempts;
+        progress.tokens += row.tally.prompt_tokens + row.tally.completion_tokens;
+        progress.cost_usd += row.tally.cost_usd;
+    }
+    progress
+}
+
+/// The store next to a dialogues file `toolflow synth` writes: `dialogues.sqlite` beside
+/// `dialogues.jsonl`.
+pub fn default_store_path(output: &Path) -> PathBuf {
+    output.with_extension("sqlite")
+}
