@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::Format;
+use crate::format::Format;
 
 /// The format `value` is in, or `None` when it looks like none of them.
 pub(crate) fn detect(value: &Value) -> Option<Format> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::Format;
+use crate::format::Format;
 
 /// A place in the input: the file as given, the line for JSON Lines, and a JSON pointer
 /// into the record (empty for the whole record or file).
@@ -235,4 +235,13 @@ impl fmt::Display for Summary {
         }
         Ok(())
     }
+}
+
+/// Why a reader could not produce a tool; `pointer` is absolute within the record, or empty
+/// to mean the entry itself.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Problem {
+    pub issue: Issue,
+    pub pointer: String,
+    pub message: String,
 }

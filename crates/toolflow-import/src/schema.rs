@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use toolflow_core::Tool;
 use toolflow_core::tool::empty_object_schema;
 
-use crate::Problem;
+use crate::report::Problem;
 use crate::document::kind;
 use crate::report::Issue;
 

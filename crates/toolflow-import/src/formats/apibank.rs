@@ -12,7 +12,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Entry, as_object, name_field, new_tool, problem, text_field};
-use crate::Problem;
+use crate::report::Problem;
 use crate::document::{kind, pointer};
 use crate::report::Issue;
 

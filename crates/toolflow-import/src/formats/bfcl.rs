@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::{Context, Entry, as_object, name_field, new_tool, problem, text_field};
-use crate::Problem;
+use crate::report::Problem;
 use crate::document::{kind, pointer};
 use crate::report::Issue;
 use crate::schema::visit_subschemas;

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{Entry, as_object, name_field, new_tool, problem, text_field};
-use crate::Problem;
+use crate::report::Problem;
 use crate::document::pointer;
 use crate::report::Issue;
 

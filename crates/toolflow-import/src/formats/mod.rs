@@ -17,7 +17,8 @@ use toolflow_core::Tool;
 
 use crate::document::{kind, pointer};
 use crate::report::Issue;
-use crate::{Format, Problem};
+use crate::format::Format;
+use crate::report::Problem;
 
 pub(crate) struct Entry {
     /// Where the definition sits in the record.

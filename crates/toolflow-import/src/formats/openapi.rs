@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::{Entry, as_object, new_tool, problem};
-use crate::Problem;
+use crate::report::Problem;
 use crate::document::{kind, pointer};
 use crate::names::snake_case;
 use crate::report::Issue;

@@ -1,0 +1,64 @@
+//! The source formats toolflow reads tools from.
+
+use serde::Serialize;
+
+/// The input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Openai,
+    Toolbench,
+    Openapi,
+    Mcp,
+    Bfcl,
+    Toolflow,
+    Apibank,
+}
+
+impl Format {
+    pub const ALL: [Format; 7] = [
+        Format::Openai,
+        Format::Toolbench,
+        Format::Openapi,
+        Format::Mcp,
+        Format::Bfcl,
+        Format::Toolflow,
+        Format::Apibank,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Openai => "openai",
+            Format::Toolbench => "toolbench",
+            Format::Openapi => "openapi",
+            Format::Mcp => "mcp",
+            Format::Bfcl => "bfcl",
+            Format::Toolflow => "toolflow",
+            Format::Apibank => "apibank",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Format, String> {
+        let text = text.to_ascii_lowercase();
+        Format::ALL
+            .into_iter()
+            .find(|format| format.name() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|format| format.name()).collect();
+                format!(
+                    "unknown format `{text}` (expected one of: {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
