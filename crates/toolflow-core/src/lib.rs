@@ -9,6 +9,7 @@ pub mod dialogue;
 pub mod graph;
 pub mod jsonl;
 pub mod metrics;
+pub mod overlap;
 pub mod rejection;
 pub mod run_state;
 pub mod subset;
@@ -63,6 +64,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("run-state", of::<RunState>()),
         ("metrics", of::<MetricsDocument>()),
         ("rejected", of::<Rejection>()),
+        ("overlap", of::<overlap::OverlapDocument>()),
     ]
 }
 

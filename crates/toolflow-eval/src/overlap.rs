@@ -31,18 +31,17 @@
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use serde::Serialize;
 use serde_json::{Map, Value};
+use std::path::PathBuf;
+
 use toolflow_core::Tool;
+pub use toolflow_core::overlap::{
+    LeakCount, LeakedTool, OverlapOptions, OverlapReport, SideSummary, TestSetOverlap,
+};
 
 use crate::words;
 
-/// "longer than 10 tokens".
-pub const DEFAULT_NGRAM: usize = 11;
-/// "more than 10% of the tokens".
-pub const DEFAULT_COVERAGE: f64 = 0.10;
-/// "cosine similarity … exceeded 0.9".
-pub const DEFAULT_COSINE: f64 = 0.9;
+pub use toolflow_core::overlap::{DEFAULT_COSINE, DEFAULT_COVERAGE, DEFAULT_NGRAM};
 
 /// What [`canonical_json`] keeps of a tool, recorded in reports.
 pub const TOOL_JSON_RULE: &str = "{name, description, parameters, returns (when not null)}, keys sorted at every level, compact; source and meta left out";
@@ -66,27 +65,6 @@ pub enum OverlapError {
 /// Texts to vectors, in order: the caller's sentence encoder (any dimension, the same for
 /// every call), or a message saying why it failed.
 pub type Embed<'a> = dyn FnMut(&[String]) -> Result<Vec<Vec<f32>>, String> + 'a;
-
-/// The thresholds; [`Default`] is the paper's.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct OverlapOptions {
-    /// Tokens per n-gram.
-    pub ngram: usize,
-    /// Leaked when the contaminated share of tokens is strictly above this.
-    pub coverage: f64,
-    /// Leaked when the best cosine is strictly above this.
-    pub cosine: f64,
-}
-
-impl Default for OverlapOptions {
-    fn default() -> Self {
-        OverlapOptions {
-            ngram: DEFAULT_NGRAM,
-            coverage: DEFAULT_COVERAGE,
-            cosine: DEFAULT_COSINE,
-        }
-    }
-}
 
 /// The tool's JSON string as the n-gram rule reads it; see [`TOOL_JSON_RULE`].
 pub fn canonical_json(tool: &Tool) -> String {
@@ -241,75 +219,19 @@ fn share(part: usize, whole: usize) -> f64 {
 /// One test set: a label and its tools.
 #[derive(Debug, Clone)]
 pub struct TestSet {
+    /// How the set is named in the report.
     pub name: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its tools.
     pub tools: Vec<Tool>,
 }
 
-/// A count and its share of the tools, in percent.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LeakCount {
-    pub leaked: usize,
-    pub percent: f64,
-}
-
-impl LeakCount {
-    fn of(leaked: usize, tools: usize) -> LeakCount {
-        LeakCount {
-            leaked,
-            percent: 100.0 * share(leaked, tools),
-        }
+fn leak_count(leaked: usize, tools: usize) -> LeakCount {
+    LeakCount {
+        leaked,
+        percent: 100.0 * share(leaked, tools),
     }
-}
-
-/// Leak counts of one side (training tools or test tools) by each criterion and by either.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SideSummary {
-    pub tools: usize,
-    pub ngram: LeakCount,
-    pub similarity: LeakCount,
-    pub either: LeakCount,
-    /// The highest n-gram coverage and cosine of any tool, leaked or not: how close the
-    /// sets come.
-    pub max_ngram_coverage: f64,
-    pub max_cosine: f32,
-}
-
-/// One leaked tool, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LeakedTool {
-    pub name: String,
-    /// Share of its JSON tokens in n-grams that the other set also has.
-    pub ngram_coverage: f64,
-    /// The other set's tool with the highest cosine, and that cosine.
-    pub best_match: String,
-    pub cosine: f32,
-    pub by_ngram: bool,
-    pub by_similarity: bool,
-}
-
-/// The overlap of the training tools with one test set.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TestSetOverlap {
-    pub name: String,
-    /// Training tools leaked from this test set.
-    pub train: SideSummary,
-    /// Test tools leaked into the training set (Table 9's reading).
-    pub test: SideSummary,
-    /// The leaked training tools, in training order.
-    pub leaked: Vec<LeakedTool>,
-    /// The leaked test tools, in test-set order.
-    pub leaked_test_tools: Vec<LeakedTool>,
-}
-
-/// The whole `overlap.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OverlapReport {
-    pub options: OverlapOptions,
-    pub tokenizer: &'static str,
-    pub tool_json: &'static str,
-    pub embedded_text: &'static str,
-    pub train_tools: usize,
-    pub test_sets: Vec<TestSetOverlap>,
 }
 
 /// Per-tool measures of one side against the other.
@@ -363,13 +285,14 @@ pub fn overlap(
             test: test_summary,
             leaked,
             leaked_test_tools,
+            path: test.path.clone(),
         });
     }
     Ok(OverlapReport {
         options: *options,
-        tokenizer: words::TOKENIZER,
-        tool_json: TOOL_JSON_RULE,
-        embedded_text: EMBEDDED_TEXT_RULE,
+        tokenizer: words::TOKENIZER.into(),
+        tool_json: TOOL_JSON_RULE.into(),
+        embedded_text: EMBEDDED_TEXT_RULE.into(),
         train_tools: train.len(),
         test_sets,
     })
@@ -403,9 +326,9 @@ fn judge(
     }
     let summary = SideSummary {
         tools: tools.len(),
-        ngram: LeakCount::of(by_ngram, tools.len()),
-        similarity: LeakCount::of(by_similarity, tools.len()),
-        either: LeakCount::of(leaked.len(), tools.len()),
+        ngram: leak_count(by_ngram, tools.len()),
+        similarity: leak_count(by_similarity, tools.len()),
+        either: leak_count(leaked.len(), tools.len()),
         max_ngram_coverage: side.coverage.iter().copied().fold(0.0, f64::max),
         max_cosine: side
             .best
@@ -584,6 +507,7 @@ mod tests {
         let mut test_words = distinct_words("test", 30);
         test_words.splice(10..10, shared.iter().cloned());
         let test = TestSet {
+            path: "test.json".into(),
             name: "t".into(),
             tools: vec![tool_with_words("other", &test_words)],
         };
@@ -639,6 +563,7 @@ mod tests {
     fn cosine_above_the_threshold_leaks() {
         let train = vec![tool("a", "x"), tool("b", "y")];
         let test = TestSet {
+            path: "test.json".into(),
             name: "t".into(),
             tools: vec![tool("p", "u"), tool("q", "v")],
         };

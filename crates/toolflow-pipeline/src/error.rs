@@ -63,6 +63,12 @@ pub enum PipelineError {
         /// The node.
         error: toolflow_core::graph::UnknownNode,
     },
+    /// A tool file or directory gave no tools.
+    #[error("{}: no tools read", .0.display())]
+    NoToolsIn(PathBuf),
+    /// The overlap check could not run.
+    #[error(transparent)]
+    Overlap(#[from] toolflow_eval::overlap::OverlapError),
     /// A subset names a tool that the tools file lacks.
     #[error("subset {index} names `{tool}`, which tools.jsonl lacks")]
     UnknownTool {

@@ -16,6 +16,7 @@ pub mod config;
 mod error;
 pub mod measure;
 pub mod observe;
+pub mod overlap;
 mod run;
 pub mod stage;
 pub mod synth;

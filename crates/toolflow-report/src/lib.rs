@@ -23,7 +23,6 @@ mod usage;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
 pub use toolflow_core::{Reason, Rejection};
 use toolflow_core::{Dialogue, MetricsDocument, ToolGraph};
 

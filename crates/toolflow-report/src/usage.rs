@@ -161,7 +161,6 @@ fn from_metrics(metrics: &Input<MetricsDocument>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn fixture_dialogues() -> Vec<Dialogue> {
         toolflow_core::jsonl::read(
