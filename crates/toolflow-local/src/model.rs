@@ -1,18 +1,20 @@
-//! The model itself: weights, tokenizer, template and grammars, answering one request at a
-//! time on the calling thread.
+//! The model itself: weights, tokenizer, template and grammars, decoding any number of
+//! requests together on the calling thread. Each request in flight (a sequence) has its own
+//! KV cache slot, grammar matcher and sampler; every decoding step feeds one token of every
+//! sequence through a single forward pass.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
+use llguidance::Matcher;
 use toolflow_core::Usage;
 use toolflow_llm::{ChatRequest, ChatResponse, FinishReason, ToolCallRequest, ToolChoice};
 
 use crate::LocalError;
 use crate::grammar::{Constraint, GrammarCompiler, tool_call_schema};
+use crate::llama::{KvCache, Llama};
 use crate::sampler::Sampler;
 use crate::template::ChatTemplate;
 use crate::tokenizer::{GgufTokenizer, metadata_string};
@@ -21,6 +23,8 @@ use crate::tokenizer::{GgufTokenizer, metadata_string};
 pub const MODEL_ID: &str = "SmolLM2-135M-Instruct.Q4_1";
 /// Answers are cut here when a request names no `max_tokens`.
 const DEFAULT_MAX_TOKENS: u32 = 512;
+/// Sequences decoded together at most, and KV cache slots kept for reuse across turns.
+pub const MAX_SEQUENCES: usize = 8;
 
 /// Where the time of one request went.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -34,27 +38,76 @@ pub struct Timings {
     pub generation: Duration,
 }
 
+/// A request in flight, as [`LocalModel::begin`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SequenceId(u64);
+
+/// One request's answer, or why it failed.
+pub type Answer = Result<(ChatResponse, Timings), LocalError>;
+
+/// A KV cache and the tokens it holds, kept after its request ends so that the next turn of
+/// the same conversation (whose prompt starts with this one's prompt and answer) only runs
+/// its new tokens.
+struct Slot {
+    cache: KvCache,
+    tokens: Vec<u32>,
+    busy: bool,
+    last_used: u64,
+}
+
+/// A request being decoded.
+struct Sequence {
+    id: SequenceId,
+    slot: usize,
+    stop: Vec<String>,
+    max_tokens: usize,
+    prompt_tokens: usize,
+    constraint: Option<Constraint>,
+    matcher: Option<Matcher>,
+    sampler: Sampler,
+    output: Vec<u32>,
+    text: String,
+    /// The logits for the next token.
+    logits: Vec<f32>,
+    timings: Timings,
+    generation_started: Instant,
+    /// Set when the sequence ended other than by reaching `max_tokens`.
+    finish: Option<FinishReason>,
+}
+
+/// A request checked and tokenized, before its prompt runs.
+struct Prepared {
+    prompt: Vec<u32>,
+    stop: Vec<String>,
+    max_tokens: usize,
+    constraint: Option<Constraint>,
+    matcher: Option<Matcher>,
+    sampler: Sampler,
+}
+
 pub struct LocalModel {
-    weights: ModelWeights,
+    llama: Llama,
     tokenizer: Arc<GgufTokenizer>,
     template: ChatTemplate,
     grammars: GrammarCompiler,
-    device: Device,
-    /// The tokens whose keys and values the model's KV cache holds, in order.
-    ///
-    /// candle's quantized llama appends to its per-layer cache whenever `index_pos > 0` and
-    /// restarts it at `index_pos == 0`; it cannot truncate. So a request reuses the cache only
-    /// when its prompt strictly extends these tokens — the usual case for the next turn of a
-    /// conversation, whose prompt is the previous prompt, the answer as generated and the new
-    /// messages. Anything else (another conversation, a re-tokenised answer that differs from
-    /// the sampled tokens) runs the whole prompt again.
-    cached: Vec<u32>,
+    slots: Vec<Slot>,
+    sequences: Vec<Sequence>,
+    next_id: u64,
+    /// Counts slot uses, to evict the least recently used one.
+    clock: u64,
     /// Stop generating at any of these (`<|im_end|>`, `<|endoftext|>`).
     end_tokens: Vec<u32>,
 }
 
 impl LocalModel {
+    /// Loads the model, its products running on all the cores this process may use.
     pub fn load(path: &Path) -> Result<Self, LocalError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::load_with_threads(path, threads)
+    }
+
+    /// Loads the model, its products running on `threads` threads.
+    pub fn load_with_threads(path: &Path, threads: usize) -> Result<Self, LocalError> {
         let gguf = |e: candle_core::Error| LocalError::Gguf(format!("{}: {e}", path.display()));
         let mut file = std::fs::File::open(path)
             .map_err(|e| LocalError::Gguf(format!("{}: {e}", path.display())))?;
@@ -62,9 +115,10 @@ impl LocalModel {
         let tokenizer = Arc::new(GgufTokenizer::from_gguf(&content)?);
         let template = ChatTemplate::new(&metadata_string(&content, "tokenizer.chat_template")?)?;
         let grammars = GrammarCompiler::new(tokenizer.tok_env())?;
-        let device = Device::Cpu;
-        dequantize_weights_to_f32();
-        let weights = ModelWeights::from_gguf(content, &mut file, &device).map_err(gguf)?;
+        let llama = Llama::load(&content, &mut file, threads).map_err(|e| match e {
+            LocalError::Gguf(why) => LocalError::Gguf(format!("{}: {why}", path.display())),
+            other => other,
+        })?;
         let mut end_tokens = vec![tokenizer.eos];
         end_tokens.extend(
             tokenizer
@@ -73,12 +127,14 @@ impl LocalModel {
                 .filter(|id| *id != tokenizer.eos),
         );
         Ok(LocalModel {
-            weights,
+            llama,
             tokenizer,
             template,
             grammars,
-            device,
-            cached: Vec::new(),
+            slots: Vec::new(),
+            sequences: Vec::new(),
+            next_id: 0,
+            clock: 0,
             end_tokens,
         })
     }
@@ -91,23 +147,195 @@ impl LocalModel {
         &self.template
     }
 
-    /// Forgets the KV cache, so the next request runs its whole prompt.
-    pub fn clear_cache(&mut self) {
-        self.weights.clear_kv_cache();
-        self.cached.clear();
+    /// Threads the matrix products run on.
+    pub fn threads(&self) -> usize {
+        self.llama.threads()
     }
 
-    pub fn complete(
-        &mut self,
-        request: &ChatRequest,
-    ) -> Result<(ChatResponse, Timings), LocalError> {
+    /// Requests being decoded.
+    pub fn in_flight(&self) -> usize {
+        self.sequences.len()
+    }
+
+    /// Forgets the KV caches not in use, so the next requests run their whole prompts.
+    pub fn clear_cache(&mut self) {
+        let mut renumbered = vec![0; self.slots.len()];
+        let mut kept = 0;
+        for (old, slot) in self.slots.iter().enumerate() {
+            if slot.busy {
+                renumbered[old] = kept;
+                kept += 1;
+            }
+        }
+        self.slots.retain(|slot| slot.busy);
+        for sequence in &mut self.sequences {
+            sequence.slot = renumbered[sequence.slot];
+        }
+    }
+
+    /// Answers one request (with any others in flight decoded alongside).
+    pub fn complete(&mut self, request: &ChatRequest) -> Answer {
+        let id = self
+            .begin(std::slice::from_ref(request))
+            .pop()
+            .expect("one id per request")?;
+        loop {
+            for (done, answer) in self.step() {
+                if done == id {
+                    return answer;
+                }
+            }
+        }
+    }
+
+    /// Starts decoding `requests`: their prompts run together in one forward pass, each
+    /// after the longest prefix of it that a free KV cache slot holds. Requests beyond
+    /// [`MAX_SEQUENCES`] in flight are refused.
+    pub fn begin(&mut self, requests: &[ChatRequest]) -> Vec<Result<SequenceId, LocalError>> {
+        let mut results: Vec<Result<SequenceId, LocalError>> = Vec::with_capacity(requests.len());
+        let mut started = Vec::new();
+        let begun = Instant::now();
+        for request in requests {
+            if self.sequences.len() + started.len() >= MAX_SEQUENCES {
+                results.push(Err(LocalError::Request(format!(
+                    "more than {MAX_SEQUENCES} requests in flight"
+                ))));
+                continue;
+            }
+            match self.prepare(request) {
+                Ok(prepared) => {
+                    let id = SequenceId(self.next_id);
+                    self.next_id += 1;
+                    let slot = self.take_slot(&prepared.prompt);
+                    results.push(Ok(id));
+                    started.push((id, slot, prepared));
+                }
+                Err(error) => results.push(Err(error)),
+            }
+        }
+        if started.is_empty() {
+            return results;
+        }
+        let fresh: Vec<(usize, Vec<u32>)> = started
+            .iter()
+            .map(|(_, slot, prepared)| {
+                let held = self.slots[*slot].tokens.len();
+                (*slot, prepared.prompt[held..].to_vec())
+            })
+            .collect();
+        let reused: Vec<usize> = fresh
+            .iter()
+            .map(|(slot, _)| self.slots[*slot].tokens.len())
+            .collect();
+        let logits = self.forward_slots(&fresh);
+        let elapsed = begun.elapsed();
+        match logits {
+            Ok(logits) => {
+                for (((id, slot, prepared), logits), (reused, (_, fresh))) in started
+                    .into_iter()
+                    .zip(logits)
+                    .zip(reused.into_iter().zip(&fresh))
+                {
+                    self.sequences.push(Sequence {
+                        id,
+                        slot,
+                        stop: prepared.stop,
+                        max_tokens: prepared.max_tokens,
+                        prompt_tokens: prepared.prompt.len(),
+                        constraint: prepared.constraint,
+                        matcher: prepared.matcher,
+                        sampler: prepared.sampler,
+                        output: Vec::new(),
+                        text: String::new(),
+                        logits,
+                        timings: Timings {
+                            prompt_tokens_processed: fresh.len(),
+                            prompt_tokens_reused: reused,
+                            prompt: elapsed,
+                            ..Timings::default()
+                        },
+                        generation_started: Instant::now(),
+                        finish: None,
+                    });
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for (id, slot, _) in started {
+                    self.release_slot(slot);
+                    if let Some(result) =
+                        results.iter_mut().find(|r| matches!(r, Ok(i) if *i == id))
+                    {
+                        *result = Err(LocalError::Request(message.clone()));
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// Samples one token for every sequence in flight and runs the ones that go on through
+    /// one forward pass together; returns the sequences that ended, with their answers.
+    pub fn step(&mut self) -> Vec<(SequenceId, Answer)> {
+        let mut finished = Vec::new();
+        let mut next: Vec<(usize, Vec<u32>)> = Vec::new();
+        let mut index = 0;
+        while index < self.sequences.len() {
+            match self.advance(index) {
+                Ok(Some(token)) => {
+                    next.push((self.sequences[index].slot, vec![token]));
+                    index += 1;
+                }
+                Ok(None) => {
+                    let sequence = self.sequences.remove(index);
+                    self.release_slot(sequence.slot);
+                    let id = sequence.id;
+                    finished.push((id, Ok(self.answer(sequence))));
+                }
+                Err(error) => {
+                    let sequence = self.sequences.remove(index);
+                    self.release_slot(sequence.slot);
+                    finished.push((sequence.id, Err(error)));
+                }
+            }
+        }
+        if next.is_empty() {
+            return finished;
+        }
+        match self.forward_slots(&next) {
+            Ok(logits) => {
+                for (sequence, logits) in self.sequences.iter_mut().zip(logits) {
+                    sequence.logits = logits;
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for sequence in std::mem::take(&mut self.sequences) {
+                    self.release_slot(sequence.slot);
+                    self.slots[sequence.slot].tokens.clear();
+                    self.slots[sequence.slot].cache.truncate(0);
+                    finished.push((sequence.id, Err(LocalError::Request(message.clone()))));
+                }
+            }
+        }
+        finished
+    }
+
+    /// Renders, tokenizes and checks a request, and compiles its grammar.
+    fn prepare(&self, request: &ChatRequest) -> Result<Prepared, LocalError> {
         let prompt = self.template.render(request)?;
-        let prompt_ids = self.tokenizer.encode(&prompt)?;
+        let prompt = self.tokenizer.encode(&prompt)?;
+        if prompt.is_empty() {
+            return Err(LocalError::Request(
+                "the rendered prompt is empty".to_string(),
+            ));
+        }
         let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS) as usize;
-        if prompt_ids.len() + max_tokens > MAX_SEQ_LEN {
+        let context = self.llama.config.context;
+        if prompt.len() + max_tokens > context {
             return Err(LocalError::Request(format!(
-                "the prompt has {} tokens and max_tokens is {max_tokens}: more than the {MAX_SEQ_LEN} this backend holds",
-                prompt_ids.len()
+                "the prompt has {} tokens and max_tokens is {max_tokens}: more than the {context} this model holds",
+                prompt.len()
             )));
         }
         let constraint = if let Some(schema) = &request.json_schema {
@@ -125,79 +353,164 @@ impl LocalModel {
         } else {
             None
         };
-        let mut matcher = constraint
+        let matcher = constraint
             .as_ref()
             .map(|c| self.grammars.matcher(c))
             .transpose()?;
+        Ok(Prepared {
+            prompt,
+            stop: request.stop.clone(),
+            max_tokens,
+            constraint,
+            matcher,
+            sampler: Sampler::new(request.temperature, request.top_p, request.seed),
+        })
+    }
 
-        let mut timings = Timings::default();
-        let started = Instant::now();
-        let mut logits = self.run_prompt(&prompt_ids, &mut timings)?;
-        timings.prompt = started.elapsed();
+    /// Picks the free slot whose tokens share the longest prefix with `prompt` (a new slot
+    /// when none shares any and there is room, else the least recently used), and cuts its
+    /// cache back to that prefix, keeping at least one prompt token to run.
+    fn take_slot(&mut self, prompt: &[u32]) -> usize {
+        let shared = |slot: &Slot| {
+            let common = slot
+                .tokens
+                .iter()
+                .zip(prompt)
+                .take_while(|(a, b)| a == b)
+                .count();
+            common.min(prompt.len() - 1)
+        };
+        let best = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| !slot.busy)
+            .max_by_key(|&(_, slot)| (shared(slot), std::cmp::Reverse(slot.last_used)))
+            .map(|(index, slot)| (index, shared(slot)));
+        let index = match best {
+            Some((index, common)) if common > 0 || self.slots.len() >= MAX_SEQUENCES => index,
+            _ => {
+                self.slots.push(Slot {
+                    cache: self.llama.new_cache(),
+                    tokens: Vec::new(),
+                    busy: false,
+                    last_used: 0,
+                });
+                self.slots.len() - 1
+            }
+        };
+        let common = shared(&self.slots[index]);
+        self.clock += 1;
+        let slot = &mut self.slots[index];
+        slot.busy = true;
+        slot.last_used = self.clock;
+        slot.tokens.truncate(common);
+        slot.cache.truncate(common);
+        index
+    }
 
-        let started = Instant::now();
-        let mut sampler = Sampler::new(request.temperature, request.top_p, request.seed);
-        let mut output: Vec<u32> = Vec::new();
-        let mut finish = FinishReason::Length;
-        let mut text = String::new();
-        while output.len() < max_tokens {
-            if let Some(matcher) = &mut matcher {
+    fn release_slot(&mut self, slot: usize) {
+        self.slots[slot].busy = false;
+    }
+
+    /// Feeds each slot its tokens in one forward pass; the logits come back in order.
+    fn forward_slots(&mut self, inputs: &[(usize, Vec<u32>)]) -> Result<Vec<Vec<f32>>, LocalError> {
+        let mut caches: Vec<Option<&mut KvCache>> = self
+            .slots
+            .iter_mut()
+            .map(|slot| Some(&mut slot.cache))
+            .collect();
+        let mut batch: Vec<(&mut KvCache, &[u32])> = Vec::with_capacity(inputs.len());
+        for (slot, tokens) in inputs {
+            let cache = caches[*slot].take().expect("each slot once per pass");
+            batch.push((cache, tokens.as_slice()));
+        }
+        let logits = self.llama.forward(&mut batch)?;
+        for (slot, tokens) in inputs {
+            self.slots[*slot].tokens.extend_from_slice(tokens);
+        }
+        Ok(logits)
+    }
+
+    /// Samples the next token of sequence `index`: `Some(token)` when it goes on (the token
+    /// still to be fed), `None` when it ended.
+    fn advance(&mut self, index: usize) -> Result<Option<u32>, LocalError> {
+        let end_tokens = &self.end_tokens;
+        let tokenizer = &self.tokenizer;
+        let sequence = &mut self.sequences[index];
+        if sequence.output.len() >= sequence.max_tokens {
+            return Ok(None);
+        }
+        let token = match &mut sequence.matcher {
+            Some(matcher) => {
                 if matcher.is_stopped() {
-                    finish = FinishReason::Stop;
-                    break;
+                    sequence.finish = Some(FinishReason::Stop);
+                    return Ok(None);
                 }
-                let mask = matcher
-                    .compute_mask()
-                    .map_err(|e| LocalError::Grammar(e.to_string()))?;
-                for (id, logit) in logits.iter_mut().enumerate() {
-                    if !mask.is_allowed(id as u32) {
-                        *logit = f32::NEG_INFINITY;
+                // A token drawn without the mask that the grammar accepts is a draw from the
+                // masked distribution too (when no nucleus cut depends on the mask), so the
+                // mask over the whole vocabulary is only computed when that draw is refused.
+                let mut token = None;
+                if sequence.sampler.exact_without_mask() {
+                    let drawn = sequence.sampler.sample(&sequence.logits, None)?;
+                    if matcher.validate_tokens(&[drawn]).map_err(grammar_error)? == 1 {
+                        token = Some(drawn);
+                    }
+                }
+                match token {
+                    Some(token) => token,
+                    None => {
+                        let mask = matcher.compute_mask().map_err(grammar_error)?;
+                        sequence.sampler.sample(&sequence.logits, Some(&mask))?
                     }
                 }
             }
-            let token = sampler.sample(&mut logits)?;
-            if self.end_tokens.contains(&token) {
-                finish = FinishReason::Stop;
-                break;
-            }
-            if let Some(matcher) = &mut matcher {
-                matcher
-                    .consume_token(token)
-                    .map_err(|e| LocalError::Grammar(e.to_string()))?;
-            }
-            output.push(token);
-            text = self.tokenizer.decode(&output)?;
-            if matcher.is_none() {
-                if let Some(at) = first_stop(&text, &request.stop) {
-                    text.truncate(at);
-                    finish = FinishReason::Stop;
-                    break;
-                }
-            }
-            if output.len() == max_tokens {
-                break;
-            }
-            logits = self.forward(&[token])?;
+            None => sequence.sampler.sample(&sequence.logits, None)?,
+        };
+        if end_tokens.contains(&token) {
+            sequence.finish = Some(FinishReason::Stop);
+            return Ok(None);
         }
-        timings.generated_tokens = output.len();
-        timings.generation = started.elapsed();
-        if let (Some(matcher), FinishReason::Length) = (&mut matcher, &finish) {
+        if let Some(matcher) = &mut sequence.matcher {
+            matcher.consume_token(token).map_err(grammar_error)?;
+        }
+        sequence.output.push(token);
+        sequence.text = tokenizer.decode(&sequence.output)?;
+        if sequence.matcher.is_none() {
+            if let Some(at) = first_stop(&sequence.text, &sequence.stop) {
+                sequence.text.truncate(at);
+                sequence.finish = Some(FinishReason::Stop);
+                return Ok(None);
+            }
+        }
+        if sequence.output.len() == sequence.max_tokens {
+            return Ok(None);
+        }
+        Ok(Some(token))
+    }
+
+    /// The response of a sequence that ended.
+    fn answer(&mut self, mut sequence: Sequence) -> (ChatResponse, Timings) {
+        let finish = sequence.finish.take().unwrap_or(FinishReason::Length);
+        let mut timings = sequence.timings;
+        timings.generated_tokens = sequence.output.len();
+        timings.generation = sequence.generation_started.elapsed();
+        if let (Some(matcher), FinishReason::Length) = (&mut sequence.matcher, &finish) {
             tracing::debug!(accepting = ?matcher.is_accepting(), "structured answer cut by max_tokens");
         }
-
         let usage = Usage {
-            prompt_tokens: prompt_ids.len() as u64,
-            completion_tokens: output.len() as u64,
+            prompt_tokens: sequence.prompt_tokens as u64,
+            completion_tokens: sequence.output.len() as u64,
         };
         let mut response = ChatResponse {
-            text: Some(text),
+            text: Some(sequence.text),
             tool_calls: Vec::new(),
             finish_reason: finish,
             usage,
             model: MODEL_ID.to_string(),
         };
         if let (Some(Constraint::ToolCall(_) | Constraint::TextOrToolCall(_)), FinishReason::Stop) =
-            (&constraint, &response.finish_reason)
+            (&sequence.constraint, &response.finish_reason)
         {
             if let Some(call) = response.text.as_deref().and_then(parse_tool_call) {
                 response.tool_calls.push(call);
@@ -205,67 +518,12 @@ impl LocalModel {
                 response.finish_reason = FinishReason::ToolCalls;
             }
         }
-        Ok((response, timings))
-    }
-
-    /// Runs the prompt through the model, reusing the KV cache when the prompt extends what it
-    /// holds, and returns the logits of the last position.
-    fn run_prompt(
-        &mut self,
-        prompt: &[u32],
-        timings: &mut Timings,
-    ) -> Result<Vec<f32>, LocalError> {
-        let reusable = self.cached.len() < prompt.len() && prompt.starts_with(&self.cached);
-        if !reusable {
-            self.cached.clear();
-        }
-        timings.prompt_tokens_reused = self.cached.len();
-        let fresh = &prompt[self.cached.len()..];
-        timings.prompt_tokens_processed = fresh.len();
-        if fresh.is_empty() {
-            return Err(LocalError::Request(
-                "the rendered prompt is empty".to_string(),
-            ));
-        }
-        self.forward(fresh)
-    }
-
-    /// Feeds `tokens` after the cached ones and returns the logits of the last one.
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, LocalError> {
-        let input = Tensor::new(tokens, &self.device)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(LocalError::Model)?;
-        let logits = self.weights.forward(&input, self.cached.len());
-        // A failed forward leaves the per-layer caches in an unknown state.
-        let logits = match logits {
-            Ok(l) => l,
-            Err(e) => {
-                self.clear_cache();
-                return Err(LocalError::Model(e));
-            }
-        };
-        self.cached.extend_from_slice(tokens);
-        logits
-            .squeeze(0)
-            .and_then(|l| l.to_vec1::<f32>())
-            .map_err(LocalError::Model)
+        (response, timings)
     }
 }
 
-/// Makes candle load the Q4_1 weights as f32 (about 540 MB instead of 98 MB).
-///
-/// candle's quantized CPU kernels choose their SIMD code at compile time, and this workspace
-/// builds for the x86-64 baseline, so Q4_1 matmuls run scalar: 6.9 prompt tokens/s on 2 cores
-/// (`toolflow-bench --bin local`). As f32 the weights go through `gemm`, which picks AVX2 or
-/// AVX-512 at run time: 153 tokens/s. candle reads this switch only from the environment, once
-/// per thread, so it is set here unless the user set it (to `0` to keep the weights quantized).
-fn dequantize_weights_to_f32() {
-    if std::env::var_os("CANDLE_DEQUANTIZE_ALL").is_none() {
-        // SAFETY: the environment is written once, before the weights load, with a constant
-        // value; toolflow does not read or write the environment from other threads while a
-        // model loads (it loads the model before starting its workers).
-        unsafe { std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1") };
-    }
+fn grammar_error(error: impl std::fmt::Display) -> LocalError {
+    LocalError::Grammar(error.to_string())
 }
 
 /// The byte offset where the first of `stops` begins in `text`.

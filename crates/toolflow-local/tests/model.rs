@@ -292,3 +292,79 @@ fn a_tool_request_calls_a_listed_tool_with_valid_arguments() {
         ),
     }
 }
+
+/// Each row of a forward pass is computed on its own, in a fixed order: a request's answer
+/// does not depend on the requests decoded alongside it, nor on a reused KV cache.
+#[test]
+fn answers_do_not_depend_on_the_batch_or_the_cache() {
+    let mut model = toolflow_local::LocalModel::load(model_path()).unwrap();
+    let mut requests: Vec<ChatRequest> = ["Name a fruit.", "Describe rain.", "Say hello."]
+        .iter()
+        .enumerate()
+        .map(|(seed, prompt)| {
+            let mut r = request(prompt);
+            r.temperature = Some(1.0);
+            r.seed = Some(seed as u64);
+            r
+        })
+        .collect();
+    requests[1].json_schema = Some(person_schema());
+    requests[1].max_tokens = Some(40);
+    let alone: Vec<_> = requests
+        .iter()
+        .map(|r| {
+            model.clear_cache();
+            model.complete(r).unwrap().0
+        })
+        .collect();
+
+    model.clear_cache();
+    let ids: Vec<_> = model
+        .begin(&requests)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut together = vec![None; requests.len()];
+    while together.iter().any(Option::is_none) {
+        for (id, answer) in model.step() {
+            let at = ids.iter().position(|i| *i == id).unwrap();
+            together[at] = Some(answer.unwrap().0);
+        }
+    }
+    for (alone, together) in alone.iter().zip(&together) {
+        assert_eq!(Some(alone), together.as_ref());
+    }
+
+    // The next turn reuses the first turn's cache and still answers as from scratch.
+    let mut second = requests[0].clone();
+    second.messages.push(Message::new(
+        Role::Assistant,
+        alone[0].text.clone().unwrap_or_default(),
+    ));
+    second
+        .messages
+        .push(Message::new(Role::User, "And a vegetable?"));
+    let (warm, timings) = model.complete(&second).unwrap();
+    assert!(timings.prompt_tokens_reused > 10, "{timings:?}");
+    model.clear_cache();
+    let (cold, timings) = model.complete(&second).unwrap();
+    assert_eq!(timings.prompt_tokens_reused, 0);
+    assert_eq!(warm, cold);
+}
+
+/// Requests sent at once to the backend are all answered, as when sent one by one.
+#[test]
+fn concurrent_backend_requests_are_all_answered() {
+    let requests: Vec<ChatRequest> = (0..5)
+        .map(|seed| {
+            let mut r = request("Write one sentence about mountains.");
+            r.seed = Some(seed);
+            r.temperature = Some(1.0);
+            r
+        })
+        .collect();
+    let one_by_one: Vec<ChatResponse> = requests.iter().map(ask).collect();
+    let futures: Vec<_> = requests.iter().map(|r| backend().complete(r)).collect();
+    let together: Vec<ChatResponse> = futures.into_iter().map(|f| block_on(f).unwrap()).collect();
+    assert_eq!(one_by_one, together);
+}

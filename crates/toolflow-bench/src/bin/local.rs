@@ -1,56 +1,53 @@
 //! The embedded model's speed on this machine: prompt processing and generation tokens/s,
-//! free and under a JSON Schema grammar, and what reusing the KV cache saves on a second turn.
+//! free and under a JSON Schema grammar, for 1 to 8 sequences decoded together, on one
+//! thread and on `--threads`; what reusing the KV cache saves on a second turn; and, in the
+//! same run, llama.cpp's `llama-bench` on the same GGUF and thread count when it is built.
 //!
-//! `cargo run --release -p toolflow-bench --bin local [-- --rounds N]`
+//! `cargo run --release -p toolflow-bench --bin local [-- --rounds N --threads T]`
 //! The model comes from the cache (`TOOLFLOW_CACHE_DIR` or the default), fetched when absent.
+//! `llama-bench` is `LLAMA_BENCH` or `<cache>/llama-cpp/build/bin/llama-bench`.
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 use toolflow_llm::{ChatRequest, Message, Role};
+use toolflow_local::quant::Isa;
 use toolflow_local::{LocalModel, LocalOptions, ModelSource, Timings, locate_model};
 
 fn main() -> Result<()> {
-    let rounds: usize = match std::env::args().skip_while(|a| a != "--rounds").nth(1) {
-        Some(n) => n.parse().context("--rounds takes a number")?,
-        None => 3,
+    let number = |flag: &str, default: usize| -> Result<usize> {
+        match std::env::args().skip_while(|a| a != flag).nth(1) {
+            Some(n) => n.parse().with_context(|| format!("{flag} takes a number")),
+            None => Ok(default),
+        }
     };
+    let rounds = number("--rounds", 3)?;
+    let threads = number("--threads", 2)?;
     let options = LocalOptions::default();
     let path = locate_model(&ModelSource {
         model_path: None,
-        cache_dir: options.cache_dir,
+        cache_dir: options.cache_dir.clone(),
         offline: options.offline,
     })?;
-    let started = std::time::Instant::now();
-    let mut model = LocalModel::load(&path)?;
+    let started = Instant::now();
+    let mut model = LocalModel::load_with_threads(&path, threads)?;
     println!(
-        "model {} loaded in {:.2} s",
+        "model {} loaded in {:.2} s; kernels: {:?}; threads: {}; cores online: {}",
         path.display(),
-        started.elapsed().as_secs_f64()
-    );
-    println!(
-        "threads: {} (candle/rayon), cores online: {}",
-        candle_threads(),
+        started.elapsed().as_secs_f64(),
+        Isa::detect(),
+        model.threads(),
         cores()
     );
 
     let long_text = "The quick brown fox jumps over the lazy dog while the river keeps flowing past the old mill. ".repeat(24);
     let mut prompt = request(&format!("Summarise this text in one line:\n{long_text}"));
     prompt.max_tokens = Some(1);
-    let runs = measure(&mut model, &prompt, rounds)?;
-    report("prompt processing", &runs, |t| {
-        (t.prompt_tokens_processed, t.prompt)
-    });
-
     let mut free = request("Write a long story about a lighthouse keeper and a storm.");
     free.max_tokens = Some(128);
     free.temperature = Some(0.8);
-    let runs = measure(&mut model, &free, rounds)?;
-    report("generation, free text", &runs, |t| {
-        (t.generated_tokens, t.generation)
-    });
-
     let mut structured = request("List four people with a name, an age and a city.");
     structured.max_tokens = Some(128);
     structured.temperature = Some(0.8);
@@ -63,11 +60,89 @@ fn main() -> Result<()> {
         }}},
         "required": ["people"], "additionalProperties": false
     }));
-    let runs = measure(&mut model, &structured, rounds)?;
+
+    if threads != 1 {
+        let mut single = LocalModel::load_with_threads(&path, 1)?;
+        println!("-- 1 thread");
+        single_stream(&mut single, &prompt, &free, &structured, rounds)?;
+    }
+    println!("-- {threads} threads");
+    single_stream(&mut model, &prompt, &free, &structured, rounds)?;
+
+    println!("-- sequences decoded together ({threads} threads; aggregate tokens/s)");
+    for (name, base) in [("free text", &free), ("JSON Schema grammar", &structured)] {
+        for sequences in [1, 2, 4, 8] {
+            let (prompt_rate, generation_rate, tokens) = batched(&mut model, base, sequences)?;
+            println!(
+                "{name}, {sequences} sequences: prompt {prompt_rate:.1} tokens/s, generation {generation_rate:.1} tokens/s ({tokens} tokens)"
+            );
+        }
+    }
+
+    second_turn(&mut model, &long_text, rounds)?;
+    llama_bench(&path, &options.cache_dir, threads)
+}
+
+fn single_stream(
+    model: &mut LocalModel,
+    prompt: &ChatRequest,
+    free: &ChatRequest,
+    structured: &ChatRequest,
+    rounds: usize,
+) -> Result<()> {
+    let runs = measure(model, prompt, rounds)?;
+    report("prompt processing", &runs, |t| {
+        (t.prompt_tokens_processed, t.prompt)
+    });
+    let runs = measure(model, free, rounds)?;
+    report("generation, free text", &runs, |t| {
+        (t.generated_tokens, t.generation)
+    });
+    let runs = measure(model, structured, rounds)?;
     report("generation, JSON Schema grammar", &runs, |t| {
         (t.generated_tokens, t.generation)
     });
+    Ok(())
+}
 
+/// `sequences` copies of `base` (seeds 0, 1, …) started together and decoded together from
+/// empty caches: aggregate prompt and generation tokens/s, and the tokens generated.
+fn batched(
+    model: &mut LocalModel,
+    base: &ChatRequest,
+    sequences: usize,
+) -> Result<(f64, f64, usize)> {
+    model.clear_cache();
+    let requests: Vec<ChatRequest> = (0..sequences)
+        .map(|seed| {
+            let mut request = base.clone();
+            request.seed = Some(seed as u64);
+            request
+        })
+        .collect();
+    let started = Instant::now();
+    for begun in model.begin(&requests) {
+        begun?;
+    }
+    let prompt_time = started.elapsed();
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    while answers.len() < sequences {
+        for (_, answer) in model.step() {
+            answers.push(answer?.1);
+        }
+    }
+    let generation_time = started.elapsed();
+    let prompt_tokens: usize = answers.iter().map(|t| t.prompt_tokens_processed).sum();
+    let generated: usize = answers.iter().map(|t| t.generated_tokens).sum();
+    Ok((
+        prompt_tokens as f64 / prompt_time.as_secs_f64(),
+        generated as f64 / generation_time.as_secs_f64(),
+        generated,
+    ))
+}
+
+fn second_turn(model: &mut LocalModel, long_text: &str, rounds: usize) -> Result<()> {
     // A second turn: the first turn's prompt and answer, then a new question.
     let mut first = request(&format!("Here is a text:\n{long_text}\nWhat animal jumps?"));
     first.max_tokens = Some(24);
@@ -85,19 +160,54 @@ fn main() -> Result<()> {
         second
             .messages
             .push(Message::new(Role::User, "And what does the river do?"));
-        warm.push(model.complete(&second)?.1);
+        let (warm_answer, warm_timings) = model.complete(&second)?;
+        warm.push(warm_timings);
         model.clear_cache();
-        cold.push(model.complete(&second)?.1);
+        let (cold_answer, cold_timings) = model.complete(&second)?;
+        cold.push(cold_timings);
+        if warm_answer.text != cold_answer.text {
+            bail!("the answer with a reused KV cache differs from the one without");
+        }
     }
     let median_ms =
         |runs: &[Timings]| median(runs.iter().map(|t| t.prompt.as_secs_f64() * 1e3).collect());
     println!(
-        "second turn prompt: {} tokens; KV cache reused {} of them: {:.1} ms against {:.1} ms from scratch (median of {rounds})",
+        "second turn prompt: {} tokens; KV cache reused {} of them: {:.1} ms against {:.1} ms from scratch (median of {rounds}; same answer)",
         cold[0].prompt_tokens_processed,
         warm[0].prompt_tokens_reused,
         median_ms(&warm),
         median_ms(&cold),
     );
+    Ok(())
+}
+
+/// llama.cpp's own figures on the same file and thread count, when `llama-bench` is built.
+fn llama_bench(model: &Path, cache_dir: &Path, threads: usize) -> Result<()> {
+    let binary = std::env::var_os("LLAMA_BENCH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir.join("llama-cpp/build/bin/llama-bench"));
+    if !binary.is_file() {
+        println!("llama-bench: not built ({} is absent)", binary.display());
+        return Ok(());
+    }
+    let output = std::process::Command::new(&binary)
+        .arg("-m")
+        .arg(model)
+        .args(["-t", &threads.to_string(), "-p", "512", "-n", "128"])
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
+    println!("-- llama-bench -t {threads} -p 512 -n 128 (same run)");
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if line.starts_with('|') {
+            println!("{line}");
+        }
+    }
+    if !output.status.success() {
+        println!(
+            "llama-bench failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
     Ok(())
 }
 
@@ -110,6 +220,7 @@ fn request(prompt: &str) -> ChatRequest {
 /// Runs `request` `rounds` times with different seeds, each from an empty KV cache.
 fn measure(model: &mut LocalModel, request: &ChatRequest, rounds: usize) -> Result<Vec<Timings>> {
     // One unmeasured run warms the allocator and the grammar's caches.
+    model.clear_cache();
     model.complete(request)?;
     (0..rounds)
         .map(|round| {
@@ -139,13 +250,6 @@ fn report(what: &str, runs: &[Timings], pick: impl Fn(&Timings) -> (usize, Durat
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-fn candle_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(cores)
 }
 
 fn cores() -> usize {

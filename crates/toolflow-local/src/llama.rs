@@ -1,0 +1,546 @@
+//! A llama-architecture transformer on the CPU with the quantized kernels of [`crate::quant`]:
+//! one forward pass takes any number of sequences, each with its own KV cache and any number
+//! of new tokens, so a long prompt and a batch of single decoding steps share the same code
+//! (and each weight is read once per pass, whatever the number of sequences).
+
+use candle_core::quantized::{GgmlDType, gguf_file};
+use candle_core::{Device, Tensor};
+
+use crate::LocalError;
+use crate::quant::{QMatrix, QuantizedRows};
+
+/// The shape of the network, from the GGUF metadata.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub layers: usize,
+    pub dim: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub ffn_dim: usize,
+    pub vocab: usize,
+    pub context: usize,
+    rms_eps: f32,
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    /// Q, K and V stacked: one product for the three.
+    qkv: QMatrix,
+    attn_out: QMatrix,
+    ffn_norm: Vec<f32>,
+    /// Gate and up stacked.
+    gate_up: QMatrix,
+    down: QMatrix,
+}
+
+/// The weights and a thread pool; the per-sequence state lives in [`KvCache`].
+pub struct Llama {
+    pub config: Config,
+    embeddings: QMatrix,
+    /// `None`: the output projection is the embedding matrix (tied weights).
+    output: Option<QMatrix>,
+    output_norm: Vec<f32>,
+    layers: Vec<Layer>,
+    /// cos and sin of every position's rotation angles, `context * head_dim / 2` each.
+    rope_cos: Vec<f32>,
+    rope_sin: Vec<f32>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+/// One sequence's keys and values, per layer: `len` positions of `kv_heads * head_dim`.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Keeps the first `len` positions (a prefix shared with the next prompt).
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        let width = self.keys.first().map_or(0, |k| k.len() / self.len.max(1));
+        for layer in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            layer.truncate(len * width);
+        }
+        self.len = len;
+    }
+}
+
+/// The working buffers of one forward pass.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    normed: Vec<f32>,
+    quantized: QuantizedRows,
+    qkv: Vec<f32>,
+    attention: Vec<f32>,
+    projected: Vec<f32>,
+    gate_up: Vec<f32>,
+    hidden: Vec<f32>,
+}
+
+impl Llama {
+    /// Loads a llama-architecture GGUF. Q4_1 and Q8_0 matrices stay as they are; every other
+    /// type is requantized to Q8_0.
+    pub fn load(
+        content: &gguf_file::Content,
+        file: &mut std::fs::File,
+        threads: usize,
+    ) -> Result<Self, LocalError> {
+        let architecture = metadata_str(content, "general.architecture")?;
+        if architecture != "llama" {
+            return Err(LocalError::Gguf(format!(
+                "general.architecture is {architecture:?}; the embedded backend runs llama models only"
+            )));
+        }
+        let number = |key: &str| -> Result<usize, LocalError> {
+            content
+                .metadata
+                .get(key)
+                .and_then(|v| v.to_u32().ok())
+                .map(|v| v as usize)
+                .ok_or_else(|| {
+                    LocalError::Gguf(format!("metadata {key} is missing or not a number"))
+                })
+        };
+        let dim = number("llama.embedding_length")?;
+        let heads = number("llama.attention.head_count")?;
+        let kv_heads = number("llama.attention.head_count_kv").unwrap_or(heads);
+        if heads == 0 || dim % heads != 0 || kv_heads == 0 || heads % kv_heads != 0 {
+            return Err(LocalError::Gguf(format!(
+                "{heads} attention heads ({kv_heads} for keys and values) do not divide width {dim}"
+            )));
+        }
+        let head_dim = dim / heads;
+        if let Ok(rope_dim) = number("llama.rope.dimension_count") {
+            if rope_dim != head_dim {
+                return Err(LocalError::Gguf(format!(
+                    "llama.rope.dimension_count {rope_dim} differs from the head width {head_dim}: partial rotary embeddings are not supported"
+                )));
+            }
+        }
+        let rms_eps = content
+            .metadata
+            .get("llama.attention.layer_norm_rms_epsilon")
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(1e-5);
+        let rope_base = content
+            .metadata
+            .get("llama.rope.freq_base")
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(10_000.0);
+        let context = number("llama.context_length").unwrap_or(4096).min(32_768);
+
+        let embeddings = matrix(
+            read_tensor(content, file, "token_embd.weight")?,
+            "token_embd.weight",
+        )?;
+        let output = match content.tensor_infos.contains_key("output.weight") {
+            true => Some(matrix(
+                read_tensor(content, file, "output.weight")?,
+                "output.weight",
+            )?),
+            false => None,
+        };
+        let output_norm = vector(
+            read_tensor(content, file, "output_norm.weight")?,
+            "output_norm.weight",
+        )?;
+        let layer_count = number("llama.block_count")?;
+        let mut layers = Vec::with_capacity(layer_count);
+        for i in 0..layer_count {
+            let mut load = |part: &str| {
+                let name = format!("blk.{i}.{part}.weight");
+                read_tensor(content, file, &name).and_then(|t| matrix(t, &name))
+            };
+            let (q, k, v) = (load("attn_q")?, load("attn_k")?, load("attn_v")?);
+            let attn_out = load("attn_output")?;
+            let (gate, up, down) = (load("ffn_gate")?, load("ffn_up")?, load("ffn_down")?);
+            let mut norm = |part: &str| {
+                let name = format!("blk.{i}.{part}.weight");
+                read_tensor(content, file, &name).and_then(|t| vector(t, &name))
+            };
+            let (attn_norm, ffn_norm) = (norm("attn_norm")?, norm("ffn_norm")?);
+            layers.push(Layer {
+                attn_norm,
+                qkv: stack(&[&q, &k, &v]),
+                attn_out,
+                ffn_norm,
+                gate_up: stack(&[&gate, &up]),
+                down,
+            });
+        }
+        let config = Config {
+            layers: layer_count,
+            dim,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn_dim: layers.first().map_or(0, |l| l.down.cols),
+            vocab: embeddings.rows,
+            context,
+            rms_eps,
+        };
+        check_shapes(&config, &layers, &embeddings, output.as_ref())?;
+
+        // GGUF llama weights are permuted for GGML's "normal" rope: pairs (2i, 2i+1).
+        let half = head_dim / 2;
+        let mut rope_cos = Vec::with_capacity(context * half);
+        let mut rope_sin = Vec::with_capacity(context * half);
+        for position in 0..context {
+            for i in 0..half {
+                let theta = 1.0 / rope_base.powf((2 * i) as f32 / head_dim as f32);
+                let angle = position as f32 * theta;
+                rope_cos.push(angle.cos());
+                rope_sin.push(angle.sin());
+            }
+        }
+        let pool = match threads {
+            0 | 1 => None,
+            n => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("toolflow-local-{i}"))
+                    .build()
+                    .map_err(|e| LocalError::Model(candle_core::Error::Msg(e.to_string())))?,
+            ),
+        };
+        Ok(Llama {
+            config,
+            embeddings,
+            output,
+            output_norm,
+            layers,
+            rope_cos,
+            rope_sin,
+            pool,
+        })
+    }
+
+    /// An empty cache for one sequence.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            keys: vec![Vec::new(); self.config.layers],
+            values: vec![Vec::new(); self.config.layers],
+            len: 0,
+        }
+    }
+
+    /// Threads the products run on.
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
+    }
+
+    /// Feeds each sequence its new tokens after what its cache holds, appends their keys and
+    /// values to it, and returns the logits after each sequence's last token.
+    pub fn forward(
+        &self,
+        batch: &mut [(&mut KvCache, &[u32])],
+    ) -> Result<Vec<Vec<f32>>, LocalError> {
+        let c = &self.config;
+        for (cache, tokens) in batch.iter() {
+            if tokens.is_empty() {
+                return Err(LocalError::Request(
+                    "a sequence with no new token".to_string(),
+                ));
+            }
+            if cache.len + tokens.len() > c.context {
+                return Err(LocalError::Request(format!(
+                    "{} tokens are more than the {} this model holds",
+                    cache.len + tokens.len(),
+                    c.context
+                )));
+            }
+            if let Some(bad) = tokens.iter().find(|t| **t as usize >= c.vocab) {
+                return Err(LocalError::Request(format!(
+                    "token {bad} is outside the vocabulary"
+                )));
+            }
+        }
+        let rows: usize = batch.iter().map(|(_, t)| t.len()).sum();
+        let kv_dim = c.kv_heads * c.head_dim;
+        let pool = self.pool.as_ref();
+        let mut s = Scratch::default();
+        s.x.resize(rows * c.dim, 0.0);
+        for (row, token) in batch.iter().flat_map(|(_, t)| t.iter()).enumerate() {
+            self.embeddings
+                .dequantize_row(*token as usize, &mut s.x[row * c.dim..(row + 1) * c.dim]);
+        }
+        for (index, layer) in self.layers.iter().enumerate() {
+            rms_norm(&s.x, &layer.attn_norm, c.rms_eps, &mut s.normed);
+            s.quantized.quantize(&s.normed, c.dim);
+            s.qkv.resize(rows * layer.qkv.rows, 0.0);
+            layer.qkv.matmul(&s.quantized, &mut s.qkv, pool);
+
+            let qkv_width = layer.qkv.rows;
+            let mut row = 0;
+            for (cache, tokens) in batch.iter_mut() {
+                for i in 0..tokens.len() {
+                    let position = cache.len + i;
+                    let at = (row + i) * qkv_width;
+                    let (q, kv) = s.qkv[at..at + qkv_width].split_at_mut(c.dim);
+                    self.rope(q, position);
+                    self.rope(&mut kv[..kv_dim], position);
+                    cache.keys[index].extend_from_slice(&kv[..kv_dim]);
+                    cache.values[index].extend_from_slice(&kv[kv_dim..2 * kv_dim]);
+                }
+                row += tokens.len();
+            }
+
+            s.attention.resize(rows * c.dim, 0.0);
+            self.attend(batch, index, &s.qkv, qkv_width, &mut s.attention);
+            s.quantized.quantize(&s.attention, c.dim);
+            s.projected.resize(rows * c.dim, 0.0);
+            layer.attn_out.matmul(&s.quantized, &mut s.projected, pool);
+            s.x.iter_mut().zip(&s.projected).for_each(|(x, p)| *x += p);
+
+            rms_norm(&s.x, &layer.ffn_norm, c.rms_eps, &mut s.normed);
+            s.quantized.quantize(&s.normed, c.dim);
+            s.gate_up.resize(rows * layer.gate_up.rows, 0.0);
+            layer.gate_up.matmul(&s.quantized, &mut s.gate_up, pool);
+            s.hidden.clear();
+            for gate_up in s.gate_up.chunks_exact(2 * c.ffn_dim) {
+                let (gate, up) = gate_up.split_at(c.ffn_dim);
+                s.hidden
+                    .extend(gate.iter().zip(up).map(|(g, u)| g / (1.0 + (-g).exp()) * u));
+            }
+            s.quantized.quantize(&s.hidden, c.ffn_dim);
+            layer.down.matmul(&s.quantized, &mut s.projected, pool);
+            s.x.iter_mut().zip(&s.projected).for_each(|(x, p)| *x += p);
+        }
+        for (cache, tokens) in batch.iter_mut() {
+            cache.len += tokens.len();
+        }
+
+        // Only each sequence's last position needs logits.
+        let mut last = Vec::with_capacity(batch.len() * c.dim);
+        let mut row = 0;
+        for (_, tokens) in batch.iter() {
+            row += tokens.len();
+            last.extend_from_slice(&s.x[(row - 1) * c.dim..row * c.dim]);
+        }
+        rms_norm(&last, &self.output_norm, c.rms_eps, &mut s.normed);
+        s.quantized.quantize(&s.normed, c.dim);
+        let output = self.output.as_ref().unwrap_or(&self.embeddings);
+        let mut logits = vec![0.0; batch.len() * output.rows];
+        output.matmul(&s.quantized, &mut logits, pool);
+        Ok(logits
+            .chunks_exact(output.rows)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    /// Rotates each head of `x` (one position) by its angles.
+    fn rope(&self, x: &mut [f32], position: usize) {
+        let half = self.config.head_dim / 2;
+        let cos = &self.rope_cos[position * half..(position + 1) * half];
+        let sin = &self.rope_sin[position * half..(position + 1) * half];
+        for head in x.chunks_exact_mut(self.config.head_dim) {
+            for (i, pair) in head.chunks_exact_mut(2).enumerate() {
+                let (a, b) = (pair[0], pair[1]);
+                pair[0] = a * cos[i] - b * sin[i];
+                pair[1] = a * sin[i] + b * cos[i];
+            }
+        }
+    }
+
+    /// Causal attention of every new position over its sequence's cache (which already holds
+    /// the new keys and values), into `out` (`rows * dim`).
+    fn attend(
+        &self,
+        batch: &[(&mut KvCache, &[u32])],
+        layer: usize,
+        qkv: &[f32],
+        qkv_width: usize,
+        out: &mut [f32],
+    ) {
+        let c = &self.config;
+        // (sequence, position) of every row, to hand rows to threads independently.
+        let mut rows = Vec::with_capacity(out.len() / c.dim);
+        for (cache, tokens) in batch {
+            let start = cache.len;
+            rows.extend((0..tokens.len()).map(|i| (&**cache, start + i)));
+        }
+        let work = |(row, out): (usize, &mut [f32])| {
+            let (cache, position) = rows[row];
+            let query = &qkv[row * qkv_width..row * qkv_width + c.dim];
+            attend_one(
+                c,
+                &cache.keys[layer],
+                &cache.values[layer],
+                position,
+                query,
+                out,
+            );
+        };
+        match &self.pool {
+            Some(pool) if rows.len() > 1 => {
+                use rayon::prelude::*;
+                pool.install(|| out.par_chunks_mut(c.dim).enumerate().for_each(work));
+            }
+            _ => out.chunks_mut(c.dim).enumerate().for_each(work),
+        }
+    }
+}
+
+/// One position's attention, every head, over positions `0..=position` of the cache.
+fn attend_one(
+    c: &Config,
+    keys: &[f32],
+    values: &[f32],
+    position: usize,
+    query: &[f32],
+    out: &mut [f32],
+) {
+    let kv_dim = c.kv_heads * c.head_dim;
+    let group = c.heads / c.kv_heads;
+    let scale = 1.0 / (c.head_dim as f32).sqrt();
+    let mut scores = vec![0f32; position + 1];
+    for head in 0..c.heads {
+        let q = &query[head * c.head_dim..(head + 1) * c.head_dim];
+        let kv_offset = (head / group) * c.head_dim;
+        let mut max = f32::NEG_INFINITY;
+        for (t, score) in scores.iter_mut().enumerate() {
+            let k = &keys[t * kv_dim + kv_offset..t * kv_dim + kv_offset + c.head_dim];
+            *score = dot(q, k) * scale;
+            max = max.max(*score);
+        }
+        let mut total = 0.0;
+        for score in scores.iter_mut() {
+            *score = (*score - max).exp();
+            total += *score;
+        }
+        let out = &mut out[head * c.head_dim..(head + 1) * c.head_dim];
+        out.fill(0.0);
+        for (t, score) in scores.iter().enumerate() {
+            let v = &values[t * kv_dim + kv_offset..t * kv_dim + kv_offset + c.head_dim];
+            let weight = score / total;
+            out.iter_mut().zip(v).for_each(|(o, v)| *o += weight * v);
+        }
+    }
+}
+
+/// A dot product in eight independent lanes, which the compiler keeps in vector registers.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let chunks = a.len() / 8 * 8;
+    for (a, b) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
+        for i in 0..8 {
+            lanes[i] += a[i] * b[i];
+        }
+    }
+    let tail: f32 = a[chunks..]
+        .iter()
+        .zip(&b[chunks..])
+        .map(|(a, b)| a * b)
+        .sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// RMS normalisation of each row of `x` (rows of `weight.len()`), into `out`.
+fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut Vec<f32>) {
+    out.clear();
+    for row in x.chunks_exact(weight.len()) {
+        let mean_square = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        let scale = 1.0 / (mean_square + eps).sqrt();
+        out.extend(row.iter().zip(weight).map(|(v, w)| v * scale * w));
+    }
+}
+
+/// A 2-D weight tensor as a [`QMatrix`]: as stored when Q4_1 or Q8_0, requantized otherwise.
+fn matrix(tensor: candle_core::quantized::QTensor, name: &str) -> Result<QMatrix, LocalError> {
+    let bad = |why: String| LocalError::Gguf(format!("tensor {name}: {why}"));
+    let (rows, cols) = tensor.shape().dims2().map_err(|e| bad(e.to_string()))?;
+    let ggml_type = match tensor.dtype() {
+        GgmlDType::Q4_1 => Some(crate::quant::GGML_TYPE_Q4_1),
+        GgmlDType::Q8_0 => Some(crate::quant::GGML_TYPE_Q8_0),
+        _ => None,
+    };
+    if let Some(ggml_type) = ggml_type {
+        let bytes = tensor.data().map_err(|e| bad(e.to_string()))?;
+        if let Some(matrix) = QMatrix::from_gguf_bytes(ggml_type, rows, cols, &bytes) {
+            return Ok(matrix);
+        }
+    }
+    let values = tensor
+        .dequantize(&Device::Cpu)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| bad(e.to_string()))?;
+    QMatrix::quantize_q8_0(rows, cols, &values)
+        .ok_or_else(|| bad(format!("width {cols} is not a multiple of 32")))
+}
+
+/// A 1-D tensor (a norm's weights) as f32.
+fn vector(tensor: candle_core::quantized::QTensor, name: &str) -> Result<Vec<f32>, LocalError> {
+    tensor
+        .dequantize(&Device::Cpu)
+        .and_then(|t: Tensor| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| LocalError::Gguf(format!("tensor {name}: {e}")))
+}
+
+/// The matrices stacked into one; when their block types differ, all as Q8_0.
+fn stack(parts: &[&QMatrix]) -> QMatrix {
+    QMatrix::concat(parts).unwrap_or_else(|| {
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let values: Vec<f32> = parts.iter().flat_map(|p| p.dequantize()).collect();
+        QMatrix::quantize_q8_0(rows, parts[0].cols, &values)
+            .expect("the parts' widths were checked when each was loaded")
+    })
+}
+
+fn check_shapes(
+    c: &Config,
+    layers: &[Layer],
+    embeddings: &QMatrix,
+    output: Option<&QMatrix>,
+) -> Result<(), LocalError> {
+    let kv_dim = c.kv_heads * c.head_dim;
+    let wrong = |what: &str| {
+        Err(LocalError::Gguf(format!(
+            "{what} does not match the model's metadata"
+        )))
+    };
+    if embeddings.cols != c.dim || output.is_some_and(|o| o.cols != c.dim) {
+        return wrong("the embedding or output matrix width");
+    }
+    for (i, layer) in layers.iter().enumerate() {
+        let ok = layer.qkv.cols == c.dim
+            && layer.qkv.rows == c.dim + 2 * kv_dim
+            && layer.attn_out.rows == c.dim
+            && layer.attn_out.cols == c.dim
+            && layer.gate_up.cols == c.dim
+            && layer.gate_up.rows == 2 * c.ffn_dim
+            && layer.down.rows == c.dim
+            && layer.attn_norm.len() == c.dim
+            && layer.ffn_norm.len() == c.dim;
+        if !ok {
+            return wrong(&format!("block {i}'s tensor shapes"));
+        }
+    }
+    Ok(())
+}
+
+fn read_tensor(
+    content: &gguf_file::Content,
+    file: &mut std::fs::File,
+    name: &str,
+) -> Result<candle_core::quantized::QTensor, LocalError> {
+    content
+        .tensor(file, name, &Device::Cpu)
+        .map_err(|e| LocalError::Gguf(format!("tensor {name}: {e}")))
+}
+
+fn metadata_str(content: &gguf_file::Content, key: &str) -> Result<String, LocalError> {
+    content
+        .metadata
+        .get(key)
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .ok_or_else(|| LocalError::Gguf(format!("metadata {key} is missing")))
+}
