@@ -375,7 +375,10 @@ impl Engine {
     /// should stop launching work and report it. `None` while every model can be served.
     pub fn fatal(&self) -> Option<FatalEndpoint> {
         self.models.iter().find_map(|model| {
-            let mut fatal = model.endpoints.iter().map(|&index| self.endpoints[index].fatal());
+            let mut fatal = model
+                .endpoints
+                .iter()
+                .map(|&index| self.endpoints[index].fatal());
             let first = fatal.next()??;
             fatal.all(|other| other.is_some()).then_some(first)
         })
@@ -385,7 +388,10 @@ impl Engine {
     pub async fn probe(&self) -> Vec<(String, Option<crate::capability::ProbeReport>)> {
         let mut reports = Vec::new();
         for state in &self.endpoints {
-            reports.push((state.endpoint.name.clone(), state.endpoint.backend.probe().await));
+            reports.push((
+                state.endpoint.name.clone(),
+                state.endpoint.backend.probe().await,
+            ));
         }
         reports
     }
@@ -466,7 +472,11 @@ impl Engine {
             let outcome = self.attempt(state, role, &key, &sent, attempt).await;
             let error = match outcome {
                 Ok(answer) => {
-                    state.health.lock().expect("health").finished(&endpoint.name, None);
+                    state
+                        .health
+                        .lock()
+                        .expect("health")
+                        .finished(&endpoint.name, None);
                     if let Some(cache) = &self.cache {
                         cache.put(&key, model, &answer)?;
                     }
@@ -508,7 +518,11 @@ impl Engine {
                 }
             };
             if attempt >= self.policy.max_attempts {
-                state.health.lock().expect("health").finished(&endpoint.name, None);
+                state
+                    .health
+                    .lock()
+                    .expect("health")
+                    .finished(&endpoint.name, None);
                 self.tally(model, role, |tally| tally.failures += 1);
                 return Err(EngineError::Exhausted {
                     model: model.to_owned(),

@@ -233,10 +233,15 @@ impl OpenAiBackend {
                 }
                 Err(failure) => {
                     let sent = Self::sent_features(request, &plan);
-                    let refused = failure
-                        .error_answer()
-                        .and_then(|(status, body)| Some((status, body, refused_feature(status, body, &sent)?)));
+                    let refused = failure.error_answer().and_then(|(status, body)| {
+                        Some((status, body, refused_feature(status, body, &sent)?))
+                    });
                     let Some((status, body, feature)) = refused else {
+                        if let Some(answer) =
+                            self.without_tool_choice(request, &plan, &failure).await
+                        {
+                            return Ok(answer);
+                        }
                         return Err(self.redact(failure.into_error(&self.endpoint)));
                     };
                     if let Some(next) = self.fall_back(&plan, feature) {
@@ -253,6 +258,37 @@ impl OpenAiBackend {
                 }
             }
         }
+    }
+
+    /// llama-cpp-python's `chatml-function-calling` answers `tool_choice: "required"` with
+    /// an HTTP 500 whose body is empty: nothing names the field. While support for
+    /// `tool_choice` is unknown, a 5xx to a request carrying one is tried once without it;
+    /// if that is answered, the field was the cause and is asked for in words from then on.
+    async fn without_tool_choice(
+        &self,
+        request: &ChatRequest,
+        plan: &Plan,
+        failure: &Failure,
+    ) -> Option<ChatResponse> {
+        let server_error = failure
+            .error_answer()
+            .is_some_and(|(status, _)| status >= 500);
+        if !server_error
+            || !Self::sent_features(request, plan).contains(&Feature::ToolChoice)
+            || self.tool_calling != FeatureMode::Auto
+            || self.capabilities().tool_choice.is_some()
+        {
+            return None;
+        }
+        let fallback = Plan {
+            tool_choice: false,
+            ..plan.clone()
+        };
+        let (answer, _) = self.send(request, &fallback).await.ok()?;
+        tracing::warn!(endpoint = %self.endpoint,
+            "the server fails requests with tool_choice but answers them without: asking for it in the prompt from now on");
+        self.learn(request, &fallback);
+        Some(answer)
     }
 
     /// Asks the server, one small request per feature, what it supports, and uses what it
@@ -296,7 +332,30 @@ impl OpenAiBackend {
                 if let Some((status, body)) = failure.error_answer()
                     && refused_feature(status, body, &sent).is_some()
                 {
-                    return (ProbeOutcome::Refused, format!("HTTP {status}: {body}"), None);
+                    return (
+                        ProbeOutcome::Refused,
+                        format!("HTTP {status}: {body}"),
+                        None,
+                    );
+                }
+                if let Some((status, body)) = failure.error_answer()
+                    && status >= 500
+                    && sent.contains(&Feature::ToolChoice)
+                {
+                    let without = Plan {
+                        tool_choice: false,
+                        named: None,
+                        ..plan.clone()
+                    };
+                    if self.send(request, &without).await.is_ok() {
+                        return (
+                            ProbeOutcome::Refused,
+                            format!(
+                                "HTTP {status}: {body} (answered once tool_choice was left out)"
+                            ),
+                            None,
+                        );
+                    }
                 }
                 let error = self.redact(failure.into_error(&self.endpoint));
                 (ProbeOutcome::Failed, error.to_string(), None)
@@ -357,9 +416,8 @@ impl OpenAiBackend {
             tool_choice: true,
             named: None,
         };
-        let mut request = probe_request(
-            "What is the weather in Paris right now? Use the get_weather tool.",
-        );
+        let mut request =
+            probe_request("What is the weather in Paris right now? Use the get_weather tool.");
         request.tools = tools.clone();
         let (outcome, detail, answer) = self
             .probe_send(&request, &native, |answer| !answer.tool_calls.is_empty())
@@ -512,8 +570,23 @@ impl OpenAiBackend {
         self.read(request, wire).map_err(Failure::Body)
     }
 
+    /// The dialect that forces a call when the server takes tools but not
+    /// `tool_choice: "required"`: the calls are asked for as JSON under a schema that
+    /// admits only calls to the offered tools, which a grammar-constrained server obeys.
+    fn forced_calls_dialect(&self, request: &ChatRequest, plan: &Plan) -> Option<SchemaDialect> {
+        let forced = !request.tools.is_empty()
+            && request.tool_choice == ToolChoice::Required
+            && plan.native_tools
+            && !plan.tool_choice
+            && request.json_schema.is_none();
+        let dialect = self.capabilities().structured_output?;
+        (forced && dialect != SchemaDialect::Prompted).then_some(dialect)
+    }
+
     fn body(&self, request: &ChatRequest, plan: &Plan) -> Value {
-        let prompted_tools = !plan.native_tools && !request.tools.is_empty();
+        let forced_calls = self.forced_calls_dialect(request, plan);
+        let prompted_tools =
+            (!plan.native_tools || forced_calls.is_some()) && !request.tools.is_empty();
         let prompted_schema =
             plan.dialect == SchemaDialect::Prompted && request.json_schema.is_some();
         let mut messages: Vec<Value> = request
@@ -539,8 +612,7 @@ impl OpenAiBackend {
                  {choice_rule}",
                 Value::Array(tools),
             ));
-        } else if !request.tools.is_empty() && !plan.tool_choice && !request.tool_choice.is_auto()
-        {
+        } else if !request.tools.is_empty() && !plan.tool_choice && !request.tool_choice.is_auto() {
             // The server takes tools but not tool_choice: ask for it in words instead.
             instructions.push(choice_rule.to_owned());
         }
@@ -564,7 +636,9 @@ impl OpenAiBackend {
         let mut body = Map::new();
         body.insert("model".into(), Value::String(self.model.clone()));
         body.insert("messages".into(), Value::Array(messages));
-        if plan.native_tools && !request.tools.is_empty() {
+        if let Some(dialect) = forced_calls {
+            dialect.apply(&mut body, &calls_schema(&request.tools));
+        } else if plan.native_tools && !request.tools.is_empty() {
             let tools = request
                 .tools
                 .iter()
@@ -694,6 +768,21 @@ impl OpenAiBackend {
     }
 }
 
+/// `{"tool_calls": [...]}` with at least one call, each to an offered tool with
+/// arguments valid against its parameters.
+fn calls_schema(tools: &[ToolSpec]) -> Value {
+    let calls: Vec<Value> = tools
+        .iter()
+        .map(|tool| {
+            json!({"type": "object", "properties": {
+                "name": {"type": "string", "enum": [tool.name]}, "arguments": tool.parameters},
+                "required": ["name", "arguments"]})
+        })
+        .collect();
+    json!({"type": "object", "properties": {"tool_calls": {"type": "array", "minItems": 1,
+        "items": {"anyOf": calls}}}, "required": ["tool_calls"]})
+}
+
 fn probe_request(prompt: &str) -> ChatRequest {
     ChatRequest {
         temperature: Some(0.0),
@@ -779,10 +868,14 @@ fn wire_message(message: &Message, prompted_tools: bool) -> Value {
     }
     let mut wire = Map::new();
     wire.insert("role".into(), Value::String(role.into()));
-    wire.insert(
-        "content".into(),
-        message.content.clone().map_or(Value::Null, Value::String),
-    );
+    // llama-cpp-python's server refuses `"content": null` (its schema wants a string);
+    // an empty string means the same to every server.
+    let content = match &message.content {
+        Some(text) => Value::String(text.clone()),
+        None if !message.tool_calls.is_empty() => Value::String(String::new()),
+        None => Value::Null,
+    };
+    wire.insert("content".into(), content);
     if !message.tool_calls.is_empty() {
         let calls = message
             .tool_calls

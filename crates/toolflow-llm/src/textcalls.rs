@@ -83,7 +83,9 @@ fn python_tag(text: &str) -> Option<TextCalls> {
         rest = rest[consumed..].trim_start();
         rest = rest.strip_prefix(';').unwrap_or(rest).trim_start();
     }
-    let end = rest.trim_end_matches("<|eom_id|>").trim_end_matches("<|eot_id|>");
+    let end = rest
+        .trim_end_matches("<|eom_id|>")
+        .trim_end_matches("<|eot_id|>");
     calls_from(values, prose + end)
 }
 
@@ -135,7 +137,10 @@ fn calls_from(values: Vec<Value>, prose: String) -> Option<TextCalls> {
 
 /// `{"name", "arguments" | "parameters"}`, or the OpenAI `{"function": {...}}` wrapper.
 fn call_from(index: usize, value: &Value) -> Option<ToolCallRequest> {
-    let value = value.get("function").filter(|f| f.is_object()).unwrap_or(value);
+    let value = value
+        .get("function")
+        .filter(|f| f.is_object())
+        .unwrap_or(value);
     let name = value.get("name")?.as_str()?.trim().to_owned();
     if name.is_empty() {
         return None;

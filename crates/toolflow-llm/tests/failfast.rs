@@ -27,12 +27,18 @@ async fn an_endpoint_refusing_every_request_the_same_way_is_unusable_after_three
         let error = engine.complete(MODEL, "user", &ask("x")).await.unwrap_err();
         assert!(matches!(error, EngineError::Failed { .. }), "{error}");
     }
-    let fatal = engine.fatal().expect("three identical refusals make it unusable");
+    let fatal = engine
+        .fatal()
+        .expect("three identical refusals make it unusable");
     assert_eq!(fatal.endpoint, "standin");
     assert!(fatal.error.contains("maximum context length"), "{fatal}");
     let error = engine.complete(MODEL, "user", &ask("y")).await.unwrap_err();
     assert!(matches!(error, EngineError::Unusable(_)), "{error}");
-    assert_eq!(server.request_count(), 3, "not retried, and nothing sent after");
+    assert_eq!(
+        server.request_count(),
+        3,
+        "not retried, and nothing sent after"
+    );
 }
 
 #[tokio::test]
@@ -85,9 +91,16 @@ async fn a_dead_endpoint_is_reported_within_seconds() {
     .unwrap();
     let started = Instant::now();
     let error = engine.complete(MODEL, "user", &ask("x")).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(matches!(error, EngineError::Unusable(_)), "{error}");
     let message = error.to_string();
-    assert!(message.contains("`dead`") && message.contains("base_url"), "{message}");
+    assert!(
+        message.contains("`dead`") && message.contains("base_url"),
+        "{message}"
+    );
     assert!(engine.fatal().is_some());
 }

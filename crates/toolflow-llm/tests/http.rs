@@ -297,7 +297,11 @@ async fn a_plain_server_error_is_still_transient() {
         .iter()
         .map(|seen| seen.body["response_format"]["type"] == "json_schema")
         .collect();
-    assert_eq!(formats, [true, true], "a 500 naming nothing is retried as it was");
+    assert_eq!(
+        formats,
+        [true, true],
+        "a 500 naming nothing is retried as it was"
+    );
 }
 
 #[tokio::test]

@@ -106,13 +106,34 @@ pub fn stage(
             .filter(|subset| !finished.contains(&subset.index))
             .collect();
         summary.resumed = summary.expected - todo.len() as u64;
+        let mut fatal = None;
         if !todo.is_empty() {
             let engine = chat.engine()?;
             let synth = Synthesizer::new(engine.clone(), inputs.prompts, inputs.config.clone())?;
             chat.runtime
                 .block_on(write_all(&synth, &engine, &store, &tools, todo, show_progress, &mut summary))?;
+            fatal = engine.fatal();
+        }
+        if fatal.is_some() {
+            // Those that failed before the endpoint was found unusable failed for the same
+            // cause: the rerun after the fix writes them too.
+            store.forget_failed()?;
         }
         let written = store.write_jsonl(output)?;
+        if let Some(fatal) = fatal {
+            anyhow::bail!(
+                "{fatal}\nStopped launching dialogues; {} of {} are in {}: fix the endpoint and run the same command again to write the rest",
+                written,
+                summary.expected,
+                store_path.display()
+            );
+        }
+        if summary.written > 0 && summary.completed + summary.turn_limit == 0 {
+            anyhow::bail!(
+                "no dialogue was completed ({} failed; see the warnings above): nothing usable was written",
+                summary.failed
+            );
+        }
         if summary.interrupted {
             anyhow::bail!(
                 "interrupted: {} of {} dialogues are in {}; run the same command again to resume",
@@ -163,8 +184,12 @@ async fn write_all(
         .map(|(subset, chosen)| {
             let started = started.clone();
             async move {
+                // Fail fast: once an endpoint is unusable, no new dialogue starts.
+                if engine.fatal().is_some() {
+                    return None;
+                }
                 started.fetch_add(1, Ordering::Relaxed);
-                synth.write(subset.index, subset.strategy, chosen).await
+                Some(synth.write(subset.index, subset.strategy, chosen).await)
             }
         })
         .buffer_unordered(synth.config().concurrency);
@@ -180,6 +205,12 @@ async fn write_all(
             _ = ticker.tick() => describe(&bar, engine, summary, started.load(Ordering::Relaxed)),
             next = dialogues.next() => {
                 let Some(dialogue) = next else { break };
+                let Some(dialogue) = dialogue else { continue };
+                if dialogue.outcome.status == OutcomeStatus::Failed && engine.fatal().is_some() {
+                    // Failed because the endpoint is unusable: left out of the store, so
+                    // that the rerun after the fix writes it without --retry-failed.
+                    continue;
+                }
                 store.commit(&dialogue)?;
                 summary.written += 1;
                 match dialogue.outcome.status {
