@@ -149,8 +149,16 @@ pub fn openai_messages(dialogue: &Dialogue) -> Vec<Value> {
     messages
 }
 
-fn to_trl(dialogue: &Dialogue) -> Value {
-    json!({"messages": openai_messages(dialogue), "tools": openai_tools(&dialogue.tools)})
+/// The TRL row: `messages`, `tools`, and `chat_template_kwargs` with the extra variables
+/// a chat template reads (`date_string`, from the dialogue's date), which TRL passes to
+/// `apply_chat_template`, so the text it renders equals `--format template`'s.
+pub fn to_trl(dialogue: &Dialogue) -> Value {
+    let mut row =
+        json!({"messages": openai_messages(dialogue), "tools": openai_tools(&dialogue.tools)});
+    if let Some(date) = crate::template::date_string(&dialogue.context.current_time) {
+        row["chat_template_kwargs"] = json!({"date_string": date});
+    }
+    row
 }
 
 fn parse_error(detail: impl Into<String>) -> ExportError {
@@ -406,7 +414,7 @@ fn to_hermes(dialogue: &Dialogue) -> Value {
                 for call in &a.tool_calls {
                     parts.push(format!(
                         "<tool_call>\n{}\n</tool_call>",
-                        python_json(&call_object(call))
+                        hermes_json(&call_object(call))
                     ));
                 }
                 conversations.push(json!({"from": "gpt", "value": parts.join("\n")}));
@@ -414,7 +422,7 @@ fn to_hermes(dialogue: &Dialogue) -> Value {
             Turn::Tool(t) => {
                 let block = format!(
                     "<tool_response>\n{}\n</tool_response>",
-                    python_json(&json!({"name": t.name, "content": t.content}))
+                    hermes_json(&json!({"name": t.name, "content": t.content}))
                 );
                 // Results of parallel calls share one tool message.
                 match conversations.last_mut() {
@@ -429,6 +437,17 @@ fn to_hermes(dialogue: &Dialogue) -> Value {
         }
     }
     json!({"conversations": conversations})
+}
+
+/// JSON inside a Hermes tag, with `<`, `>` and `&` written as `\u003c`, `\u003e` and
+/// `\u0026`: an argument such as `<https://…>` would otherwise read as markup to the
+/// Hermes parser, while any JSON parser reads the escapes back as the characters. They
+/// can only occur inside strings, so replacing them everywhere is safe.
+fn hermes_json(value: &Value) -> String {
+    python_json(value)
+        .replace('&', "\\u0026")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
 }
 
 /// The contents of every `<tag>…</tag>` block of `text`, trimmed, and the text before the first.

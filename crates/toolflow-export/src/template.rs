@@ -22,7 +22,6 @@ use serde_json::Value;
 use toolflow_core::Dialogue;
 
 use crate::ExportError;
-use crate::formats::{openai_messages, openai_tools};
 
 /// JSON as Python's `json.dumps` writes it by default: `", "` and `": "` separators,
 /// non-ASCII characters kept.
@@ -180,14 +179,21 @@ impl ChatTemplate {
     /// The training text of one dialogue.
     pub fn render(&self, dialogue: &Dialogue) -> Result<String, ExportError> {
         let template = self.env.get_template(TEMPLATE_NAME).expect("added in new");
-        let context = serde_json::json!({
-            "messages": openai_messages(dialogue),
-            "tools": openai_tools(&dialogue.tools),
+        // Exactly what TRL renders from the TRL row: its messages and tools, and its
+        // `chat_template_kwargs` as template variables, nothing else.
+        let row = crate::formats::to_trl(dialogue);
+        let mut context = serde_json::json!({
+            "messages": row["messages"],
+            "tools": row["tools"],
             "add_generation_prompt": false,
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
-            "date_string": date_string(&dialogue.context.current_time),
         });
+        if let Some(kwargs) = row["chat_template_kwargs"].as_object() {
+            for (name, value) in kwargs {
+                context[name.as_str()] = value.clone();
+            }
+        }
         template
             .render(minijinja::Value::from(Serde(&context)))
             .map_err(|e| ExportError::Dialogue {
@@ -198,7 +204,7 @@ impl ChatTemplate {
 }
 
 /// `2024-05-14T09:30:00` → `14 May 2024`; None when the text does not start with a date.
-fn date_string(time: &str) -> Option<String> {
+pub fn date_string(time: &str) -> Option<String> {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];

@@ -282,3 +282,93 @@ fn export_writes_a_seeded_split() {
     .unwrap();
     assert_eq!(first["text"], EXPECTED_RENDER);
 }
+
+#[test]
+fn a_refused_dialogue_is_skipped_and_counted_and_sharegpt_gets_its_dataset_info() {
+    let dir = tempfile::tempdir().unwrap();
+    // The second dialogue starts with an assistant turn, which the template refuses.
+    let mut records = dialogues();
+    records[1].context = Default::default();
+    records[1].turns.remove(0);
+    let input = dir.path().join("in.jsonl");
+    let text: String = records
+        .iter()
+        .map(|dialogue| serde_json::to_string(dialogue).unwrap() + "\n")
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    let template = ChatTemplate::from_tokenizer_config(&fixture("tokenizer_config.json")).unwrap();
+    let out = dir.path().join("template");
+    let summary = export_file(&input, Format::Template, &out, 0.0, 1, Some(&template)).unwrap();
+    assert_eq!((summary.train, summary.skipped), (1, 1));
+    assert_eq!(
+        std::fs::read_to_string(out.join("train.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let out = dir.path().join("sharegpt");
+    let summary = export_file(&input, Format::Sharegpt, &out, 0.0, 1, None).unwrap();
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("dataset_info.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary.dataset_info, Some(out.join("dataset_info.json")));
+    let train = &info["toolflow_train"];
+    assert_eq!(train["file_name"], "train.jsonl");
+    assert_eq!(train["formatting"], "sharegpt");
+    assert_eq!(train["columns"]["tools"], "tools");
+    assert_eq!(train["columns"]["system"], "system");
+    assert_eq!(train["tags"]["function_tag"], "function_call");
+}
+
+#[test]
+fn hermes_escapes_markup_in_arguments_and_reads_it_back() {
+    let mut dialogue = dialogues()[0].clone();
+    let url = "<https://example.org/a?b=1&c=2>";
+    for turn in &mut dialogue.turns {
+        if let Turn::Assistant(a) = turn
+            && let Some(call) = a.tool_calls.first_mut()
+        {
+            call.arguments["city"] = Value::String(url.into());
+        }
+    }
+    let (record, _) = formats::to_record(Format::Hermes, &dialogue).unwrap();
+    let gpt = record["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == "gpt")
+        .map(|m| m["value"].as_str().unwrap())
+        .find(|value| value.contains("<tool_call>"))
+        .unwrap();
+    let call_block = gpt
+        .split("<tool_call>")
+        .nth(1)
+        .unwrap()
+        .split("</tool_call>")
+        .next()
+        .unwrap();
+    assert!(
+        !call_block.contains('<') && call_block.contains("\\u003chttps://"),
+        "{call_block}"
+    );
+    let (_, turns) = formats::from_hermes(&record).unwrap();
+    let read_back = turns
+        .iter()
+        .find_map(|turn| match turn {
+            Turn::Assistant(a) => a
+                .tool_calls
+                .first()
+                .map(|call| call.arguments["city"].clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(read_back, url);
+}

@@ -3,7 +3,7 @@
 //! of endpoint, admission (in-flight bound, RPM, TPM), timeouts, retries with backoff,
 //! resampling of answers that break the request's contract, and accounting.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -90,8 +90,136 @@ pub enum EngineError {
         endpoint: String,
         error: BackendError,
     },
+    #[error("{0}")]
+    Unusable(FatalEndpoint),
     #[error("cancelled")]
     Cancelled,
+}
+
+/// An endpoint the engine stopped sending requests to: nothing listens there, or it
+/// refuses every request the same way. Callers check [`Engine::fatal`] to stop launching
+/// work; requests to it fail at once with [`EngineError::Unusable`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FatalEndpoint {
+    pub endpoint: String,
+    /// What went wrong, with the server's own words.
+    pub error: String,
+    /// What to change.
+    pub advice: String,
+}
+
+impl std::fmt::Display for FatalEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "endpoint `{}` is unusable: {}
+  what to change: {}",
+            self.endpoint, self.error, self.advice
+        )
+    }
+}
+
+/// Consecutive failed connection attempts, on an endpoint that never answered, after
+/// which nothing is taken to listen there.
+const UNREACHABLE_ATTEMPTS: u32 = 3;
+/// When an endpoint's first requests all end refused with the same error, it is unusable.
+const FIRST_REFUSALS: usize = 3;
+/// Or when this share of its last `WINDOW` requests did.
+const WINDOW: usize = 20;
+const WINDOW_SHARE: f64 = 0.8;
+
+/// How an endpoint's requests have been going, for fail-fast.
+#[derive(Default)]
+struct Health {
+    answered: bool,
+    unreachable_streak: u32,
+    /// The last `WINDOW` finished requests: the shape of a refusal, or `None` for anything else.
+    recent: VecDeque<Option<String>>,
+    finished: usize,
+    fatal: Option<FatalEndpoint>,
+}
+
+impl Health {
+    fn answered(&mut self) {
+        self.answered = true;
+        self.unreachable_streak = 0;
+    }
+
+    fn unreachable(&mut self, endpoint: &str, error: &BackendError) {
+        self.unreachable_streak += 1;
+        if !self.answered && self.unreachable_streak >= UNREACHABLE_ATTEMPTS && self.fatal.is_none()
+        {
+            self.fatal = Some(FatalEndpoint {
+                endpoint: endpoint.to_owned(),
+                error: format!(
+                    "{UNREACHABLE_ATTEMPTS} connection attempts failed and it never answered: {error}"
+                ),
+                advice: "start the server, or fix `base_url` in the endpoints file".into(),
+            });
+        }
+    }
+
+    /// A request finished: refused (`Some` error text) or not.
+    fn finished(&mut self, endpoint: &str, refusal: Option<&str>) {
+        self.finished += 1;
+        if self.recent.len() == WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(refusal.map(shape));
+        if self.fatal.is_some() {
+            return;
+        }
+        let Some(refusal) = refusal else { return };
+        let same = self
+            .recent
+            .iter()
+            .filter(|seen| seen.as_deref() == Some(shape(refusal).as_str()))
+            .count();
+        let first = self.finished == same && same >= FIRST_REFUSALS;
+        let window = self.recent.len() == WINDOW && same as f64 >= WINDOW_SHARE * WINDOW as f64;
+        if first || window {
+            self.fatal = Some(FatalEndpoint {
+                endpoint: endpoint.to_owned(),
+                error: format!(
+                    "{same} of its last {} requests were refused the same way: {refusal}",
+                    self.recent.len()
+                ),
+                advice: advice(refusal),
+            });
+        }
+    }
+}
+
+/// A refusal with its numbers blanked, so that "needs 4100 tokens" and "needs 4200
+/// tokens" count as the same error.
+fn shape(error: &str) -> String {
+    let mut shaped = String::with_capacity(error.len());
+    for c in error.chars() {
+        if c.is_ascii_digit() {
+            if !shaped.ends_with('#') {
+                shaped.push('#');
+            }
+        } else {
+            shaped.push(c);
+        }
+    }
+    shaped
+}
+
+fn advice(refusal: &str) -> String {
+    if let Some((_, advice)) = refusal.rsplit_once("); ") {
+        // A capability refusal says itself which setting to change.
+        return advice.to_owned();
+    }
+    if refusal.contains("HTTP 401") || refusal.contains("HTTP 403") {
+        "check the API key (the variable `api_key_env` names) and its permissions".into()
+    } else if refusal.contains("HTTP 404") {
+        "check `base_url` (up to and including `/v1`) and `model` in the endpoints file".into()
+    } else {
+        "change what the server refuses (see its answer above) in the endpoint's settings \
+         (`extra_body`, `structured_output`, `tool_calling`), or the server's options"
+            .into()
+    }
 }
 
 /// Token and cost totals of one (model, role) pair.
@@ -123,6 +251,13 @@ struct EndpointState {
     tpm: Option<TokenBucket>,
     /// Set by a `Retry-After`: no request leaves for this endpoint before then.
     paused_until: Mutex<Option<Instant>>,
+    health: Mutex<Health>,
+}
+
+impl EndpointState {
+    fn fatal(&self) -> Option<FatalEndpoint> {
+        self.health.lock().expect("health").fatal.clone()
+    }
 }
 
 struct Model {
@@ -173,6 +308,7 @@ impl Engine {
                     rpm: endpoint.rpm.map(TokenBucket::per_minute),
                     tpm: endpoint.tpm.map(TokenBucket::per_minute),
                     paused_until: Mutex::new(None),
+                    health: Mutex::new(Health::default()),
                     endpoint,
                 }
             })
@@ -233,6 +369,31 @@ impl Engine {
         }
         // All weights zero, or round-off at the top end.
         &self.models.last().expect("at least one model").id
+    }
+
+    /// The first endpoint found unusable whose model has no usable endpoint left: a run
+    /// should stop launching work and report it. `None` while every model can be served.
+    pub fn fatal(&self) -> Option<FatalEndpoint> {
+        self.models.iter().find_map(|model| {
+            let mut fatal = model
+                .endpoints
+                .iter()
+                .map(|&index| self.endpoints[index].fatal());
+            let first = fatal.next()??;
+            fatal.all(|other| other.is_some()).then_some(first)
+        })
+    }
+
+    /// Asks every HTTP endpoint what it supports (see [`ChatBackend::probe`]), in config order.
+    pub async fn probe(&self) -> Vec<(String, Option<crate::capability::ProbeReport>)> {
+        let mut reports = Vec::new();
+        for state in &self.endpoints {
+            reports.push((
+                state.endpoint.name.clone(),
+                state.endpoint.backend.probe().await,
+            ));
+        }
+        reports
     }
 
     /// Token and cost totals so far, per model and role.
@@ -300,11 +461,22 @@ impl Engine {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let state = &self.endpoints[self.least_loaded(entry)];
+            let state = match self.least_loaded(entry) {
+                Ok(index) => &self.endpoints[index],
+                Err(fatal) => {
+                    self.tally(model, role, |tally| tally.failures += 1);
+                    return Err(EngineError::Unusable(fatal));
+                }
+            };
             let endpoint = &state.endpoint;
             let outcome = self.attempt(state, role, &key, &sent, attempt).await;
             let error = match outcome {
                 Ok(answer) => {
+                    state
+                        .health
+                        .lock()
+                        .expect("health")
+                        .finished(&endpoint.name, None);
                     if let Some(cache) = &self.cache {
                         cache.put(&key, model, &answer)?;
                     }
@@ -313,7 +485,12 @@ impl Engine {
                 Err(error) => error,
             };
             let delay = match &error {
-                BackendError::Permanent(_) => {
+                BackendError::Permanent(message) => {
+                    state
+                        .health
+                        .lock()
+                        .expect("health")
+                        .finished(&endpoint.name, Some(message));
                     self.tally(model, role, |tally| tally.failures += 1);
                     return Err(EngineError::Failed {
                         model: model.to_owned(),
@@ -341,6 +518,11 @@ impl Engine {
                 }
             };
             if attempt >= self.policy.max_attempts {
+                state
+                    .health
+                    .lock()
+                    .expect("health")
+                    .finished(&endpoint.name, None);
                 self.tally(model, role, |tally| tally.failures += 1);
                 return Err(EngineError::Exhausted {
                     model: model.to_owned(),
@@ -398,8 +580,24 @@ impl Engine {
         let elapsed_ms = started.elapsed().as_millis() as u64;
         self.tally(model, role, |tally| tally.attempts += 1);
         let answer = match result {
-            Ok(answer) => answer,
+            Ok(answer) => {
+                state.health.lock().expect("health").answered();
+                answer
+            }
             Err(error) => {
+                if matches!(
+                    error,
+                    BackendError::Transient {
+                        kind: TransientKind::Unreachable,
+                        ..
+                    }
+                ) {
+                    state
+                        .health
+                        .lock()
+                        .expect("health")
+                        .unreachable(&endpoint.name, &error);
+                }
                 if let Some(tpm) = &state.tpm {
                     tpm.settle(estimate, 0);
                 }
@@ -451,18 +649,27 @@ impl Engine {
         Duration::from_secs_f64(rand::rng().random_range(0.0..=ceiling) / 1000.0)
     }
 
-    fn least_loaded(&self, model: &Model) -> usize {
+    /// The usable endpoint of `model` with the least load, or why none is usable.
+    fn least_loaded(&self, model: &Model) -> Result<usize, FatalEndpoint> {
+        let mut fatal = None;
         model
             .endpoints
             .iter()
             .copied()
+            .filter(|&index| match self.endpoints[index].fatal() {
+                Some(reason) => {
+                    fatal.get_or_insert(reason);
+                    false
+                }
+                None => true,
+            })
             .min_by(|&a, &b| {
                 self.endpoints[a]
                     .concurrency
                     .load()
                     .total_cmp(&self.endpoints[b].concurrency.load())
             })
-            .expect("a model has an endpoint")
+            .ok_or_else(|| fatal.expect("a model has an endpoint"))
     }
 
     fn tally(&self, model: &str, role: &str, update: impl FnOnce(&mut Tally)) {

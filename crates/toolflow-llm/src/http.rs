@@ -2,7 +2,7 @@
 //! response types: servers omit `id`, `created` and tool call ids, invent finish reasons
 //! and send content as arrays of parts.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
@@ -10,11 +10,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use toolflow_core::Usage;
 
+use crate::capability::{
+    Capabilities, Feature, ProbeCheck, ProbeOutcome, ProbeReport, SchemaDialect, refused_feature,
+};
 use crate::config::{EndpointConfig, FeatureMode};
 use crate::request::{
     BackendError, BoxFuture, ChatBackend, ChatRequest, ChatResponse, FinishReason, Message, Role,
-    ToolCallRequest, ToolChoice, TransientKind,
+    ToolCallRequest, ToolChoice, ToolSpec, TransientKind,
 };
+use crate::textcalls::{call_id, parse_text_calls};
+use crate::validate::check_response;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -53,9 +58,22 @@ pub struct OpenAiBackend {
     extra_body: Map<String, Value>,
     structured_output: FeatureMode,
     tool_calling: FeatureMode,
-    /// Set for good when the server rejected the native form with 400.
-    native_schema_rejected: AtomicBool,
-    native_tools_rejected: AtomicBool,
+    /// What the server accepted so far; found out at first use, kept for good.
+    capabilities: Mutex<Capabilities>,
+    /// Held by the request that finds out a capability, so that concurrent first requests
+    /// wait for its answer instead of all walking the same refusals.
+    detecting: tokio::sync::Mutex<()>,
+}
+
+/// How one request is put on the wire: which forms of the features it uses.
+#[derive(Debug, Clone)]
+struct Plan {
+    dialect: SchemaDialect,
+    native_tools: bool,
+    /// Whether an explicit `tool_choice` is sent (else it is asked for in the prompt).
+    tool_choice: bool,
+    /// A `tool_choice` naming this function (the probe's check).
+    named: Option<String>,
 }
 
 impl OpenAiBackend {
@@ -104,65 +122,379 @@ impl OpenAiBackend {
             extra_body: config.extra_body.clone(),
             structured_output: config.structured_output,
             tool_calling: config.tool_calling,
-            native_schema_rejected: AtomicBool::new(false),
-            native_tools_rejected: AtomicBool::new(false),
+            capabilities: Mutex::new(Capabilities::default()),
+            detecting: tokio::sync::Mutex::new(()),
         })
     }
 
-    fn native_schema(&self) -> bool {
-        match self.structured_output {
-            FeatureMode::Native => true,
-            FeatureMode::Prompted => false,
-            FeatureMode::Auto => !self.native_schema_rejected.load(Ordering::Relaxed),
+    /// What is known about the server so far.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities.lock().expect("capabilities").clone()
+    }
+
+    /// The forms the known capabilities (or the config) choose for `request`.
+    fn plan(&self) -> Plan {
+        let known = self.capabilities();
+        let dialect = match self.structured_output {
+            FeatureMode::Native => SchemaDialect::JsonSchema,
+            FeatureMode::Prompted => SchemaDialect::Prompted,
+            FeatureMode::Auto => known.structured_output.unwrap_or(SchemaDialect::JsonSchema),
+        };
+        let (native_tools, tool_choice) = match self.tool_calling {
+            FeatureMode::Native => (true, true),
+            FeatureMode::Prompted => (false, false),
+            FeatureMode::Auto => (
+                known.native_tools.unwrap_or(true),
+                known.tool_choice.unwrap_or(true),
+            ),
+        };
+        Plan {
+            dialect,
+            native_tools,
+            tool_choice,
+            named: None,
         }
     }
 
-    fn native_tools(&self) -> bool {
-        match self.tool_calling {
-            FeatureMode::Native => true,
-            FeatureMode::Prompted => false,
-            FeatureMode::Auto => !self.native_tools_rejected.load(Ordering::Relaxed),
+    /// Whether `request` uses a feature whose support is not known yet.
+    fn needs_detection(&self, request: &ChatRequest) -> bool {
+        let known = self.capabilities();
+        let schema = request.json_schema.is_some()
+            && self.structured_output == FeatureMode::Auto
+            && known.structured_output.is_none();
+        let tools = !request.tools.is_empty()
+            && self.tool_calling == FeatureMode::Auto
+            && (known.native_tools.is_none()
+                || (!request.tool_choice.is_auto() && known.tool_choice.is_none()));
+        schema || tools
+    }
+
+    /// The features `plan` puts on the wire for `request`, which a refusal may name.
+    fn sent_features(request: &ChatRequest, plan: &Plan) -> Vec<Feature> {
+        let mut sent = Vec::new();
+        if request.json_schema.is_some() && plan.dialect != SchemaDialect::Prompted {
+            sent.push(Feature::Schema(plan.dialect));
+        }
+        if plan.native_tools && !request.tools.is_empty() {
+            sent.push(Feature::Tools);
+            if plan.named.is_some() || (plan.tool_choice && !request.tool_choice.is_auto()) {
+                sent.push(Feature::ToolChoice);
+            }
+        }
+        sent
+    }
+
+    /// The plan to try after a refusal of `feature`, where the config lets it change.
+    fn fall_back(&self, plan: &Plan, feature: Feature) -> Option<Plan> {
+        let mut next = plan.clone();
+        match feature {
+            Feature::Schema(dialect) if self.structured_output == FeatureMode::Auto => {
+                next.dialect = dialect.next();
+            }
+            Feature::Tools if self.tool_calling == FeatureMode::Auto => next.native_tools = false,
+            Feature::ToolChoice if self.tool_calling == FeatureMode::Auto => {
+                next.tool_choice = false;
+            }
+            _ => return None,
+        }
+        Some(next)
+    }
+
+    /// Records what an accepted request shows the server supports.
+    fn learn(&self, request: &ChatRequest, plan: &Plan) {
+        let mut known = self.capabilities.lock().expect("capabilities");
+        let before = known.clone();
+        if request.json_schema.is_some() && self.structured_output == FeatureMode::Auto {
+            known.structured_output = Some(plan.dialect);
+        }
+        if !request.tools.is_empty() && self.tool_calling == FeatureMode::Auto {
+            known.native_tools = Some(plan.native_tools);
+            if plan.native_tools && !request.tool_choice.is_auto() {
+                known.tool_choice = Some(plan.tool_choice);
+            }
+        }
+        if *known != before {
+            tracing::info!(endpoint = %self.endpoint, capabilities = ?*known, "endpoint capabilities found");
         }
     }
 
     async fn attempt(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
-        let native_schema = self.native_schema();
-        let native_tools = self.native_tools();
-        match self.send(request, native_schema, native_tools).await {
-            Err(Failure::Rejected(rejected)) => {
-                // A 400 for a request that used a native feature the endpoint may lack:
-                // try once without them, and keep the prompted form if that works.
-                let uses_schema = native_schema
-                    && request.json_schema.is_some()
-                    && self.structured_output == FeatureMode::Auto;
-                let uses_tools = native_tools
-                    && !request.tools.is_empty()
-                    && self.tool_calling == FeatureMode::Auto;
-                if rejected.status == 400 && (uses_schema || uses_tools) {
-                    let answer = self
-                        .send(
-                            request,
-                            native_schema && !uses_schema,
-                            native_tools && !uses_tools,
-                        )
-                        .await;
-                    if answer.is_ok() {
-                        tracing::warn!(endpoint = %self.endpoint, schema = uses_schema, tools = uses_tools,
-                            "server rejected native structured output or tools; using the prompted form from now on");
-                        if uses_schema {
-                            self.native_schema_rejected.store(true, Ordering::Relaxed);
-                        }
-                        if uses_tools {
-                            self.native_tools_rejected.store(true, Ordering::Relaxed);
-                        }
-                    }
-                    return answer
-                        .map_err(|failure| self.redact(failure.into_error(&self.endpoint)));
+        let _detecting = if self.needs_detection(request) {
+            Some(self.detecting.lock().await)
+        } else {
+            None
+        };
+        let mut plan = self.plan();
+        loop {
+            match self.send(request, &plan).await {
+                Ok((answer, _)) => {
+                    self.learn(request, &plan);
+                    return Ok(answer);
                 }
-                Err(self.redact(rejected.into_error(&self.endpoint)))
+                Err(failure) => {
+                    let sent = Self::sent_features(request, &plan);
+                    let refused = failure.error_answer().and_then(|(status, body)| {
+                        Some((status, body, refused_feature(status, body, &sent)?))
+                    });
+                    let Some((status, body, feature)) = refused else {
+                        if let Some(answer) =
+                            self.without_tool_choice(request, &plan, &failure).await
+                        {
+                            return Ok(answer);
+                        }
+                        return Err(self.redact(failure.into_error(&self.endpoint)));
+                    };
+                    if let Some(next) = self.fall_back(&plan, feature) {
+                        tracing::warn!(endpoint = %self.endpoint, %feature, status,
+                            "the server refuses {feature}; trying the next form");
+                        plan = next;
+                        continue;
+                    }
+                    return Err(self.redact(BackendError::Permanent(format!(
+                        "{}: the server refuses {feature} (HTTP {status}: {body}); {}",
+                        self.endpoint,
+                        feature.advice()
+                    ))));
+                }
             }
-            other => other.map_err(|error| self.redact(error.into_error(&self.endpoint))),
         }
+    }
+
+    /// llama-cpp-python's `chatml-function-calling` answers `tool_choice: "required"` with
+    /// an HTTP 500 whose body is empty: nothing names the field. While support for
+    /// `tool_choice` is unknown, a 5xx to a request carrying one is tried once without it;
+    /// if that is answered, the field was the cause and is asked for in words from then on.
+    async fn without_tool_choice(
+        &self,
+        request: &ChatRequest,
+        plan: &Plan,
+        failure: &Failure,
+    ) -> Option<ChatResponse> {
+        let server_error = failure
+            .error_answer()
+            .is_some_and(|(status, _)| status >= 500);
+        if !server_error
+            || !Self::sent_features(request, plan).contains(&Feature::ToolChoice)
+            || self.tool_calling != FeatureMode::Auto
+            || self.capabilities().tool_choice.is_some()
+        {
+            return None;
+        }
+        let fallback = Plan {
+            tool_choice: false,
+            ..plan.clone()
+        };
+        let (answer, _) = self.send(request, &fallback).await.ok()?;
+        tracing::warn!(endpoint = %self.endpoint,
+            "the server fails requests with tool_choice but answers them without: asking for it in the prompt from now on");
+        self.learn(request, &fallback);
+        Some(answer)
+    }
+
+    /// Asks the server, one small request per feature, what it supports, and uses what it
+    /// found from then on. A check that fails for another reason (unreachable, timeout)
+    /// ends the probe there.
+    pub async fn probe(&self) -> ProbeReport {
+        let mut checks = Vec::new();
+        let mut found = Capabilities::default();
+        let reachable = self.probe_schema(&mut checks, &mut found).await
+            && self.probe_tools(&mut checks, &mut found).await;
+        if reachable {
+            let mut known = self.capabilities.lock().expect("capabilities");
+            *known = found.clone();
+        }
+        ProbeReport {
+            endpoint: self.endpoint.clone(),
+            checks,
+            capabilities: found,
+        }
+    }
+
+    /// One probe request: its outcome and what the answer was (or why it failed).
+    async fn probe_send(
+        &self,
+        request: &ChatRequest,
+        plan: &Plan,
+        obeyed: impl Fn(&ChatResponse) -> bool,
+    ) -> (ProbeOutcome, String, Option<(ChatResponse, bool)>) {
+        match self.send(request, plan).await {
+            Ok((answer, from_text)) => {
+                let detail = describe_answer(&answer, from_text);
+                let outcome = if obeyed(&answer) {
+                    ProbeOutcome::Supported
+                } else {
+                    ProbeOutcome::Ignored
+                };
+                (outcome, detail, Some((answer, from_text)))
+            }
+            Err(failure) => {
+                let sent = Self::sent_features(request, plan);
+                if let Some((status, body)) = failure.error_answer()
+                    && refused_feature(status, body, &sent).is_some()
+                {
+                    return (
+                        ProbeOutcome::Refused,
+                        format!("HTTP {status}: {body}"),
+                        None,
+                    );
+                }
+                if let Some((status, body)) = failure.error_answer()
+                    && status >= 500
+                    && sent.contains(&Feature::ToolChoice)
+                {
+                    let without = Plan {
+                        tool_choice: false,
+                        named: None,
+                        ..plan.clone()
+                    };
+                    if self.send(request, &without).await.is_ok() {
+                        return (
+                            ProbeOutcome::Refused,
+                            format!(
+                                "HTTP {status}: {body} (answered once tool_choice was left out)"
+                            ),
+                            None,
+                        );
+                    }
+                }
+                let error = self.redact(failure.into_error(&self.endpoint));
+                (ProbeOutcome::Failed, error.to_string(), None)
+            }
+        }
+    }
+
+    async fn probe_schema(&self, checks: &mut Vec<ProbeCheck>, found: &mut Capabilities) -> bool {
+        // Property names the prompt does not give away: only a server that applies the
+        // schema writes them.
+        let schema = json!({"type": "object", "properties": {
+            "city": {"type": "string", "enum": ["Paris"]}, "certain": {"type": "boolean"}},
+            "required": ["city", "certain"], "additionalProperties": false});
+        let mut request = probe_request("Which city is the capital of France? Answer in JSON.");
+        request.json_schema = Some(schema);
+        for dialect in SchemaDialect::ORDER {
+            if dialect == SchemaDialect::Prompted {
+                found.structured_output = Some(dialect);
+                break;
+            }
+            let plan = Plan {
+                dialect,
+                native_tools: false,
+                tool_choice: false,
+                named: None,
+            };
+            let (outcome, detail, _) = self
+                .probe_send(&request, &plan, |answer| {
+                    check_response(&request, &normalised(answer)).is_ok()
+                })
+                .await;
+            let done = outcome == ProbeOutcome::Supported;
+            let failed = outcome == ProbeOutcome::Failed;
+            checks.push(ProbeCheck {
+                feature: format!("structured_output: {}", dialect.name()),
+                outcome,
+                detail,
+            });
+            if failed {
+                return false;
+            }
+            if done {
+                found.structured_output = Some(dialect);
+                break;
+            }
+        }
+        true
+    }
+
+    async fn probe_tools(&self, checks: &mut Vec<ProbeCheck>, found: &mut Capabilities) -> bool {
+        let tools = vec![
+            probe_tool("get_weather", "The current weather in a city", "city"),
+            probe_tool("get_time", "The current local time in a city", "city"),
+        ];
+        let native = Plan {
+            dialect: SchemaDialect::Prompted,
+            native_tools: true,
+            tool_choice: true,
+            named: None,
+        };
+        let mut request =
+            probe_request("What is the weather in Paris right now? Use the get_weather tool.");
+        request.tools = tools.clone();
+        let (outcome, detail, answer) = self
+            .probe_send(&request, &native, |answer| !answer.tool_calls.is_empty())
+            .await;
+        let failed = outcome == ProbeOutcome::Failed;
+        found.native_tools = Some(outcome != ProbeOutcome::Refused);
+        if let Some((answer, from_text)) = &answer
+            && !answer.tool_calls.is_empty()
+        {
+            found.calls_as_text = Some(*from_text);
+        }
+        checks.push(ProbeCheck {
+            feature: "tools: tool_choice auto".into(),
+            outcome,
+            detail,
+        });
+        if failed || found.native_tools == Some(false) {
+            return !failed;
+        }
+
+        let mut required = request.clone();
+        required.tool_choice = ToolChoice::Required;
+        let (outcome, detail, _) = self
+            .probe_send(&required, &native, |answer| !answer.tool_calls.is_empty())
+            .await;
+        found.tool_choice = Some(outcome != ProbeOutcome::Refused);
+        checks.push(ProbeCheck {
+            feature: "tools: tool_choice required".into(),
+            outcome: outcome.clone(),
+            detail,
+        });
+        if outcome == ProbeOutcome::Failed {
+            return false;
+        }
+
+        let named = Plan {
+            named: Some("get_time".into()),
+            ..native.clone()
+        };
+        let (outcome, detail, _) = self
+            .probe_send(&request, &named, |answer| {
+                !answer.tool_calls.is_empty()
+                    && answer.tool_calls.iter().all(|call| call.name == "get_time")
+            })
+            .await;
+        found.named_tool_choice = Some(outcome == ProbeOutcome::Supported);
+        checks.push(ProbeCheck {
+            feature: "tools: tool_choice named".into(),
+            outcome: outcome.clone(),
+            detail,
+        });
+        if outcome == ProbeOutcome::Failed {
+            return false;
+        }
+
+        let mut parallel = probe_request(
+            "What is the weather in Paris and in Lyon? Call get_weather once for each city, both calls in this one answer.",
+        );
+        parallel.tools = tools;
+        if found.tool_choice == Some(true) {
+            parallel.tool_choice = ToolChoice::Required;
+        }
+        let plan = Plan {
+            tool_choice: found.tool_choice == Some(true),
+            ..native
+        };
+        let (outcome, detail, _) = self
+            .probe_send(&parallel, &plan, |answer| answer.tool_calls.len() >= 2)
+            .await;
+        found.parallel_calls = Some(outcome == ProbeOutcome::Supported);
+        let failed = outcome == ProbeOutcome::Failed;
+        checks.push(ProbeCheck {
+            feature: "tools: parallel calls".into(),
+            outcome,
+            detail,
+        });
+        !failed
     }
 
     fn redact(&self, error: BackendError) -> BackendError {
@@ -185,13 +517,13 @@ impl OpenAiBackend {
         }
     }
 
+    /// One request on the wire; the answer, and whether its calls were parsed from text.
     async fn send(
         &self,
         request: &ChatRequest,
-        native_schema: bool,
-        native_tools: bool,
-    ) -> Result<ChatResponse, Failure> {
-        let body = self.body(request, native_schema, native_tools);
+        plan: &Plan,
+    ) -> Result<(ChatResponse, bool), Failure> {
+        let body = self.body(request, plan);
         let response = self
             .client
             .post(&self.url)
@@ -235,19 +567,39 @@ impl OpenAiBackend {
                 excerpt(&bytes)
             ))
         })?;
-        self.read(request, wire, native_schema, native_tools)
-            .map_err(Failure::Body)
+        self.read(request, wire).map_err(Failure::Body)
     }
 
-    fn body(&self, request: &ChatRequest, native_schema: bool, native_tools: bool) -> Value {
-        let prompted_tools = !native_tools && !request.tools.is_empty();
-        let prompted_schema = !native_schema && request.json_schema.is_some();
+    /// The dialect that forces a call when the server takes tools but not
+    /// `tool_choice: "required"`: the calls are asked for as JSON under a schema that
+    /// admits only calls to the offered tools, which a grammar-constrained server obeys.
+    fn forced_calls_dialect(&self, request: &ChatRequest, plan: &Plan) -> Option<SchemaDialect> {
+        let forced = !request.tools.is_empty()
+            && request.tool_choice == ToolChoice::Required
+            && plan.native_tools
+            && !plan.tool_choice
+            && request.json_schema.is_none();
+        let dialect = self.capabilities().structured_output?;
+        (forced && dialect != SchemaDialect::Prompted).then_some(dialect)
+    }
+
+    fn body(&self, request: &ChatRequest, plan: &Plan) -> Value {
+        let forced_calls = self.forced_calls_dialect(request, plan);
+        let prompted_tools =
+            (!plan.native_tools || forced_calls.is_some()) && !request.tools.is_empty();
+        let prompted_schema =
+            plan.dialect == SchemaDialect::Prompted && request.json_schema.is_some();
         let mut messages: Vec<Value> = request
             .messages
             .iter()
             .map(|message| wire_message(message, prompted_tools))
             .collect();
         let mut instructions = Vec::new();
+        let choice_rule = match request.tool_choice {
+            ToolChoice::Auto => "Otherwise answer in plain text.",
+            ToolChoice::Required => "You must call at least one tool.",
+            ToolChoice::None => "Do not call a tool now: answer in plain text.",
+        };
         if prompted_tools {
             let tools: Vec<Value> = request
                 .tools
@@ -257,14 +609,12 @@ impl OpenAiBackend {
             instructions.push(format!(
                 "You can call these tools:\n{}\nTo call tools, answer with only this JSON object and nothing else: \
                  {{\"tool_calls\": [{{\"name\": \"<tool name>\", \"arguments\": {{...}}}}]}}. \
-                 {}",
+                 {choice_rule}",
                 Value::Array(tools),
-                match request.tool_choice {
-                    ToolChoice::Auto => "Otherwise answer in plain text.",
-                    ToolChoice::Required => "You must call at least one tool.",
-                    ToolChoice::None => "Do not call a tool now: answer in plain text.",
-                }
             ));
+        } else if !request.tools.is_empty() && !plan.tool_choice && !request.tool_choice.is_auto() {
+            // The server takes tools but not tool_choice: ask for it in words instead.
+            instructions.push(choice_rule.to_owned());
         }
         if prompted_schema {
             instructions.push(format!(
@@ -286,7 +636,9 @@ impl OpenAiBackend {
         let mut body = Map::new();
         body.insert("model".into(), Value::String(self.model.clone()));
         body.insert("messages".into(), Value::Array(messages));
-        if native_tools && !request.tools.is_empty() {
+        if let Some(dialect) = forced_calls {
+            dialect.apply(&mut body, &calls_schema(&request.tools));
+        } else if plan.native_tools && !request.tools.is_empty() {
             let tools = request
                 .tools
                 .iter()
@@ -296,15 +648,17 @@ impl OpenAiBackend {
                 })
                 .collect();
             body.insert("tools".into(), Value::Array(tools));
-            if !request.tool_choice.is_auto() {
+            if let Some(name) = &plan.named {
+                body.insert(
+                    "tool_choice".into(),
+                    json!({"type": "function", "function": {"name": name}}),
+                );
+            } else if plan.tool_choice && !request.tool_choice.is_auto() {
                 body.insert("tool_choice".into(), json!(request.tool_choice));
             }
         }
-        if let (true, Some(schema)) = (native_schema, &request.json_schema) {
-            body.insert(
-                "response_format".into(),
-                json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}),
-            );
+        if let Some(schema) = &request.json_schema {
+            plan.dialect.apply(&mut body, schema);
         }
         let mut set = |name: &str, value: Value| {
             body.insert(name.into(), value);
@@ -330,13 +684,12 @@ impl OpenAiBackend {
         Value::Object(body)
     }
 
+    /// The answer in toolflow's terms, and whether its calls were parsed from its text.
     fn read(
         &self,
         request: &ChatRequest,
         wire: WireResponse,
-        native_schema: bool,
-        native_tools: bool,
-    ) -> Result<ChatResponse, String> {
+    ) -> Result<(ChatResponse, bool), String> {
         let Some(choice) = wire.choices.into_iter().next() else {
             let error = wire
                 .error
@@ -358,18 +711,25 @@ impl OpenAiBackend {
             .map(FinishReason::from)
             .unwrap_or(FinishReason::Stop);
 
-        let prompted_calls = if !native_tools && !request.tools.is_empty() {
-            text.as_deref().and_then(prompted_tool_calls)
+        // Servers without a tool parser (or told about the tools in the prompt) hand the
+        // calls back as text.
+        let text_calls = if tool_calls.is_empty()
+            && !request.tools.is_empty()
+            && request.tool_choice != ToolChoice::None
+        {
+            text.as_deref()
+                .and_then(|text| parse_text_calls(text, &request.tools))
         } else {
             None
         };
-        if let Some(calls) = prompted_calls {
-            tool_calls = calls;
-            text = None;
+        let from_text = text_calls.is_some();
+        if let Some(found) = text_calls {
+            tool_calls = found.calls;
+            text = found.prose;
             finish_reason = FinishReason::ToolCalls;
         }
-        if !native_schema && request.json_schema.is_some() && tool_calls.is_empty() {
-            // Normalised to compact JSON, the shape a native answer has; text that holds
+        if request.json_schema.is_some() && tool_calls.is_empty() {
+            // Normalised to compact JSON, whatever dialect it came through; text that holds
             // no JSON is left as it is for the engine's check to reject.
             if let Some(value) = text.as_deref().and_then(extract_json) {
                 text = Some(value.to_string());
@@ -395,14 +755,75 @@ impl OpenAiBackend {
                     / 4,
             },
         };
-        Ok(ChatResponse {
-            text,
-            tool_calls,
-            finish_reason,
-            usage,
-            model: wire.model.unwrap_or_else(|| self.model.clone()),
-        })
+        Ok((
+            ChatResponse {
+                text,
+                tool_calls,
+                finish_reason,
+                usage,
+                model: wire.model.unwrap_or_else(|| self.model.clone()),
+            },
+            from_text,
+        ))
     }
+}
+
+/// `{"tool_calls": [...]}` with at least one call, each to an offered tool with
+/// arguments valid against its parameters.
+fn calls_schema(tools: &[ToolSpec]) -> Value {
+    let calls: Vec<Value> = tools
+        .iter()
+        .map(|tool| {
+            json!({"type": "object", "properties": {
+                "name": {"type": "string", "enum": [tool.name]}, "arguments": tool.parameters},
+                "required": ["name", "arguments"]})
+        })
+        .collect();
+    json!({"type": "object", "properties": {"tool_calls": {"type": "array", "minItems": 1,
+        "items": {"anyOf": calls}}}, "required": ["tool_calls"]})
+}
+
+fn probe_request(prompt: &str) -> ChatRequest {
+    ChatRequest {
+        temperature: Some(0.0),
+        max_tokens: Some(128),
+        seed: Some(0),
+        ..ChatRequest::new(vec![Message::user(prompt)])
+    }
+}
+
+fn probe_tool(name: &str, description: &str, parameter: &str) -> ToolSpec {
+    ToolSpec {
+        name: name.into(),
+        description: description.into(),
+        parameters: json!({"type": "object", "properties": {parameter: {"type": "string"}},
+            "required": [parameter]}),
+    }
+}
+
+/// The answer's JSON text compacted, as `read` leaves it for a schema request.
+fn normalised(answer: &ChatResponse) -> ChatResponse {
+    let mut answer = answer.clone();
+    if let Some(value) = answer.text.as_deref().and_then(extract_json) {
+        answer.text = Some(value.to_string());
+    }
+    answer
+}
+
+fn describe_answer(answer: &ChatResponse, from_text: bool) -> String {
+    if answer.tool_calls.is_empty() {
+        return format!(
+            "answered: {}",
+            excerpt(answer.text.as_deref().unwrap_or_default().as_bytes())
+        );
+    }
+    let calls: Vec<String> = answer
+        .tool_calls
+        .iter()
+        .map(|call| format!("{}({})", call.name, call.arguments))
+        .collect();
+    let how = if from_text { " (written as text)" } else { "" };
+    excerpt(format!("called {}{how}", calls.join(", ")).as_bytes())
 }
 
 impl ChatBackend for OpenAiBackend {
@@ -415,6 +836,10 @@ impl ChatBackend for OpenAiBackend {
         request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, BackendError>> {
         Box::pin(self.attempt(request))
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Option<ProbeReport>> {
+        Box::pin(async { Some(OpenAiBackend::probe(self).await) })
     }
 }
 
@@ -443,10 +868,14 @@ fn wire_message(message: &Message, prompted_tools: bool) -> Value {
     }
     let mut wire = Map::new();
     wire.insert("role".into(), Value::String(role.into()));
-    wire.insert(
-        "content".into(),
-        message.content.clone().map_or(Value::Null, Value::String),
-    );
+    // llama-cpp-python's server refuses `"content": null` (its schema wants a string);
+    // an empty string means the same to every server.
+    let content = match &message.content {
+        Some(text) => Value::String(text.clone()),
+        None if !message.tool_calls.is_empty() => Value::String(String::new()),
+        None => Value::Null,
+    };
+    wire.insert("content".into(), content);
     if !message.tool_calls.is_empty() {
         let calls = message
             .tool_calls
@@ -465,29 +894,6 @@ fn parse_or_string(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
-/// `{"tool_calls": [{"name", "arguments"}]}` written as text by a model without native tools.
-fn prompted_tool_calls(text: &str) -> Option<Vec<ToolCallRequest>> {
-    let value = extract_json(text)?;
-    let calls = value.get("tool_calls")?.as_array()?;
-    calls
-        .iter()
-        .enumerate()
-        .map(|(index, call)| {
-            let name = call.get("name")?.as_str()?.to_owned();
-            let arguments = match call.get("arguments") {
-                Some(Value::String(text)) => text.clone(),
-                Some(value) => value.to_string(),
-                None => "{}".into(),
-            };
-            Some(ToolCallRequest {
-                id: call_id(index, &name, &arguments),
-                name,
-                arguments,
-            })
-        })
-        .collect()
-}
-
 /// The first JSON object or array in a model's text, inside code fences or prose.
 pub fn extract_json(text: &str) -> Option<Value> {
     let trimmed = text.trim();
@@ -501,13 +907,6 @@ pub fn extract_json(text: &str) -> Option<Value> {
         }
     }
     None
-}
-
-/// Ids for calls that came without one: stable, so that cached answers replay alike.
-fn call_id(index: usize, name: &str, arguments: &str) -> String {
-    let hash =
-        toolflow_core::content_hash(&[&index.to_le_bytes(), name.as_bytes(), arguments.as_bytes()]);
-    format!("call_{}", &hash[..16])
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date.
@@ -557,11 +956,22 @@ enum Failure {
 }
 
 impl Failure {
+    /// The status and body of an error answer from the server.
+    fn error_answer(&self) -> Option<(u16, &str)> {
+        match self {
+            Failure::Status { status, body, .. } => Some((*status, body)),
+            Failure::Rejected(rejected) => Some((rejected.status, &rejected.body)),
+            Failure::Http(_) | Failure::Body(_) => None,
+        }
+    }
+
     fn into_error(self, endpoint: &str) -> BackendError {
         match self {
             Failure::Http(error) => {
                 let kind = if error.is_timeout() {
                     TransientKind::Timeout
+                } else if error.is_connect() {
+                    TransientKind::Unreachable
                 } else {
                     TransientKind::Connection
                 };
@@ -736,7 +1146,7 @@ mod tests {
                 "finish_reason": "abort"}]
         }))
         .unwrap();
-        let response = backend.read(&request, wire, true, true).unwrap();
+        let (response, _) = backend.read(&request, wire).unwrap();
         assert_eq!(response.text.as_deref(), Some("ab"));
         assert_eq!(response.tool_calls[0].arguments, r#"{"x":1}"#);
         assert!(response.tool_calls[0].id.starts_with("call_"));

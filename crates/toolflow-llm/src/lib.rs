@@ -5,6 +5,7 @@
 //! OpenAI-compatible server for tests that answers from a script and injects faults.
 
 pub mod cache;
+pub mod capability;
 pub mod config;
 pub mod engine;
 pub mod http;
@@ -12,11 +13,13 @@ pub mod limits;
 pub mod request;
 #[cfg(feature = "standin")]
 pub mod standin;
+pub mod textcalls;
 pub mod validate;
 
 pub use cache::{CacheMode, ResponseCache, cache_key};
+pub use capability::{Capabilities, ProbeCheck, ProbeOutcome, ProbeReport, SchemaDialect};
 pub use config::{Config, ConfigError, EndpointConfig, EngineConfig, FeatureMode};
-pub use engine::{Endpoint, Engine, EngineError, Tally, TallyRow};
+pub use engine::{Endpoint, Engine, EngineError, FatalEndpoint, Tally, TallyRow};
 pub use http::{OpenAiBackend, SetupError, http_client};
 pub use request::{
     BackendError, BoxFuture, ChatBackend, ChatRequest, ChatResponse, FinishReason, Message, Role,

@@ -229,6 +229,12 @@ pub trait ChatBackend: Send + Sync {
         &'a self,
         request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, BackendError>>;
+
+    /// Finds out what the server behind this backend supports (`toolflow chat --probe`);
+    /// `None` for backends with nothing to find out, such as the embedded model.
+    fn probe(&self) -> BoxFuture<'_, Option<crate::capability::ProbeReport>> {
+        Box::pin(async { None })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,8 +244,10 @@ pub enum TransientKind {
     /// HTTP 5xx (and 408).
     Server,
     Timeout,
-    /// Refused, reset or dropped connections, truncated bodies.
+    /// Reset or dropped connections, truncated bodies.
     Connection,
+    /// No connection could be made at all (refused, no route, unknown host).
+    Unreachable,
     /// A body that is not the JSON of a chat completion.
     InvalidBody,
 }

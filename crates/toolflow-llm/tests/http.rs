@@ -229,16 +229,22 @@ async fn prompted_tools_round_trip() {
 }
 
 #[tokio::test]
-async fn a_server_that_rejects_response_format_is_downgraded_for_good() {
-    let server = StandInServer::start(|seen| {
+async fn a_server_that_refuses_response_format_is_walked_down_the_dialects_once() {
+    // llama-cpp-python's own refusal: HTTP 500 with a validation error naming the field.
+    let refusal = r#"{"error":{"message":"[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}]","type":"internal_server_error"}}"#;
+    let server = StandInServer::start(move |seen| {
         if seen.body.get("response_format").is_some() {
-            Reply::Status(400)
+            Reply::Raw {
+                status: 500,
+                body: refusal.into(),
+            }
         } else {
             Reply::Text(json!({"city": "Oslo", "days": 1}).to_string())
         }
     })
     .await
     .unwrap();
+    // One attempt per request: the refusals must not count as transient failures.
     let engine = engine(&server, 1);
     for prompt in ["first", "second"] {
         let mut request = ask(prompt);
@@ -246,15 +252,55 @@ async fn a_server_that_rejects_response_format_is_downgraded_for_good() {
         let answer = engine.complete(MODEL, "planner", &request).await.unwrap();
         assert_eq!(answer.json().unwrap()["city"], "Oslo");
     }
-    let with_format: Vec<bool> = server
+    let fields: Vec<Vec<&str>> = server
         .requests()
         .iter()
-        .map(|seen| seen.body.get("response_format").is_some())
+        .map(|seen| {
+            ["response_format", "guided_json", "json_schema", "format"]
+                .into_iter()
+                .filter(|field| seen.body.get(*field).is_some())
+                .collect()
+        })
         .collect();
     assert_eq!(
-        with_format,
-        [true, false, false],
-        "one rejection, then prompted for good"
+        fields,
+        [
+            vec!["response_format"],
+            vec!["response_format"],
+            vec!["guided_json"],
+            vec!["guided_json"]
+        ],
+        "json_schema and json_object refused once, guided_json kept for good"
+    );
+    assert_eq!(
+        server.requests()[1].body["response_format"]["type"],
+        "json_object"
+    );
+}
+
+#[tokio::test]
+async fn a_plain_server_error_is_still_transient() {
+    let server = StandInServer::queue(
+        vec![Reply::Status(500)],
+        Reply::Text(json!({"city": "Oslo", "days": 1}).to_string()),
+    )
+    .await
+    .unwrap();
+    let mut request = ask("x");
+    request.json_schema = Some(schema());
+    engine(&server, 2)
+        .complete(MODEL, "planner", &request)
+        .await
+        .unwrap();
+    let formats: Vec<bool> = server
+        .requests()
+        .iter()
+        .map(|seen| seen.body["response_format"]["type"] == "json_schema")
+        .collect();
+    assert_eq!(
+        formats,
+        [true, true],
+        "a 500 naming nothing is retried as it was"
     );
 }
 

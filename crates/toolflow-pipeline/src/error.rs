@@ -113,6 +113,30 @@ pub enum PipelineError {
         /// The store's file.
         store: PathBuf,
     },
+    /// An endpoint turned out unusable (unreachable, or refusing every request the same
+    /// way): synthesis stopped launching dialogues.
+    #[error(
+        "{why}\nStopped launching dialogues; {written} of {expected} are in {}: fix the endpoint and run the same command again to write the rest",
+        store.display()
+    )]
+    EndpointUnusable {
+        /// What the engine found, with what to change.
+        why: String,
+        /// Dialogues the store holds.
+        written: u64,
+        /// Dialogues this run (shard) has.
+        expected: u64,
+        /// The store's file.
+        store: PathBuf,
+    },
+    /// Dialogues were written but none completed or reached the turn limit.
+    #[error(
+        "no dialogue was completed ({failed} failed; see the warnings above): nothing usable was written"
+    )]
+    NothingCompleted {
+        /// Dialogues that failed.
+        failed: u64,
+    },
     /// A dialogue file could not be filtered or measured.
     #[error(transparent)]
     Eval(#[from] toolflow_eval::EvalError),

@@ -141,6 +141,7 @@ pub fn synthesize(
         .filter(|subset| !finished.contains(&subset.index))
         .collect();
     summary.resumed = summary.expected - todo.len() as u64;
+    let mut fatal = None;
     if !todo.is_empty() {
         let jobs = with_tools(todo, &tools)?;
         let engine = engine()?;
@@ -157,8 +158,27 @@ pub fn synthesize(
         ));
         observer.synth_finished();
         written?;
+        fatal = engine.fatal();
+    }
+    if fatal.is_some() {
+        // Those that failed before the endpoint was found unusable failed for the same
+        // cause: the rerun after the fix writes them too.
+        store.forget_failed()?;
     }
     let dialogues = store.write_jsonl(output)? as u64;
+    if let Some(fatal) = fatal {
+        return Err(PipelineError::EndpointUnusable {
+            why: fatal.to_string(),
+            written: dialogues,
+            expected: summary.expected,
+            store: job.store.to_path_buf(),
+        });
+    }
+    if summary.written > 0 && summary.completed + summary.turn_limit == 0 {
+        return Err(PipelineError::NothingCompleted {
+            failed: summary.failed,
+        });
+    }
     if summary.interrupted {
         return Err(PipelineError::Interrupted {
             written: dialogues,
@@ -214,8 +234,12 @@ async fn write_all(
         .map(|(subset, chosen)| {
             let started = started.clone();
             async move {
+                // Fail fast: once an endpoint is unusable, no new dialogue starts.
+                if engine.fatal().is_some() {
+                    return None;
+                }
                 started.fetch_add(1, Ordering::Relaxed);
-                synth.write(subset.index, subset.strategy, chosen).await
+                Some(synth.write(subset.index, subset.strategy, chosen).await)
             }
         })
         .buffer_unordered(synth.config().concurrency);
@@ -238,6 +262,12 @@ async fn write_all(
             _ = ticker.tick() => progress(summary),
             next = dialogues.next() => {
                 let Some(dialogue) = next else { break };
+                let Some(dialogue) = dialogue else { continue };
+                if dialogue.outcome.status == OutcomeStatus::Failed && engine.fatal().is_some() {
+                    // Failed because the endpoint is unusable: left out of the store, so
+                    // that the rerun after the fix writes it without --retry-failed.
+                    continue;
+                }
                 store.commit(&dialogue)?;
                 summary.written += 1;
                 match dialogue.outcome.status {

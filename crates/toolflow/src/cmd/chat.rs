@@ -4,14 +4,19 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use toolflow_llm::{ChatRequest, ChatResponse, Engine, Message};
+use toolflow_llm::{ChatRequest, ChatResponse, Config, Engine, Message, ProbeReport};
 
 use super::engine::EngineArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The prompt, sent as one user message
-    prompt: String,
+    #[arg(required_unless_present = "probe")]
+    prompt: Option<String>,
+    /// Ask each configured endpoint what it supports (native tools, tool_choice auto /
+    /// required / named, parallel calls, the structured-output dialect) and print it
+    #[arg(long, conflicts_with = "json_schema")]
+    probe: bool,
     #[command(flatten)]
     engine: EngineArgs,
     /// Answer with one JSON value valid against this JSON Schema; only that value is printed
@@ -34,11 +39,16 @@ pub struct Args {
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let config = args.engine.config()?;
+    if args.probe {
+        return probe(&config, &args, global);
+    }
     let mut request = ChatRequest::new(Vec::new());
     if let Some(system) = &args.system {
         request.messages.push(Message::system(system.clone()));
     }
-    request.messages.push(Message::user(args.prompt.clone()));
+    request
+        .messages
+        .push(Message::user(args.prompt.clone().unwrap_or_default()));
     request.seed = args.seed;
     request.temperature = args.temperature;
     request.max_tokens = args.max_tokens;
@@ -63,6 +73,42 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     print_answer(&answer, &request, global)?;
     if !global.quiet {
         print_usage(&engine);
+    }
+    Ok(())
+}
+
+/// `--probe`: every endpoint's checks, one line each, and the capabilities found.
+fn probe(config: &Config, args: &Args, global: &super::Global) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !config.endpoints.is_empty(),
+        "--probe asks HTTP endpoints what they support: pass --endpoints FILE (the embedded model needs no probe)"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let engine =
+        runtime.block_on(async { super::engine::build(config, &args.engine, global, false) })?;
+    let reports: Vec<ProbeReport> = runtime
+        .block_on(engine.probe())
+        .into_iter()
+        .filter_map(|(_, report)| report)
+        .collect();
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(());
+    }
+    for report in &reports {
+        println!("{}", report.endpoint);
+        for check in &report.checks {
+            let outcome = serde_json::to_value(&check.outcome)?;
+            println!(
+                "  {:<40} {:<10} {}",
+                check.feature,
+                outcome.as_str().unwrap_or_default(),
+                check.detail.replace('\n', " ")
+            );
+        }
+        println!("  => {}", serde_json::to_string(&report.capabilities)?);
     }
     Ok(())
 }
