@@ -118,6 +118,11 @@ pub struct Generation {
     pub model: String,
     pub usage: Usage,
     pub seed: Option<u64>,
+    /// Why the backend stopped writing this turn: `stop`, `length` (cut at the token
+    /// limit), `tool_calls`, or whatever else the server said. Absent in records written
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

@@ -70,6 +70,57 @@ pub enum Rule {
     /// Passes: `assistant: Done. / … / assistant: Anything else?`. Fails: `assistant: Done.
     /// / … / assistant: Done.`.
     RepeatedTurn,
+    /// Assistant text that is, or holds, a tool call that should have been structured: JSON
+    /// (or a Python dict) with a `name` and `arguments`/`parameters`, a chat template's call
+    /// marker (`<tool_call>`, `[TOOL_CALLS]`, `<|python_tag|>`, `<function=`), a call to
+    /// `functions.x(...)`, or `tool(...)` written in code for a tool of the dialogue.
+    /// Passes: `assistant: It is 21 degrees in Lyon.`. Fails: `assistant: {"name":
+    /// "get_weather", "arguments": {"city": "Lyon"}}`.
+    CallInText,
+    /// Assistant text that is a whole JSON object or array (a fenced block counts): an answer
+    /// written for a machine, typically an error blob copied from a result. JSON that is a
+    /// call is left to [`Rule::CallInText`].
+    /// Passes: `assistant: The service is down, try later.`. Fails: `assistant: {"error":
+    /// "Service unavailable"}`.
+    JsonAnswer,
+    /// Template residue in a turn's text, a call's string arguments or a result's strings:
+    /// `{{var}}`, lorem ipsum, a `TODO`, a `[slot]` bracket (a slot word such as `[name]`,
+    /// snake_case such as `[email_address]`, or an instruction such as `[Your Name]`), or an
+    /// instruction in angle brackets (`<a short error message>`). Brackets holding data
+    /// (`[1]`, `[Draft]`, markdown links, HTML tags, `x < 5 and y > 3`) pass.
+    /// Passes: `assistant: Sent to Ana at ana@example.org`. Fails: `assistant: Sending Mail
+    /// to [name] at [email_address]`.
+    Placeholder,
+    /// A turn whose generation stopped at the token limit (`finish_reason` is `length`):
+    /// its text is cut off. Passes: `finish_reason: stop`. Fails: `finish_reason: length`
+    /// on `user: Can you check the weather in Lyon for the`.
+    Truncated,
+    /// A user or assistant turn of at least 8 words dominated by repetition (half its word
+    /// trigrams repeat an earlier one of the turn, or one word is half its words), or one
+    /// whose word trigrams are, for 80% or more, those of an earlier turn of the other role
+    /// (a user parroting the assistant, an assistant echoing the request).
+    /// Passes: `assistant: Sunny and 21 degrees in Lyon tomorrow, with a light breeze.`.
+    /// Fails: `assistant: I can help with that. I can help with that. I can help with that.`.
+    Degenerate,
+    /// A tool result (not an error) that breaks the tool's `returns` JSON Schema.
+    /// Passes: `{"temp": 21}` for `returns: {properties: {temp: {type: number}}}`. Fails:
+    /// `{"temp": "warm"}`.
+    ResultSchema,
+    /// The assistant's first text after tool results of a round shares no value with them:
+    /// no number (numbers written in result strings count, so `2024-05-14` gives 14), no
+    /// string of 3 to 40 characters, no word of 5 or more letters of a longer string.
+    /// Rounds whose results are errors or hold no value are exempt. `warn` by default:
+    /// an answer may rightly paraphrase.
+    /// Passes: result `{"temp": 21}`, `assistant: 21 degrees.`. Fails: `assistant: It is
+    /// lovely weather.`.
+    UngroundedAnswer,
+    /// The first user turn of a tool-call plan step is far from that step's request: the
+    /// cosine of their sentence embeddings is below `[off-plan] threshold`. Later turns of
+    /// the step answer the assistant's questions, and chitchat steps are free small talk:
+    /// neither is compared. Needs an embedding function;
+    /// `warn` by default. Passes: step `Check the weather in Lyon`, `user: What's the
+    /// weather like in Lyon?`. Fails: `user: Tell me a joke about cats.`.
+    OffPlan,
     /// The same turns (generation metadata aside) as an earlier kept dialogue.
     /// Passes: the first copy. Fails: the second.
     ExactDuplicate,
@@ -81,7 +132,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order reports list them.
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 20] = [
         Rule::UnparsedArguments,
         Rule::UnknownTool,
         Rule::SchemaViolation,
@@ -92,6 +143,14 @@ impl Rule {
         Rule::NoToolCall,
         Rule::EmptyTurn,
         Rule::RepeatedTurn,
+        Rule::CallInText,
+        Rule::JsonAnswer,
+        Rule::Placeholder,
+        Rule::Truncated,
+        Rule::Degenerate,
+        Rule::ResultSchema,
+        Rule::UngroundedAnswer,
+        Rule::OffPlan,
         Rule::ExactDuplicate,
         Rule::NearDuplicate,
     ];
@@ -109,6 +168,14 @@ impl Rule {
             Rule::NoToolCall => "no-tool-call",
             Rule::EmptyTurn => "empty-turn",
             Rule::RepeatedTurn => "repeated-turn",
+            Rule::CallInText => "call-in-text",
+            Rule::JsonAnswer => "json-answer",
+            Rule::Placeholder => "placeholder",
+            Rule::Truncated => "truncated",
+            Rule::Degenerate => "degenerate",
+            Rule::ResultSchema => "result-schema",
+            Rule::UngroundedAnswer => "ungrounded-answer",
+            Rule::OffPlan => "off-plan",
             Rule::ExactDuplicate => "exact-duplicate",
             Rule::NearDuplicate => "near-duplicate",
         }
@@ -117,7 +184,7 @@ impl Rule {
     /// The level a rule has when the rules file does not set one.
     pub fn default_level(self) -> Level {
         match self {
-            Rule::UngroundedArgument => Level::Warn,
+            Rule::UngroundedArgument | Rule::UngroundedAnswer | Rule::OffPlan => Level::Warn,
             _ => Level::Reject,
         }
     }

@@ -15,11 +15,16 @@
 //! hashes = 128
 //! bands = 32
 //! seed = 0
+//!
+//! [off-plan]
+//! threshold = 0.2       # cosine below which a user turn is far from its plan step
 //! ```
 //!
 //! Duplicates are looked for only among dialogues that pass every other rule, in input
 //! order, so the first of a group of duplicates is kept and a clean copy of a broken
-//! dialogue is not thrown away with it.
+//! dialogue is not thrown away with it. [`Rule::OffPlan`] needs sentence embeddings: the
+//! caller passes an embedding function ([`Filter::check_with`], [`filter_file_with`]); this
+//! crate loads no model. It too is measured only on dialogues no other rule rejects.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -29,10 +34,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 pub use toolflow_core::rejection::{Level, Reason, Rule};
-use toolflow_core::{Dialogue, OutcomeStatus, Tool, Turn};
+use toolflow_core::{Dialogue, OutcomeStatus, StepKind, Tool, Turn};
 
+use crate::coherence::EmbedFn;
 use crate::minhash::{LshIndex, MinHasher};
 use crate::{EvalError, input, text, words};
+
+mod content;
 
 /// The filter's settings, as read from a rules file; absent entries take defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -42,7 +50,29 @@ pub struct FilterConfig {
     pub rules: BTreeMap<Rule, Level>,
     #[serde(default)]
     pub near_duplicate: NearDuplicateConfig,
+    #[serde(default)]
+    pub off_plan: OffPlanConfig,
 }
+
+/// Settings of [`Rule::OffPlan`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OffPlanConfig {
+    /// The cosine (all-MiniLM-L6-v2 vectors) below which a user turn is off its plan step.
+    pub threshold: f32,
+}
+
+impl Default for OffPlanConfig {
+    fn default() -> Self {
+        // Measured on the dev corpus (`toolflow-bench --bin gate` prints the cosines).
+        OffPlanConfig {
+            threshold: OFF_PLAN_THRESHOLD,
+        }
+    }
+}
+
+/// The default [`OffPlanConfig::threshold`].
+pub const OFF_PLAN_THRESHOLD: f32 = 0.2;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -88,6 +118,8 @@ impl FilterConfig {
             Some("near-duplicate needs 1 ≤ bands ≤ hashes")
         } else if near.shingle_words == 0 {
             Some("near-duplicate.shingle-words must be at least 1")
+        } else if !(-1.0..=1.0).contains(&config.off_plan.threshold) {
+            Some("off-plan.threshold must be in [-1, 1]")
         } else {
             None
         };
@@ -124,6 +156,7 @@ pub struct Filter {
     hasher: MinHasher,
     index: LshIndex,
     indexed_ids: Vec<String>,
+    off_plan_unmeasured: u64,
 }
 
 impl Filter {
@@ -136,12 +169,25 @@ impl Filter {
             validators: HashMap::new(),
             exact: HashMap::new(),
             indexed_ids: Vec::new(),
+            off_plan_unmeasured: 0,
         }
     }
 
     /// Every reason `dialogue` is flagged for; an empty list when it passes. A dialogue that
-    /// is kept is remembered, so that later copies of it are duplicates.
+    /// is kept is remembered, so that later copies of it are duplicates. [`Rule::OffPlan`]
+    /// is not measured: see [`Filter::check_with`].
     pub fn check(&mut self, dialogue: &Dialogue) -> Vec<Reason> {
+        self.check_with(dialogue, None)
+    }
+
+    /// [`Filter::check`], measuring [`Rule::OffPlan`] with `embed` (one vector per text, in
+    /// order, as all-MiniLM-L6-v2 gives them). Without it, or when it fails (logged), a
+    /// dialogue with a plan is counted in [`Filter::off_plan_unmeasured`] instead.
+    pub fn check_with(
+        &mut self,
+        dialogue: &Dialogue,
+        embed: Option<&mut EmbedFn<'_>>,
+    ) -> Vec<Reason> {
         let mut reasons = Reasons {
             config: &self.config,
             list: Vec::new(),
@@ -151,6 +197,36 @@ impl Filter {
         let mut reasons = reasons.list;
         if rejects(&reasons) {
             return reasons;
+        }
+        let off_plan_level = self.config.level(Rule::OffPlan);
+        if off_plan_level != Level::Off && dialogue.plan.is_some() {
+            let measured = embed
+                .ok_or_else(|| "no embedding function given".to_string())
+                .and_then(|embed| plan_similarities(dialogue, embed));
+            match measured {
+                Ok(similarities) => {
+                    let threshold = self.config.off_plan.threshold;
+                    for similarity in similarities.iter().filter(|s| s.cosine < threshold) {
+                        reasons.push(Reason {
+                            rule: Rule::OffPlan,
+                            level: off_plan_level,
+                            turn: Some(similarity.turn),
+                            pointer: Some(format!("/turns/{}/content", similarity.turn)),
+                            detail: format!(
+                                "cosine {:.3} < {threshold} to plan step {}",
+                                similarity.cosine, similarity.step
+                            ),
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(dialogue = %dialogue.id, %error, "off-plan not measured");
+                    self.off_plan_unmeasured += 1;
+                }
+            }
+            if rejects(&reasons) {
+                return reasons;
+            }
         }
         let exact_level = self.config.level(Rule::ExactDuplicate);
         let near_level = self.config.level(Rule::NearDuplicate);
@@ -193,6 +269,81 @@ impl Filter {
         }
         reasons
     }
+
+    /// Dialogues with a plan, passing the other rules, whose [`Rule::OffPlan`] could not be
+    /// measured (no embedding function, or it failed).
+    pub fn off_plan_unmeasured(&self) -> u64 {
+        self.off_plan_unmeasured
+    }
+}
+
+/// How close the first user turn of a plan step is to the step's request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanSimilarity {
+    /// The user turn's index in `turns`.
+    pub turn: usize,
+    /// The plan step's number.
+    pub step: u32,
+    /// The cosine of the two texts' embeddings.
+    pub cosine: f32,
+}
+
+/// For each tool-call step of the plan, the cosine between its request and the first user
+/// turn on it, all embedded in one call to `embed`. Later turns of a step answer the
+/// assistant's questions ("for two, please"), and chitchat steps are small talk by nature
+/// ("react to the forecast"), so they are not compared. Empty without a plan.
+pub fn plan_similarities(
+    dialogue: &Dialogue,
+    embed: &mut EmbedFn<'_>,
+) -> Result<Vec<PlanSimilarity>, String> {
+    let Some(plan) = &dialogue.plan else {
+        return Ok(Vec::new());
+    };
+    let mut pairs: Vec<(usize, u32, &str, &str)> = Vec::new();
+    let mut previous_step = None;
+    for (index, turn) in dialogue.turns.iter().enumerate() {
+        let Turn::User(user) = turn else { continue };
+        if let Some(number) = user.plan_step
+            && previous_step != Some(number)
+            && let Some(step) = plan.steps.iter().find(|s| s.number == number)
+            && step.kind == StepKind::ToolCall
+            && !user.content.trim().is_empty()
+        {
+            pairs.push((index, number, user.content.as_str(), step.request.as_str()));
+        }
+        previous_step = user.plan_step;
+    }
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let texts: Vec<String> = pairs
+        .iter()
+        .flat_map(|(_, _, user, step)| [user.to_string(), step.to_string()])
+        .collect();
+    let vectors = embed(&texts)?;
+    if vectors.len() != texts.len() {
+        return Err(format!(
+            "the embedding function returned {} vectors for {} texts",
+            vectors.len(),
+            texts.len()
+        ));
+    }
+    Ok(pairs
+        .iter()
+        .zip(vectors.chunks(2))
+        .map(|((turn, step, _, _), pair)| PlanSimilarity {
+            turn: *turn,
+            step: *step,
+            cosine: cosine(&pair[0], &pair[1]),
+        })
+        .collect())
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norms =
+        a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norms > 0.0 { dot / norms } else { 0.0 }
 }
 
 struct Reasons<'a> {
@@ -234,6 +385,7 @@ fn check_turns(
         .iter()
         .map(|t| (t.name.as_str(), t))
         .collect();
+    let tool_names: Vec<&str> = dialogue.tools.iter().map(|t| t.name.as_str()).collect();
     let rejected_calls: HashSet<&str> = dialogue
         .turns
         .iter()
@@ -247,9 +399,13 @@ fn check_turns(
     evidence.add_text(&dialogue.context.location);
     let mut last_user: Option<&str> = None;
     let mut last_assistant: Option<&str> = None;
+    let mut copies = Copies::default();
+    // Values of this round's results, for the answer that follows them.
+    let mut round_values = content::ResultValues::default();
     for (index, turn) in dialogue.turns.iter().enumerate() {
         let at = Some(index);
         let content_pointer = || Some(format!("/turns/{index}/content"));
+        check_finish(turn, index, reasons);
         match turn {
             Turn::User(user) => {
                 let text = user.content.trim();
@@ -271,7 +427,14 @@ fn check_turns(
                 if !text.is_empty() {
                     last_user = Some(text);
                 }
+                check_placeholder(text, index, reasons);
+                if reasons.on(Rule::Degenerate)
+                    && let Some(why) = copies.degenerate(text, Role::User)
+                {
+                    reasons.push(Rule::Degenerate, at, content_pointer(), why);
+                }
                 evidence.add_text(&user.content);
+                round_values = content::ResultValues::default();
             }
             Turn::Assistant(assistant) => {
                 let text = assistant
@@ -297,8 +460,35 @@ fn check_turns(
                 if text.is_some() {
                     last_assistant = text;
                 }
+                if let Some(text) = text {
+                    check_assistant_text(text, index, &tool_names, reasons);
+                    if reasons.on(Rule::Degenerate)
+                        && let Some(why) = copies.degenerate(text, Role::Assistant)
+                    {
+                        reasons.push(Rule::Degenerate, at, content_pointer(), why);
+                    }
+                    if assistant.tool_calls.is_empty() && !round_values.is_empty() {
+                        if !round_values.shared_with(text) {
+                            reasons.push(
+                                Rule::UngroundedAnswer,
+                                at,
+                                content_pointer(),
+                                "the answer repeats no value (number, name, date) of the results before it".into(),
+                            );
+                        }
+                        round_values = content::ResultValues::default();
+                    }
+                }
                 for (number, call) in assistant.tool_calls.iter().enumerate() {
                     let base = format!("/turns/{index}/tool_calls/{number}");
+                    if reasons.on(Rule::Placeholder) {
+                        check_placeholder_json(
+                            &call.arguments,
+                            format!("{base}/arguments"),
+                            index,
+                            reasons,
+                        );
+                    }
                     let rejected = rejected_calls.contains(call.id.as_str());
                     check_call(
                         call, &base, index, &tools, validators, &evidence, rejected, reasons,
@@ -328,10 +518,185 @@ fn check_turns(
                             tool.name
                         ),
                     );
+                } else if !tool.is_error
+                    && reasons.on(Rule::ResultSchema)
+                    && let Some(returns) = tools
+                        .get(tool.name.as_str())
+                        .and_then(|t| t.returns.as_ref())
+                {
+                    check_result_schema(tool, returns, index, validators, reasons);
+                }
+                if reasons.on(Rule::Placeholder) {
+                    check_placeholder_json(
+                        &tool.content,
+                        format!("/turns/{index}/content"),
+                        index,
+                        reasons,
+                    );
+                }
+                if !tool.is_error && reasons.on(Rule::UngroundedAnswer) {
+                    round_values.add(&tool.content);
                 }
                 evidence.add_json(&tool.content);
             }
         }
+    }
+}
+
+/// [`Rule::Truncated`]: the turn's generation stopped at the token limit.
+fn check_finish(turn: &Turn, index: usize, reasons: &mut Reasons) {
+    let (generation, role) = match turn {
+        Turn::User(t) => (&t.generation, "user"),
+        Turn::Assistant(t) => (&t.generation, "assistant"),
+        Turn::Tool(t) => (&t.generation, "tool"),
+    };
+    if let Some(generation) = generation
+        && generation.finish_reason.as_deref() == Some("length")
+    {
+        reasons.push(
+            Rule::Truncated,
+            Some(index),
+            Some(format!("/turns/{index}/generation/finish_reason")),
+            format!(
+                "the {role} turn stopped at the token limit ({} tokens)",
+                generation.usage.completion_tokens
+            ),
+        );
+    }
+}
+
+/// [`Rule::CallInText`], [`Rule::JsonAnswer`] and [`Rule::Placeholder`] on assistant text.
+fn check_assistant_text(text: &str, index: usize, tools: &[&str], reasons: &mut Reasons) {
+    let pointer = || Some(format!("/turns/{index}/content"));
+    let call = reasons
+        .on(Rule::CallInText)
+        .then(|| content::call_in_text(text, tools))
+        .flatten();
+    let is_call = call.is_some();
+    if let Some(why) = call {
+        reasons.push(Rule::CallInText, Some(index), pointer(), why);
+    }
+    // A call written as JSON is reported once, as a call.
+    if !is_call
+        && reasons.on(Rule::JsonAnswer)
+        && let Some(why) = content::json_answer(text)
+    {
+        reasons.push(Rule::JsonAnswer, Some(index), pointer(), why);
+    }
+    check_placeholder(text, index, reasons);
+}
+
+fn check_placeholder(text: &str, index: usize, reasons: &mut Reasons) {
+    if reasons.on(Rule::Placeholder)
+        && let Some(found) = content::placeholder(text)
+    {
+        reasons.push(
+            Rule::Placeholder,
+            Some(index),
+            Some(format!("/turns/{index}/content")),
+            format!("template residue {found:?}"),
+        );
+    }
+}
+
+/// [`Rule::Placeholder`] on the strings of a JSON value; the first one found is reported.
+fn check_placeholder_json(value: &Value, pointer: String, index: usize, reasons: &mut Reasons) {
+    fn find(value: &Value, pointer: String) -> Option<(String, String)> {
+        match value {
+            Value::String(s) => content::placeholder(s).map(|found| (pointer, found)),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| find(item, format!("{pointer}/{i}"))),
+            Value::Object(map) => map
+                .iter()
+                .find_map(|(key, item)| find(item, format!("{pointer}/{}", segment(key)))),
+            _ => None,
+        }
+    }
+    if let Some((pointer, found)) = find(value, pointer) {
+        reasons.push(
+            Rule::Placeholder,
+            Some(index),
+            Some(pointer),
+            format!("template residue {found:?}"),
+        );
+    }
+}
+
+/// [`Rule::ResultSchema`]: the result against the tool's `returns` schema, the first error
+/// reported with how many there are.
+fn check_result_schema(
+    tool: &toolflow_core::ToolTurn,
+    returns: &Value,
+    index: usize,
+    validators: &mut HashMap<String, Result<jsonschema::Validator, String>>,
+    reasons: &mut Reasons,
+) {
+    let validator = validators
+        .entry(returns.to_string())
+        .or_insert_with(|| jsonschema::validator_for(returns).map_err(|e| e.to_string()));
+    // A return schema that does not compile cannot be held against the result.
+    let Ok(validator) = validator else { return };
+    let mut errors = validator.iter_errors(&tool.content);
+    if let Some(first) = errors.next() {
+        let more = errors.count();
+        let others = if more > 0 {
+            format!(" (and {more} more)")
+        } else {
+            String::new()
+        };
+        reasons.push(
+            Rule::ResultSchema,
+            Some(index),
+            Some(format!("/turns/{index}/content{}", first.instance_path())),
+            format!(
+                "result of `{}` breaks its returns schema: {first}{others}",
+                tool.name
+            ),
+        );
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    User,
+    Assistant,
+}
+
+/// The word trigrams of earlier user and assistant turns, for [`Rule::Degenerate`].
+#[derive(Default)]
+struct Copies {
+    user: Vec<Vec<u64>>,
+    assistant: Vec<Vec<u64>>,
+}
+
+impl Copies {
+    /// Why `text`, of `role`, is degenerate, if it is; remembers it for later turns.
+    fn degenerate(&mut self, text: &str, role: Role) -> Option<String> {
+        let words = content::word_hashes(text);
+        if let Some(why) = content::repetition(&words) {
+            return Some(why);
+        }
+        if words.len() < content::MIN_WORDS {
+            return None;
+        }
+        let grams = content::trigram_set(&words);
+        let (own, other, other_name) = match role {
+            Role::User => (&mut self.user, &self.assistant, "assistant"),
+            Role::Assistant => (&mut self.assistant, &self.user, "user"),
+        };
+        let copied = other
+            .iter()
+            .map(|earlier| content::copied_share(&grams, earlier))
+            .fold(0.0, f64::max);
+        own.push(grams);
+        (copied >= content::COPY_SHARE).then(|| {
+            format!(
+                "{:.0}% of its word trigrams copy an earlier {other_name} turn",
+                copied * 100.0
+            )
+        })
     }
 }
 
@@ -685,6 +1050,9 @@ pub struct FilterSummary {
     pub rejected: u64,
     /// Kept dialogues that carry warnings.
     pub kept_with_warnings: u64,
+    /// Dialogues with a plan, passing the other rules, that [`Rule::OffPlan`] could not
+    /// measure (no embedding function given, or it failed).
+    pub off_plan_unmeasured: u64,
     /// In [`Rule::ALL`] order.
     pub rules: Vec<RuleCount>,
 }
@@ -707,6 +1075,7 @@ impl FilterSummary {
             kept: 0,
             rejected: 0,
             kept_with_warnings: 0,
+            off_plan_unmeasured: 0,
             rules: Rule::ALL
                 .iter()
                 .map(|&rule| RuleCount {
@@ -740,19 +1109,31 @@ impl FilterSummary {
 /// Filters the dialogues of `input` (any format [`input::for_each_dialogue`] reads) into
 /// `kept` (dialogue records; a JSON Lines input's lines copied unchanged) and `rejected`
 /// (`{"reasons": [...], "dialogue": {...}}` per line). Both files are written under a
-/// `.partial` name and renamed when complete.
+/// `.partial` name and renamed when complete. [`Rule::OffPlan`] is not measured: see
+/// [`filter_file_with`].
 pub fn filter_file(
     input: &Path,
     kept: &Path,
     rejected: &Path,
     config: FilterConfig,
 ) -> Result<FilterSummary, EvalError> {
+    filter_file_with(input, kept, rejected, config, None)
+}
+
+/// [`filter_file`], measuring [`Rule::OffPlan`] with `embed` (see [`Filter::check_with`]).
+pub fn filter_file_with(
+    input: &Path,
+    kept: &Path,
+    rejected: &Path,
+    config: FilterConfig,
+    mut embed: Option<&mut EmbedFn<'_>>,
+) -> Result<FilterSummary, EvalError> {
     let mut summary = FilterSummary::new(input, &config);
     let mut filter = Filter::new(config);
     let mut kept_out = PartialFile::create(kept)?;
     let mut rejected_out = PartialFile::create(rejected)?;
     input::for_each_dialogue(input, |dialogue, raw| {
-        let reasons = filter.check(&dialogue);
+        let reasons = filter.check_with(&dialogue, embed.as_deref_mut());
         summary.count(&reasons);
         let record = match raw {
             Some(raw) => raw.to_string(),
@@ -767,6 +1148,7 @@ pub fn filter_file(
     })?;
     kept_out.finish()?;
     rejected_out.finish()?;
+    summary.off_plan_unmeasured = filter.off_plan_unmeasured();
     Ok(summary)
 }
 

@@ -8,6 +8,7 @@
 pub mod coherence;
 pub mod filter;
 pub mod input;
+pub mod labelled;
 pub mod metrics;
 pub mod minhash;
 pub mod multiwoz;
@@ -23,7 +24,10 @@ use toolflow_core::metrics::{
 };
 
 pub use coherence::{Coherence, CoherenceError, Nli};
-pub use filter::{Filter, FilterConfig, FilterSummary, Level, Reason, Rule, filter_file};
+pub use filter::{
+    Filter, FilterConfig, FilterSummary, Level, PlanSimilarity, Reason, Rule, filter_file,
+    filter_file_with, plan_similarities,
+};
 pub use input::Format;
 pub use metrics::{DatasetMeasures, Diversity, Statistics};
 pub use overlap::{OverlapOptions, OverlapReport, TestSet, overlap};
@@ -49,6 +53,8 @@ pub enum EvalError {
     },
     #[error("{path}: bad rules file: {detail}")]
     Rules { path: PathBuf, detail: String },
+    #[error("{path}: bad labels file: {detail}")]
+    Labels { path: PathBuf, detail: String },
     #[error("{path}: {source}")]
     Coherence {
         path: PathBuf,

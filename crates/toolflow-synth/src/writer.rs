@@ -245,6 +245,7 @@ impl DialogueWriter<'_> {
             model: answer.model.clone(),
             usage: answer.usage,
             seed: Some(seed),
+            finish_reason: Some(answer.finish_reason.clone().into()),
         };
         Ok((answer, generation))
     }

@@ -230,6 +230,22 @@ async fn a_dialogue_has_every_kind_of_turn() {
             _ => true,
         }
     }));
+    // Each generated turn says how the backend stopped: calls on `tool_calls`, text on `stop`.
+    for turn in &dialogue.turns {
+        let (generation, expected) = match turn {
+            Turn::User(u) => (u.generation.as_ref(), "stop"),
+            Turn::Assistant(a) if a.tool_calls.is_empty() => (a.generation.as_ref(), "stop"),
+            Turn::Assistant(a) => (a.generation.as_ref(), "tool_calls"),
+            Turn::Tool(r) => (r.generation.as_ref(), "stop"),
+        };
+        if let Some(generation) = generation {
+            assert_eq!(
+                generation.finish_reason.as_deref(),
+                Some(expected),
+                "{turn:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -422,3 +422,217 @@ fn bad_rules_files_name_the_problem() {
             .unwrap_err();
     assert!(error.to_string().contains("threshold"), "{error}");
 }
+
+fn generation(finish_reason: &str) -> Option<toolflow_core::Generation> {
+    Some(toolflow_core::Generation {
+        model: "m".into(),
+        usage: Usage {
+            prompt_tokens: 10,
+            completion_tokens: 64,
+        },
+        seed: Some(1),
+        finish_reason: Some(finish_reason.into()),
+    })
+}
+
+/// `good` with its final answer replaced.
+fn answering(text: &str) -> Dialogue {
+    let mut d = good("d");
+    d.turns[3] = say(text);
+    d
+}
+
+#[test]
+fn call_in_text() {
+    assert!(!rules(&good("d")).contains(&Rule::CallInText));
+    let d = answering(r#"{"name": "get_weather", "arguments": {"city": "Lyon"}} 21"#);
+    let found = reasons(&d);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].rule, found[0].pointer.as_deref()),
+        (Rule::CallInText, Some("/turns/3/content"))
+    );
+    // A call to one of the dialogue's tools written as code.
+    let d = answering("Running get_weather(city='Lyon', days=3): 21 degrees.");
+    assert_eq!(rules(&d), [Rule::CallInText]);
+}
+
+#[test]
+fn json_answer() {
+    assert!(!rules(&good("d")).contains(&Rule::JsonAnswer));
+    let d = answering(r#"{"error": "Service unavailable", "code": 21}"#);
+    assert_eq!(rules(&d), [Rule::JsonAnswer]);
+    // A JSON call is a call in text, not also a JSON answer.
+    let d = answering(r#"{"name": "get_weather", "arguments": {"days": 21}}"#);
+    assert_eq!(rules(&d), [Rule::CallInText]);
+}
+
+#[test]
+fn placeholder() {
+    let d = answering("Sunny, 21 degrees. See [1] and the [Draft] notes, x < 5 and y > 3.");
+    assert_eq!(rules(&d), []);
+    let d = answering("Sending Mail to [name] at [email_address], 21 degrees.");
+    let found = reasons(&d);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].rule, Rule::Placeholder);
+    assert!(found[0].detail.contains("[name]"), "{}", found[0].detail);
+    // In a result, pointed at the string.
+    let mut d = good("d");
+    d.turns[2] =
+        result(json!({"forecast": [{"day": 1, "temp": 21, "note": "<a short, realistic note>"}]}));
+    let found = reasons(&d);
+    assert_eq!(
+        (found[0].rule, found[0].pointer.as_deref()),
+        (Rule::Placeholder, Some("/turns/2/content/forecast/0/note"))
+    );
+}
+
+#[test]
+fn truncated() {
+    let finished = |reason: &str| {
+        let mut d = good("d");
+        let Turn::User(u) = &mut d.turns[0] else {
+            unreachable!()
+        };
+        u.generation = generation(reason);
+        d
+    };
+    assert_eq!(rules(&finished("stop")), []);
+    let found = reasons(&finished("length"));
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].rule, found[0].pointer.as_deref()),
+        (Rule::Truncated, Some("/turns/0/generation/finish_reason"))
+    );
+    assert!(found[0].detail.contains("64 tokens"), "{}", found[0].detail);
+}
+
+#[test]
+fn degenerate() {
+    let d =
+        answering("Sunny and 21 degrees in Lyon tomorrow, with a light breeze in the afternoon.");
+    assert_eq!(rules(&d), []);
+    let d =
+        answering("I can help with that, 21. I can help with that, 21. I can help with that, 21.");
+    assert_eq!(rules(&d), [Rule::Degenerate]);
+    // The user agent writing the assistant's answer back.
+    let mut d = answering("Sunny with 21 degrees tomorrow and a light breeze in the afternoon.");
+    d.turns.extend([
+        user("Sunny with 21 degrees tomorrow and a light breeze in the afternoon!"),
+        say("Glad I could help."),
+    ]);
+    let found = reasons(&d);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].rule, found[0].turn), (Rule::Degenerate, Some(4)));
+    assert!(
+        found[0].detail.contains("assistant turn"),
+        "{}",
+        found[0].detail
+    );
+}
+
+fn with_returns(returns: Value, content: Value) -> Dialogue {
+    let mut d = good("d");
+    d.tools[0].returns = Some(returns);
+    d.turns[2] = result(content);
+    d
+}
+
+#[test]
+fn result_schema() {
+    let returns =
+        json!({"type": "object", "properties": {"temp": {"type": "number"}}, "required": ["temp"]});
+    assert_eq!(
+        rules(&with_returns(returns.clone(), json!({"temp": 21}))),
+        []
+    );
+    let found = reasons(&with_returns(returns.clone(), json!({"temp": "warm, 21"})));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].rule, found[0].pointer.as_deref()),
+        (Rule::ResultSchema, Some("/turns/2/content/temp"))
+    );
+    // An error result is a recorded mistake, not a broken result.
+    let mut d = with_returns(returns, json!({"error": "no such city"}));
+    let Turn::Tool(t) = &mut d.turns[2] else {
+        unreachable!()
+    };
+    t.is_error = true;
+    assert_eq!(rules(&d), []);
+}
+
+#[test]
+fn ungrounded_answer_is_a_warning_by_default() {
+    assert_eq!(rules(&answering("It will be 21 degrees.")), []);
+    let found = reasons(&answering("It will be lovely weather."));
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].rule, found[0].level, found[0].turn),
+        (Rule::UngroundedAnswer, Level::Warn, Some(3))
+    );
+}
+
+/// Counts of a few topic words: texts on the same topic point the same way.
+fn topic_embedding(texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+    const TOPICS: [&[&str]; 3] = [&["weather", "rain", "sunny"], &["joke", "funny"], &["lyon"]];
+    Ok(texts
+        .iter()
+        .map(|text| {
+            let text = text.to_lowercase();
+            TOPICS
+                .iter()
+                .map(|words| words.iter().filter(|w| text.contains(**w)).count() as f32)
+                .collect()
+        })
+        .collect())
+}
+
+fn planned(first_user_turn: &str) -> Dialogue {
+    let mut d = good("d");
+    d.plan = Some(Plan {
+        steps: vec![PlanStep {
+            number: 1,
+            kind: StepKind::ToolCall,
+            request: "Ask about the weather in Lyon".into(),
+        }],
+    });
+    d.outcome.steps_done = 1;
+    d.turns[0] = Turn::User(UserTurn {
+        content: first_user_turn.into(),
+        plan_step: Some(1),
+        generation: None,
+    });
+    // A later turn of the same step answers a question: it is not compared.
+    d.turns.extend([
+        Turn::User(UserTurn {
+            content: "Three, please.".into(),
+            plan_step: Some(1),
+            generation: None,
+        }),
+        say("Noted."),
+    ]);
+    d
+}
+
+#[test]
+fn off_plan_is_a_warning_measured_with_the_embedding_given() {
+    let mut embed = topic_embedding;
+    let mut filter = Filter::new(FilterConfig::default());
+    let on_plan = planned("What's the weather in LYON for the next 3 days?");
+    assert_eq!(filter.check_with(&on_plan, Some(&mut embed)), []);
+    let off = planned("Tell me a funny joke for the next 3 days?");
+    let mut filter = Filter::new(FilterConfig::default());
+    let found = filter.check_with(&off, Some(&mut embed));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].rule, found[0].level, found[0].turn),
+        (Rule::OffPlan, Level::Warn, Some(0))
+    );
+    // Without an embedding function it is counted as unmeasured, not guessed.
+    let mut filter = Filter::new(FilterConfig::default());
+    assert_eq!(filter.check(&off), []);
+    assert_eq!(filter.off_plan_unmeasured(), 1);
+    let similarities = plan_similarities(&off, &mut embed).unwrap();
+    assert_eq!(similarities.len(), 1);
+    assert!(similarities[0].cosine < OFF_PLAN_THRESHOLD);
+}
