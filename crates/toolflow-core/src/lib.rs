@@ -15,7 +15,7 @@ pub use dialogue::{
     AssistantTurn, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan,
     PlanStep, StepKind, SystemContext, ToolCall, ToolTurn, Turn, Usage, UserTurn,
 };
-pub use graph::{Edge, EdgeKind, Evidence, GraphMeta, ToolGraph};
+pub use graph::{Edge, EdgeKind, Evidence, GraphMeta, GraphMethod, LinkRule, Signals, SlotLink, ToolGraph};
 pub use subset::{SamplingStrategy, Subset};
 pub use tool::Tool;
 
