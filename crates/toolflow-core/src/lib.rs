@@ -19,7 +19,9 @@ pub use dialogue::{
     AssistantTurn, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan,
     PlanStep, StepKind, SystemContext, ToolCall, ToolTurn, Turn, Usage, UserTurn,
 };
-pub use graph::{Edge, EdgeKind, Evidence, GraphMeta, ToolGraph};
+pub use graph::{
+    Edge, EdgeKind, Evidence, GraphMeta, GraphMethod, LinkRule, Signals, SlotLink, ToolGraph,
+};
 pub use metrics::MetricsDocument;
 pub use rejection::{Level, Reason, Rejection, Rule};
 pub use run_state::{RunState, StageRecord};

@@ -24,13 +24,21 @@ pub enum GraphError<E: std::error::Error + 'static> {
     #[error(
         "tool #{second} is named `{name}`, like tool #{first}; names must be unique (`toolflow import` renames duplicates)"
     )]
-    DuplicateName { name: String, first: usize, second: usize },
+    DuplicateName {
+        name: String,
+        first: usize,
+        second: usize,
+    },
     #[error("embedding failed")]
     Embed(#[source] E),
     #[error("the embedder returned {got} vectors for {expected} strings")]
     EmbeddingCount { expected: usize, got: usize },
     #[error("embedding #{index} has {got} dimensions where the first had {expected}")]
-    EmbeddingDimension { index: usize, expected: usize, got: usize },
+    EmbeddingDimension {
+        index: usize,
+        expected: usize,
+        got: usize,
+    },
 }
 
 /// What the build needs besides the tools.
@@ -86,7 +94,10 @@ impl SlotStrings {
         let mut index: HashMap<String, usize> = HashMap::new();
         for (tool, definition) in tools.iter().enumerate() {
             let tool = tool as u32;
-            let sides = [(definition.parameter_slots(), true), (definition.return_slots(), false)];
+            let sides = [
+                (definition.parameter_slots(), true),
+                (definition.return_slots(), false),
+            ];
             for (side, is_parameter) in sides {
                 for slot in side {
                     let text = slot.text();
@@ -137,7 +148,51 @@ fn keep_best(edges: &mut HashMap<(u32, u32), Best>, key: (u32, u32), candidate: 
     }
 }
 
-/// Builds the graph of `tools`. `embed` receives each distinct slot string once, in order of
+/// Checks what every method needs: τ in range and unique tool names.
+pub(crate) fn check_inputs<E: std::error::Error + 'static>(
+    tools: &[Tool],
+    options: &BuildOptions,
+) -> Result<(), GraphError<E>> {
+    if !(-1.0..1.0).contains(&options.tau) {
+        return Err(GraphError::InvalidTau(options.tau));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (position, tool) in tools.iter().enumerate() {
+        if let Some(&first) = seen.get(tool.name.as_str()) {
+            return Err(GraphError::DuplicateName {
+                name: tool.name.clone(),
+                first: first + 1,
+                second: position + 1,
+            });
+        }
+        seen.insert(&tool.name, position);
+    }
+    Ok(())
+}
+
+/// Checks the embedder's answer: one vector per string, all of one dimension (returned).
+pub(crate) fn check_vectors<E: std::error::Error + 'static>(
+    vectors: &[Vec<f32>],
+    strings: usize,
+) -> Result<usize, GraphError<E>> {
+    if vectors.len() != strings {
+        return Err(GraphError::EmbeddingCount {
+            expected: strings,
+            got: vectors.len(),
+        });
+    }
+    let dim = vectors.first().map_or(0, Vec::len);
+    if let Some((index, vector)) = vectors.iter().enumerate().find(|(_, v)| v.len() != dim) {
+        return Err(GraphError::EmbeddingDimension {
+            index,
+            expected: dim,
+            got: vector.len(),
+        });
+    }
+    Ok(dim)
+}
+
+/// Builds the graph of `tools` by the paper's method. `embed` receives each distinct slot string once, in order of
 /// first appearance, and must return one vector per string (unit length: the join takes the
 /// dot product as the cosine).
 pub fn build_graph<E: std::error::Error + 'static>(
@@ -145,39 +200,39 @@ pub fn build_graph<E: std::error::Error + 'static>(
     options: &BuildOptions,
     embed: impl FnOnce(&[String]) -> Result<Vec<Vec<f32>>, E>,
 ) -> Result<(ToolGraph, BuildReport), GraphError<E>> {
-    if !(-1.0..1.0).contains(&options.tau) {
-        return Err(GraphError::InvalidTau(options.tau));
-    }
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (position, tool) in tools.iter().enumerate() {
-        if let Some(&first) = seen.get(tool.name.as_str()) {
-            return Err(GraphError::DuplicateName { name: tool.name.clone(), first: first + 1, second: position + 1 });
-        }
-        seen.insert(&tool.name, position);
-    }
+    check_inputs(tools, options)?;
 
     let slots = SlotStrings::collect(tools);
     let started = Instant::now();
-    let vectors =
-        if slots.strings.is_empty() { Vec::new() } else { embed(&slots.strings).map_err(GraphError::Embed)? };
+    let vectors = if slots.strings.is_empty() {
+        Vec::new()
+    } else {
+        embed(&slots.strings).map_err(GraphError::Embed)?
+    };
     let embed_time = started.elapsed();
-    if vectors.len() != slots.strings.len() {
-        return Err(GraphError::EmbeddingCount { expected: slots.strings.len(), got: vectors.len() });
-    }
-    let dim = vectors.first().map_or(0, Vec::len);
-    if let Some((index, vector)) = vectors.iter().enumerate().find(|(_, v)| v.len() != dim) {
-        return Err(GraphError::EmbeddingDimension { index, expected: dim, got: vector.len() });
-    }
+    let dim = check_vectors(&vectors, slots.strings.len())?;
 
     let started = Instant::now();
-    let parameter_ids: Vec<u32> =
-        (0..slots.strings.len() as u32).filter(|&s| !slots.parameter_owners[s as usize].is_empty()).collect();
-    let return_ids: Vec<u32> =
-        (0..slots.strings.len() as u32).filter(|&s| !slots.return_owners[s as usize].is_empty()).collect();
-    let matrix = |ids: &[u32]| ids.iter().flat_map(|&s| vectors[s as usize].iter().copied()).collect::<Vec<f32>>();
+    let parameter_ids: Vec<u32> = (0..slots.strings.len() as u32)
+        .filter(|&s| !slots.parameter_owners[s as usize].is_empty())
+        .collect();
+    let return_ids: Vec<u32> = (0..slots.strings.len() as u32)
+        .filter(|&s| !slots.return_owners[s as usize].is_empty())
+        .collect();
+    let matrix = |ids: &[u32]| {
+        ids.iter()
+            .flat_map(|&s| vectors[s as usize].iter().copied())
+            .collect::<Vec<f32>>()
+    };
     let (parameter_matrix, return_matrix) = (matrix(&parameter_ids), matrix(&return_ids));
-    let parameters = Rows { data: &parameter_matrix, dim };
-    let returns = Rows { data: &return_matrix, dim };
+    let parameters = Rows {
+        data: &parameter_matrix,
+        dim,
+    };
+    let returns = Rows {
+        data: &return_matrix,
+        dim,
+    };
     let threads = match options.threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -187,28 +242,50 @@ pub fn build_graph<E: std::error::Error + 'static>(
 
     let mut param_param: HashMap<(u32, u32), Best> = HashMap::new();
     for hit in &parameter_pairs {
-        let (x, y) = (parameter_ids[hit.left as usize], parameter_ids[hit.right as usize]);
+        let (x, y) = (
+            parameter_ids[hit.left as usize],
+            parameter_ids[hit.right as usize],
+        );
         for &ti in &slots.parameter_owners[x as usize] {
             for &tj in &slots.parameter_owners[y as usize] {
                 if ti == tj {
                     continue;
                 }
                 // The evidence's `a` string is the one on the earlier tool's side.
-                let (key, a_string, b_string) = if ti < tj { ((ti, tj), x, y) } else { ((tj, ti), y, x) };
-                keep_best(&mut param_param, key, Best { score: hit.score, a_string, b_string });
+                let (key, a_string, b_string) = if ti < tj {
+                    ((ti, tj), x, y)
+                } else {
+                    ((tj, ti), y, x)
+                };
+                keep_best(
+                    &mut param_param,
+                    key,
+                    Best {
+                        score: hit.score,
+                        a_string,
+                        b_string,
+                    },
+                );
             }
         }
     }
     let mut return_param: HashMap<(u32, u32), Best> = HashMap::new();
     for hit in &return_pairs {
-        let (r, p) = (return_ids[hit.left as usize], parameter_ids[hit.right as usize]);
+        let (r, p) = (
+            return_ids[hit.left as usize],
+            parameter_ids[hit.right as usize],
+        );
         for &producer in &slots.return_owners[r as usize] {
             for &consumer in &slots.parameter_owners[p as usize] {
                 if producer != consumer {
                     keep_best(
                         &mut return_param,
                         (producer, consumer),
-                        Best { score: hit.score, a_string: r, b_string: p },
+                        Best {
+                            score: hit.score,
+                            a_string: r,
+                            b_string: p,
+                        },
                     );
                 }
             }
@@ -218,7 +295,11 @@ pub fn build_graph<E: std::error::Error + 'static>(
     let mut edges: Vec<(u32, u32, EdgeKind, Best)> = param_param
         .into_iter()
         .map(|((a, b), best)| (a, b, EdgeKind::ParamParam, best))
-        .chain(return_param.into_iter().map(|((a, b), best)| (a, b, EdgeKind::ReturnParam, best)))
+        .chain(
+            return_param
+                .into_iter()
+                .map(|((a, b), best)| (a, b, EdgeKind::ReturnParam, best)),
+        )
         .collect();
     // The edges of one pair of tools sit together: by (earlier, later) node, kind, producer.
     edges.sort_unstable_by_key(|&(a, b, kind, _)| (a.min(b), a.max(b), kind, a));
@@ -235,10 +316,15 @@ pub fn build_graph<E: std::error::Error + 'static>(
                 b: name(b),
                 kind,
                 score: best.score,
-                evidence: Evidence { a: text(best.a_string), b: text(best.b_string) },
+                evidence: Evidence {
+                    a: text(best.a_string),
+                    b: text(best.b_string),
+                    links: Vec::new(),
+                },
             })
             .collect(),
         meta: GraphMeta {
+            method: toolflow_core::GraphMethod::Paper,
             tau: options.tau,
             model: options.model.clone(),
             tools_hash: options.tools_hash.clone(),

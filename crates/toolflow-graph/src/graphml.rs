@@ -21,13 +21,26 @@ pub fn write_graphml(graph: &ToolGraph, out: &mut impl Write) -> io::Result<()> 
         ("evidence_a", "edge", "string"),
         ("evidence_b", "edge", "string"),
     ] {
-        writeln!(out, r#"  <key id="{id}" for="{owner}" attr.name="{id}" attr.type="{kind}"/>"#)?;
+        writeln!(
+            out,
+            r#"  <key id="{id}" for="{owner}" attr.name="{id}" attr.type="{kind}"/>"#
+        )?;
     }
-    writeln!(out, r#"  <key id="tau" for="graph" attr.name="tau" attr.type="double"/>"#)?;
-    writeln!(out, r#"  <key id="model" for="graph" attr.name="model" attr.type="string"/>"#)?;
+    writeln!(
+        out,
+        r#"  <key id="tau" for="graph" attr.name="tau" attr.type="double"/>"#
+    )?;
+    writeln!(
+        out,
+        r#"  <key id="model" for="graph" attr.name="model" attr.type="string"/>"#
+    )?;
     writeln!(out, r#"  <graph id="tools" edgedefault="directed">"#)?;
     writeln!(out, r#"    <data key="tau">{}</data>"#, graph.meta.tau)?;
-    writeln!(out, r#"    <data key="model">{}</data>"#, escape(&graph.meta.model))?;
+    writeln!(
+        out,
+        r#"    <data key="model">{}</data>"#,
+        escape(&graph.meta.model)
+    )?;
     for node in &graph.nodes {
         writeln!(out, r#"    <node id="{}"/>"#, escape(node))?;
     }
@@ -36,11 +49,24 @@ pub fn write_graphml(graph: &ToolGraph, out: &mut impl Write) -> io::Result<()> 
             EdgeKind::ParamParam => "param-param",
             EdgeKind::ReturnParam => "return-param",
         };
-        writeln!(out, r#"    <edge id="e{number}" source="{}" target="{}">"#, escape(&edge.a), escape(&edge.b))?;
+        writeln!(
+            out,
+            r#"    <edge id="e{number}" source="{}" target="{}">"#,
+            escape(&edge.a),
+            escape(&edge.b)
+        )?;
         writeln!(out, r#"      <data key="kind">{kind}</data>"#)?;
         writeln!(out, r#"      <data key="score">{}</data>"#, edge.score)?;
-        writeln!(out, r#"      <data key="evidence_a">{}</data>"#, escape(&edge.evidence.a))?;
-        writeln!(out, r#"      <data key="evidence_b">{}</data>"#, escape(&edge.evidence.b))?;
+        writeln!(
+            out,
+            r#"      <data key="evidence_a">{}</data>"#,
+            escape(&edge.evidence.a)
+        )?;
+        writeln!(
+            out,
+            r#"      <data key="evidence_b">{}</data>"#,
+            escape(&edge.evidence.b)
+        )?;
         writeln!(out, "    </edge>")?;
     }
     writeln!(out, "  </graph>")?;
@@ -77,7 +103,10 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_controls() {
-        assert_eq!(escape(r#"a<b>&"c"'d'"#), "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;");
+        assert_eq!(
+            escape(r#"a<b>&"c"'d'"#),
+            "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;"
+        );
         assert_eq!(escape("x\ty\u{1}z\n"), "x&#9;y\u{fffd}z&#10;");
         assert_eq!(escape("café 東京"), "café 東京");
     }
@@ -91,9 +120,19 @@ mod tests {
                 b: "get<weather>".into(),
                 kind: EdgeKind::ReturnParam,
                 score: 0.91,
-                evidence: Evidence { a: "city: the \"city\" <name>\u{7}".into(), b: "town: line\nbreak".into() },
+                evidence: Evidence {
+                    a: "city: the \"city\" <name>\u{7}".into(),
+                    b: "town: line\nbreak".into(),
+                    links: Vec::new(),
+                },
             }],
-            meta: GraphMeta { tau: 0.82, model: "m&m".into(), tools_hash: "h".into(), strings: 2 },
+            meta: GraphMeta {
+                method: Default::default(),
+                tau: 0.82,
+                model: "m&m".into(),
+                tools_hash: "h".into(),
+                strings: 2,
+            },
         };
         let mut out = Vec::new();
         write_graphml(&graph, &mut out).unwrap();
@@ -101,11 +140,17 @@ mod tests {
         let document = roxmltree::Document::parse(&text).expect("well-formed XML");
         let root = document.root_element();
         assert_eq!(root.tag_name().name(), "graphml");
-        let nodes: Vec<&str> =
-            root.descendants().filter(|n| n.has_tag_name("node")).map(|n| n.attribute("id").unwrap()).collect();
+        let nodes: Vec<&str> = root
+            .descendants()
+            .filter(|n| n.has_tag_name("node"))
+            .map(|n| n.attribute("id").unwrap())
+            .collect();
         assert_eq!(nodes, ["get<weather>", "a&b", "plain"]);
         let edge = root.descendants().find(|n| n.has_tag_name("edge")).unwrap();
-        assert_eq!((edge.attribute("source"), edge.attribute("target")), (Some("a&b"), Some("get<weather>")));
+        assert_eq!(
+            (edge.attribute("source"), edge.attribute("target")),
+            (Some("a&b"), Some("get<weather>"))
+        );
         let data: Vec<(&str, &str)> = edge
             .children()
             .filter(|n| n.has_tag_name("data"))

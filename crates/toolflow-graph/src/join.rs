@@ -34,7 +34,11 @@ pub struct Rows<'a> {
 
 impl Rows<'_> {
     pub fn len(&self) -> usize {
-        if self.dim == 0 { 0 } else { self.data.len() / self.dim }
+        if self.dim == 0 {
+            0
+        } else {
+            self.data.len() / self.dim
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -49,7 +53,10 @@ impl Rows<'_> {
 /// The exact score of a pair: the dot product summed in `f64` in index order, rounded once to
 /// `f32`. The join's decisions and reported scores all come from here.
 pub fn exact_cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum::<f64>() as f32
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum::<f64>() as f32
 }
 
 /// Every pair `(i, j)` with `exact_cosine(left[i], right[j]) > tau`, sorted by `(i, j)`.
@@ -57,8 +64,17 @@ pub fn exact_cosine(a: &[f32], b: &[f32]) -> f32 {
 /// With `upper_triangle`, `left` and `right` must be the same matrix and only pairs with
 /// `i <= j` are reported (the diagonal included, so that a string shared by two tools joins
 /// them); tiles wholly below the diagonal are never computed.
-pub fn join(left: Rows<'_>, right: Rows<'_>, tau: f32, upper_triangle: bool, threads: usize) -> Vec<Hit> {
-    assert_eq!(left.dim, right.dim, "both sides of a join have the same dimension");
+pub fn join(
+    left: Rows<'_>,
+    right: Rows<'_>,
+    tau: f32,
+    upper_triangle: bool,
+    threads: usize,
+) -> Vec<Hit> {
+    assert_eq!(
+        left.dim, right.dim,
+        "both sides of a join have the same dimension"
+    );
     let mut tiles = Vec::new();
     for row_start in (0..left.len()).step_by(BLOCK) {
         let first_column = if upper_triangle { row_start } else { 0 };
@@ -71,10 +87,21 @@ pub fn join(left: Rows<'_>, right: Rows<'_>, tau: f32, upper_triangle: bool, thr
         let mut tile = vec![0f32; BLOCK * BLOCK];
         let mut hits = Vec::new();
         loop {
-            let Some(&(row_start, column_start)) = tiles.get(next_tile.fetch_add(1, Ordering::Relaxed)) else {
+            let Some(&(row_start, column_start)) =
+                tiles.get(next_tile.fetch_add(1, Ordering::Relaxed))
+            else {
                 break;
             };
-            join_tile(left, right, row_start, column_start, tau, upper_triangle, &mut tile, &mut hits);
+            join_tile(
+                left,
+                right,
+                row_start,
+                column_start,
+                tau,
+                upper_triangle,
+                &mut tile,
+                &mut hits,
+            );
         }
         hits
     };
@@ -84,7 +111,10 @@ pub fn join(left: Rows<'_>, right: Rows<'_>, tau: f32, upper_triangle: bool, thr
     } else {
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
-            handles.into_iter().flat_map(|handle| handle.join().expect("a join worker panicked")).collect()
+            handles
+                .into_iter()
+                .flat_map(|handle| handle.join().expect("a join worker panicked"))
+                .collect()
         })
     };
     hits.sort_unstable_by_key(|hit| (hit.left, hit.right));
@@ -134,14 +164,22 @@ fn join_tile(
     let floor = tau - ROUND_OFF_MARGIN;
     for r in 0..rows {
         let i = row_start + r;
-        let first = if upper_triangle { i.saturating_sub(column_start).min(columns) } else { 0 };
+        let first = if upper_triangle {
+            i.saturating_sub(column_start).min(columns)
+        } else {
+            0
+        };
         let scores = &tile[r * columns..(r + 1) * columns];
         for (c, &approximate) in scores.iter().enumerate().skip(first) {
             if approximate > floor {
                 let j = column_start + c;
                 let score = exact_cosine(left.row(i), right.row(j));
                 if score > tau {
-                    hits.push(Hit { left: i as u32, right: j as u32, score });
+                    hits.push(Hit {
+                        left: i as u32,
+                        right: j as u32,
+                        score,
+                    });
                 }
             }
         }
@@ -173,7 +211,9 @@ mod tests {
     /// plus exact duplicates and pairs whose cosine is exactly τ.
     fn vectors(count: usize, dim: usize, seed: u64, tau: f32) -> Vec<f32> {
         let mut rng = SplitMix(seed);
-        let centres: Vec<Vec<f32>> = (0..5).map(|_| (0..dim).map(|_| rng.next()).collect()).collect();
+        let centres: Vec<Vec<f32>> = (0..5)
+            .map(|_| (0..dim).map(|_| rng.next()).collect())
+            .collect();
         let mut data = Vec::with_capacity(count * dim);
         for n in 0..count {
             let mut v: Vec<f32> = match n % 7 {
@@ -189,7 +229,10 @@ mod tests {
                     v[0] = 1.0;
                     v
                 }
-                _ => centres[n % 5].iter().map(|c| c + 0.35 * rng.next()).collect(),
+                _ => centres[n % 5]
+                    .iter()
+                    .map(|c| c + 0.35 * rng.next())
+                    .collect(),
             };
             if n % 7 != 5 && n % 7 != 6 {
                 normalise(&mut v);
@@ -210,7 +253,11 @@ mod tests {
             for j in if upper { i } else { 0 }..right.len() {
                 let score = exact_cosine(left.row(i), right.row(j));
                 if score > tau {
-                    hits.push(Hit { left: i as u32, right: j as u32, score });
+                    hits.push(Hit {
+                        left: i as u32,
+                        right: j as u32,
+                        score,
+                    });
                 }
             }
         }
@@ -225,10 +272,17 @@ mod tests {
         let b = vectors(700, dim, 2, tau);
         let (a, b) = (Rows { data: &a, dim }, Rows { data: &b, dim });
         let expected = brute_force(a, a, tau, true);
-        assert!(expected.len() > 10_000, "the fixture exercises many hits: {}", expected.len());
+        assert!(
+            expected.len() > 10_000,
+            "the fixture exercises many hits: {}",
+            expected.len()
+        );
         for threads in [1, 3] {
             assert_eq!(join(a, a, tau, true, threads), expected);
-            assert_eq!(join(a, b, tau, false, threads), brute_force(a, b, tau, false));
+            assert_eq!(
+                join(a, b, tau, false, threads),
+                brute_force(a, b, tau, false)
+            );
         }
     }
 
@@ -241,7 +295,10 @@ mod tests {
         assert_eq!(exact_cosine(&data[..3], &data[3..]), tau);
         let hits = join(rows, rows, tau, true, 1);
         // Only each vector with itself.
-        assert_eq!(hits.iter().map(|h| (h.left, h.right)).collect::<Vec<_>>(), [(0, 0), (1, 1)]);
+        assert_eq!(
+            hits.iter().map(|h| (h.left, h.right)).collect::<Vec<_>>(),
+            [(0, 0), (1, 1)]
+        );
         // Just below τ the pair joins.
         let hits = join(rows, rows, tau - 1e-6, true, 1);
         assert_eq!(hits.len(), 3);
@@ -250,7 +307,10 @@ mod tests {
     #[test]
     fn empty_sides_give_no_hits() {
         let data = [1.0f32, 0.0];
-        let rows = Rows { data: &data, dim: 2 };
+        let rows = Rows {
+            data: &data,
+            dim: 2,
+        };
         let empty = Rows { data: &[], dim: 2 };
         assert!(join(empty, rows, 0.5, false, 2).is_empty());
         assert!(join(rows, empty, 0.5, false, 2).is_empty());

@@ -87,18 +87,36 @@ pub struct Sampler<'a> {
 impl<'a> Sampler<'a> {
     /// `adjacency`: sorted neighbour lists by node index, as [`toolflow_core::ToolGraph::adjacency`] gives.
     pub fn new(adjacency: &'a [Vec<u32>]) -> Self {
-        Sampler { adjacency, chosen_flags: vec![false; adjacency.len()], candidates: Vec::new(), frontier: Vec::new() }
+        Sampler {
+            adjacency,
+            chosen_flags: vec![false; adjacency.len()],
+            candidates: Vec::new(),
+            frontier: Vec::new(),
+        }
     }
 
     /// Subset `index` of a run: node indexes in the order added, with its seed and flags.
-    pub fn sample(&mut self, strategy: SamplingStrategy, size: usize, seed: u64, index: u64) -> SampledNodes {
+    pub fn sample(
+        &mut self,
+        strategy: SamplingStrategy,
+        size: usize,
+        seed: u64,
+        index: u64,
+    ) -> SampledNodes {
         let seed = subset_seed(seed, index);
         let mut rng = subset_rng(seed);
         let (nodes, restarts) = match strategy {
             SamplingStrategy::Graph => self.walk(&mut rng, size),
             SamplingStrategy::Random => (self.uniform(&mut rng, size), 0),
         };
-        SampledNodes { short: nodes.len() < size, nodes, restarts, seed, index, strategy }
+        SampledNodes {
+            short: nodes.len() < size,
+            nodes,
+            restarts,
+            seed,
+            index,
+            strategy,
+        }
     }
 
     fn walk(&mut self, rng: &mut ChaCha8Rng, size: usize) -> (Vec<u32>, u32) {
@@ -120,7 +138,10 @@ impl<'a> Sampler<'a> {
             }
             self.frontier.clear();
             for &node in &chosen {
-                if self.adjacency[node as usize].iter().any(|&n| !self.chosen_flags[n as usize]) {
+                if self.adjacency[node as usize]
+                    .iter()
+                    .any(|&n| !self.chosen_flags[n as usize])
+                {
                     self.frontier.push(node);
                 }
             }
@@ -160,14 +181,19 @@ impl<'a> Sampler<'a> {
     fn new_neighbours_of(&mut self, node: u32) {
         self.candidates.clear();
         let flags = &self.chosen_flags;
-        self.candidates.extend(self.adjacency[node as usize].iter().filter(|&&n| !flags[n as usize]));
+        self.candidates.extend(
+            self.adjacency[node as usize]
+                .iter()
+                .filter(|&&n| !flags[n as usize]),
+        );
     }
 
     /// A partial Fisher–Yates shuffle of `0..node_count`, touching only the swapped slots.
     fn uniform(&mut self, rng: &mut ChaCha8Rng, size: usize) -> Vec<u32> {
         let node_count = self.adjacency.len();
         let target = size.min(node_count);
-        let mut swapped: std::collections::HashMap<u32, u32> = std::collections::HashMap::with_capacity(target);
+        let mut swapped: std::collections::HashMap<u32, u32> =
+            std::collections::HashMap::with_capacity(target);
         let mut chosen = Vec::with_capacity(target);
         for position in 0..target as u32 {
             let other = position + uniform_below(rng, (node_count as u32 - position) as u64) as u32;
@@ -195,7 +221,11 @@ impl SampledNodes {
     pub fn into_subset(self, names: &[String]) -> Subset {
         Subset {
             index: self.index,
-            tools: self.nodes.iter().map(|&n| names[n as usize].clone()).collect(),
+            tools: self
+                .nodes
+                .iter()
+                .map(|&n| names[n as usize].clone())
+                .collect(),
             strategy: self.strategy,
             seed: self.seed,
             short: self.short,
@@ -223,7 +253,9 @@ pub fn sample_subsets(
     let threads = threads.min((count / 4096).max(1) as usize);
     if threads <= 1 {
         let mut sampler = Sampler::new(adjacency);
-        return (0..count).map(|index| sampler.sample(strategy, size, seed, index)).collect();
+        return (0..count)
+            .map(|index| sampler.sample(strategy, size, seed, index))
+            .collect();
     }
     let chunk = count.div_ceil(threads as u64);
     std::thread::scope(|scope| {
@@ -232,10 +264,15 @@ pub fn sample_subsets(
                 scope.spawn(move || {
                     let mut sampler = Sampler::new(adjacency);
                     let range = t * chunk..((t + 1) * chunk).min(count);
-                    range.map(|index| sampler.sample(strategy, size, seed, index)).collect::<Vec<_>>()
+                    range
+                        .map(|index| sampler.sample(strategy, size, seed, index))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|handle| handle.join().expect("a sampling thread panicked")).collect()
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a sampling thread panicked"))
+            .collect()
     })
 }

@@ -12,6 +12,8 @@ pub struct GraphStats {
     pub return_param_edges: usize,
     /// Pairs of tools joined by at least one edge of any kind or direction.
     pub undirected_pairs: usize,
+    /// Joined pairs over all unordered pairs of tools.
+    pub density: f64,
     pub isolated_nodes: usize,
     pub components: usize,
     /// Sizes of the largest connected components, largest first (at most [`LARGEST_SHOWN`]).
@@ -43,15 +45,27 @@ impl GraphStats {
         component_sizes.sort_unstable_by(|a, b| b.cmp(a));
 
         let max_degree = degrees.iter().copied().max().unwrap_or(0);
-        let mut degree_histogram = vec![DegreeBucket { from: 0, to: 0, nodes: 0 }];
+        let mut degree_histogram = vec![DegreeBucket {
+            from: 0,
+            to: 0,
+            nodes: 0,
+        }];
         let mut from = 1;
         while from <= max_degree {
-            degree_histogram.push(DegreeBucket { from, to: 2 * from - 1, nodes: 0 });
+            degree_histogram.push(DegreeBucket {
+                from,
+                to: 2 * from - 1,
+                nodes: 0,
+            });
             from *= 2;
         }
         for &degree in &degrees {
             // Bucket k ≥ 1 holds degrees in [2^(k-1), 2^k).
-            let bucket = if degree == 0 { 0 } else { (usize::BITS - degree.leading_zeros()) as usize };
+            let bucket = if degree == 0 {
+                0
+            } else {
+                (usize::BITS - degree.leading_zeros()) as usize
+            };
             degree_histogram[bucket].nodes += 1;
         }
 
@@ -62,11 +76,23 @@ impl GraphStats {
             param_param_edges: count_kind(EdgeKind::ParamParam),
             return_param_edges: count_kind(EdgeKind::ReturnParam),
             undirected_pairs: total_degree / 2,
+            density: {
+                let possible = graph.nodes.len() * graph.nodes.len().saturating_sub(1) / 2;
+                if possible == 0 {
+                    0.0
+                } else {
+                    (total_degree / 2) as f64 / possible as f64
+                }
+            },
             isolated_nodes: degrees.iter().filter(|&&d| d == 0).count(),
             components: component_sizes.len(),
             largest_components: component_sizes.into_iter().take(LARGEST_SHOWN).collect(),
             max_degree,
-            mean_degree: if degrees.is_empty() { 0.0 } else { total_degree as f64 / degrees.len() as f64 },
+            mean_degree: if degrees.is_empty() {
+                0.0
+            } else {
+                total_degree as f64 / degrees.len() as f64
+            },
             degree_histogram,
         })
     }
@@ -105,13 +131,37 @@ impl std::fmt::Display for GraphStats {
             "edges:            {} ({} param-param, {} return-param)",
             self.edges, self.param_param_edges, self.return_param_edges
         )?;
-        writeln!(f, "undirected pairs: {}", self.undirected_pairs)?;
+        writeln!(
+            f,
+            "undirected pairs: {} (density {:.2}%)",
+            self.undirected_pairs,
+            self.density * 100.0
+        )?;
         writeln!(f, "isolated nodes:   {}", self.isolated_nodes)?;
-        let largest: Vec<String> = self.largest_components.iter().map(usize::to_string).collect();
-        writeln!(f, "components:       {} (largest: {})", self.components, largest.join(", "))?;
-        writeln!(f, "degree:           mean {:.2}, max {}", self.mean_degree, self.max_degree)?;
+        let largest: Vec<String> = self
+            .largest_components
+            .iter()
+            .map(usize::to_string)
+            .collect();
+        writeln!(
+            f,
+            "components:       {} (largest: {})",
+            self.components,
+            largest.join(", ")
+        )?;
+        writeln!(
+            f,
+            "degree:           mean {:.2}, max {}",
+            self.mean_degree, self.max_degree
+        )?;
         writeln!(f, "degree histogram:")?;
-        let widest = self.degree_histogram.iter().map(|b| b.nodes).max().unwrap_or(0).max(1);
+        let widest = self
+            .degree_histogram
+            .iter()
+            .map(|b| b.nodes)
+            .max()
+            .unwrap_or(0)
+            .max(1);
         for bucket in &self.degree_histogram {
             let range = if bucket.from == bucket.to {
                 bucket.from.to_string()
@@ -131,7 +181,17 @@ mod tests {
     use toolflow_core::{Edge, Evidence, GraphMeta};
 
     fn edge(a: &str, b: &str, kind: EdgeKind) -> Edge {
-        Edge { a: a.into(), b: b.into(), kind, score: 0.9, evidence: Evidence { a: "x: ".into(), b: "y: ".into() } }
+        Edge {
+            a: a.into(),
+            b: b.into(),
+            kind,
+            score: 0.9,
+            evidence: Evidence {
+                a: "x: ".into(),
+                b: "y: ".into(),
+                links: Vec::new(),
+            },
+        }
     }
 
     #[test]
@@ -145,22 +205,41 @@ mod tests {
                 edge("r", "q", EdgeKind::ReturnParam),
                 edge("s", "t", EdgeKind::ReturnParam),
             ],
-            meta: GraphMeta { tau: 0.82, model: "m".into(), tools_hash: "h".into(), strings: 0 },
+            meta: GraphMeta {
+                method: Default::default(),
+                tau: 0.82,
+                model: "m".into(),
+                tools_hash: "h".into(),
+                strings: 0,
+            },
         };
         let stats = GraphStats::of(&graph).unwrap();
         assert_eq!(stats.nodes, 6);
-        assert_eq!((stats.edges, stats.param_param_edges, stats.return_param_edges), (4, 2, 2));
+        assert_eq!(
+            (
+                stats.edges,
+                stats.param_param_edges,
+                stats.return_param_edges
+            ),
+            (4, 2, 2)
+        );
         assert_eq!(stats.undirected_pairs, 3);
         assert_eq!(stats.isolated_nodes, 1);
         assert_eq!(stats.components, 3);
         assert_eq!(stats.largest_components, [3, 2, 1]);
         assert_eq!(stats.max_degree, 2);
-        let histogram: Vec<(usize, usize, usize)> =
-            stats.degree_histogram.iter().map(|b| (b.from, b.to, b.nodes)).collect();
+        let histogram: Vec<(usize, usize, usize)> = stats
+            .degree_histogram
+            .iter()
+            .map(|b| (b.from, b.to, b.nodes))
+            .collect();
         assert_eq!(histogram, [(0, 0, 1), (1, 1, 4), (2, 3, 1)]);
         assert!((stats.mean_degree - 1.0).abs() < 1e-12);
         let text = stats.to_string();
-        assert!(text.contains("components:       3 (largest: 3, 2, 1)"), "{text}");
+        assert!(
+            text.contains("components:       3 (largest: 3, 2, 1)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -168,7 +247,13 @@ mod tests {
         let graph = ToolGraph {
             nodes: vec![],
             edges: vec![],
-            meta: GraphMeta { tau: 0.82, model: "m".into(), tools_hash: "h".into(), strings: 0 },
+            meta: GraphMeta {
+                method: Default::default(),
+                tau: 0.82,
+                model: "m".into(),
+                tools_hash: "h".into(),
+                strings: 0,
+            },
         };
         let stats = GraphStats::of(&graph).unwrap();
         assert_eq!((stats.nodes, stats.components, stats.max_degree), (0, 0, 0));

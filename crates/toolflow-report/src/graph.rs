@@ -215,10 +215,12 @@ mod tests {
                     evidence: Evidence {
                         a: "x".into(),
                         b: "y".into(),
+                        links: Vec::new(),
                     },
                 })
                 .collect(),
             meta: GraphMeta {
+                method: Default::default(),
                 tau: 0.82,
                 model: "m".into(),
                 tools_hash: "h".into(),

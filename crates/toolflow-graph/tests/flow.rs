@@ -1,0 +1,294 @@
+//! The flow method on hand-made tools, with an embedder that gives every distinct string its
+//! own near-orthogonal vector (so only the name, type and specificity rules can join tools),
+//! and one that makes chosen strings similar.
+
+use serde_json::{Value, json};
+use toolflow_core::{EdgeKind, GraphMethod, LinkRule, Tool, ToolGraph};
+use toolflow_graph::{BuildOptions, FlowOptions, build_flow_graph, build_graph};
+
+fn tool(name: &str, parameters: Value, returns: Option<Value>, meta: Value) -> Tool {
+    serde_json::from_value(json!({
+        "name": name,
+        "parameters": {"type": "object", "properties": parameters},
+        "returns": returns,
+        "meta": meta,
+    }))
+    .unwrap()
+}
+
+/// A pseudo-random unit vector per string, from its bytes: distinct strings are near-orthogonal
+/// in 256 dimensions (cosines around ±0.06), equal strings identical.
+fn hashed(text: &str) -> Vec<f32> {
+    let mut state: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        state = (state ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut vector: Vec<f32> = (0..256)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    vector.iter_mut().for_each(|x| *x /= norm);
+    vector
+}
+
+fn hashed_embed(strings: &[String]) -> Result<Vec<Vec<f32>>, std::io::Error> {
+    Ok(strings.iter().map(|s| hashed(s)).collect())
+}
+
+fn options() -> BuildOptions {
+    BuildOptions {
+        tau: 0.82,
+        model: "fake".into(),
+        tools_hash: "hash".into(),
+        threads: 1,
+    }
+}
+
+/// Filler tools that all take `page` and `language`, so those slots are generic.
+fn fillers(count: usize) -> Vec<Tool> {
+    (0..count)
+        .map(|i| {
+            tool(
+                &format!("filler_{i}"),
+                json!({"page": {"type": "integer"}, "language": {"type": "string"}, format!("own_{i}"): {"type": "string"}}),
+                None,
+                json!({}),
+            )
+        })
+        .collect()
+}
+
+fn tools() -> Vec<Tool> {
+    let mut tools = vec![
+        // 0: an OpenAPI search whose array items carry a bare `id`.
+        tool(
+            "searchPerson",
+            json!({"query": {"type": "string"}, "page": {"type": "integer"}, "language": {"type": "string"}}),
+            Some(
+                json!({"type": "object", "properties": {"results": {"type": "array", "items": {"type": "object",
+                "properties": {"id": {"type": "integer"}, "known_for": {"type": "string"}}}}, "page": {"type": "integer"}}}),
+            ),
+            json!({"method": "GET", "path": "/search/person"}),
+        ),
+        // 1: takes the person id.
+        tool(
+            "personDetails",
+            json!({"person_id": {"type": "integer", "description": "TMDB id"}, "page": {"type": "integer"}, "language": {"type": "string"}}),
+            None,
+            json!({"method": "GET", "path": "/person/{person_id}"}),
+        ),
+        // 2: an airport search returning `skyId` (string) and a boolean.
+        tool(
+            "SkyScrapperSearchAirport",
+            json!({"query": {"type": "string"}}),
+            Some(
+                json!({"type": "array", "items": {"type": "object", "properties": {
+                "skyId": {"type": "string"}, "isOpen": {"type": "boolean"}}}}),
+            ),
+            json!({}),
+        ),
+        // 3: takes two sky ids and a number called `isOpen` (a boolean cannot feed it).
+        tool(
+            "SkyScrapperFlightSearch",
+            json!({"originSkyId": {"type": "string"}, "destinationSkyId": {"type": "string"}, "isOpen": {"type": "number"}}),
+            None,
+            json!({}),
+        ),
+        // 4 and 5: share a specific slot, and nothing flows between them.
+        tool(
+            "trackParcel",
+            json!({"tracking_number": {"type": "string"}, "page": {"type": "integer"}}),
+            None,
+            json!({}),
+        ),
+        tool(
+            "parcelEvents",
+            json!({"trackingNumber": {"type": "string"}, "language": {"type": "string"}}),
+            None,
+            json!({}),
+        ),
+    ];
+    tools.extend(fillers(12));
+    tools
+}
+
+fn edge<'a>(
+    graph: &'a ToolGraph,
+    a: &str,
+    b: &str,
+    kind: EdgeKind,
+) -> Option<&'a toolflow_core::Edge> {
+    graph
+        .edges
+        .iter()
+        .find(|e| e.a == a && e.b == b && e.kind == kind)
+}
+
+#[test]
+fn qualified_names_find_the_flow_and_keep_their_evidence() {
+    let (graph, report) =
+        build_flow_graph(&tools(), &options(), &FlowOptions::default(), hashed_embed).unwrap();
+    assert_eq!(graph.meta.method, GraphMethod::Flow);
+    assert!(
+        report.return_slots >= 6,
+        "nested fields are slots: {report:?}"
+    );
+
+    // `results[].id` of `/search/person` reads `person id`.
+    let person = edge(
+        &graph,
+        "searchPerson",
+        "personDetails",
+        EdgeKind::ReturnParam,
+    )
+    .expect("person id flows");
+    let link = &person.evidence.links[0];
+    assert_eq!(
+        (link.from.as_str(), link.to.as_str(), link.rule),
+        ("results[].id", "person_id", LinkRule::SameName)
+    );
+    assert_eq!(link.signals.types, 1.0);
+    assert_eq!(person.evidence.a, "person id");
+
+    // `skyId` feeds both sky-id parameters; the boolean does not feed the number.
+    let sky = edge(
+        &graph,
+        "SkyScrapperSearchAirport",
+        "SkyScrapperFlightSearch",
+        EdgeKind::ReturnParam,
+    )
+    .expect("sky ids flow");
+    let pairs: Vec<(&str, &str)> = sky
+        .evidence
+        .links
+        .iter()
+        .map(|l| (l.from.as_str(), l.to.as_str()))
+        .collect();
+    assert!(
+        pairs.contains(&("[].skyId", "originSkyId")) || pairs.contains(&("skyId", "originSkyId")),
+        "{pairs:?}"
+    );
+    assert_eq!(
+        sky.evidence.links.len(),
+        2,
+        "two sky ids, no boolean → number: {pairs:?}"
+    );
+    assert!(
+        sky.evidence
+            .links
+            .iter()
+            .all(|l| l.rule == LinkRule::NameSuffix)
+    );
+
+    // A specific shared slot joins; the generic `page` and `language` join nothing.
+    let parcel = edge(&graph, "trackParcel", "parcelEvents", EdgeKind::ParamParam)
+        .expect("tracking numbers");
+    assert_eq!(parcel.evidence.links[0].rule, LinkRule::SharedSlot);
+    assert!(parcel.evidence.links[0].signals.specificity > 0.5);
+    for edge in &graph.edges {
+        for link in &edge.evidence.links {
+            assert!(
+                !["page", "language"].contains(&link.to.as_str()),
+                "a generic slot joined: {edge:?}"
+            );
+        }
+    }
+    // `page` returned by the search and taken by every tool is no data flow either.
+    assert!(edge(&graph, "searchPerson", "filler_0", EdgeKind::ReturnParam).is_none());
+}
+
+#[test]
+fn signals_can_be_switched_off_and_the_output_is_deterministic() {
+    let (first, _) =
+        build_flow_graph(&tools(), &options(), &FlowOptions::default(), hashed_embed).unwrap();
+    let (second, _) =
+        build_flow_graph(&tools(), &options(), &FlowOptions::default(), hashed_embed).unwrap();
+    assert_eq!(
+        serde_json::to_string(&first).unwrap(),
+        serde_json::to_string(&second).unwrap()
+    );
+
+    // Without context, `id` is only `id`: the person link is lost.
+    let mut flow = FlowOptions::default();
+    flow.without.context = true;
+    let (graph, _) = build_flow_graph(&tools(), &options(), &flow, hashed_embed).unwrap();
+    assert!(
+        edge(
+            &graph,
+            "searchPerson",
+            "personDetails",
+            EdgeKind::ReturnParam
+        )
+        .is_none()
+    );
+
+    // Without specificity, `page` joins the tools that share it.
+    let mut flow = FlowOptions::default();
+    flow.without.specificity = true;
+    let (graph, _) = build_flow_graph(&tools(), &options(), &flow, hashed_embed).unwrap();
+    assert!(edge(&graph, "filler_0", "filler_1", EdgeKind::ParamParam).is_some());
+}
+
+#[test]
+fn embeddings_alone_join_differently_named_slots() {
+    // `town` and `city` get one vector: the qualified and paper cosines are both 1.
+    let tools = vec![
+        tool(
+            "hotels",
+            json!({"q": {"type": "string"}}),
+            Some(
+                json!({"type": "object", "properties": {"town": {"type": "string", "description": "Town"}}}),
+            ),
+            json!({}),
+        ),
+        tool(
+            "weather",
+            json!({"city": {"type": "string", "description": "City"}}),
+            None,
+            json!({}),
+        ),
+    ];
+    let embed = |strings: &[String]| -> Result<Vec<Vec<f32>>, std::io::Error> {
+        Ok(strings
+            .iter()
+            .map(|s| {
+                if ["town", "city", "town: Town", "city: City"].contains(&s.as_str()) {
+                    hashed("place")
+                } else {
+                    hashed(s)
+                }
+            })
+            .collect())
+    };
+    let (graph, _) = build_flow_graph(&tools, &options(), &FlowOptions::default(), embed).unwrap();
+    let link = &edge(&graph, "hotels", "weather", EdgeKind::ReturnParam)
+        .expect("town → city")
+        .evidence
+        .links[0];
+    assert_eq!(link.rule, LinkRule::Embedding);
+    assert!(link.signals.qualified_cosine > 0.99 && link.signals.paper_cosine > 0.99);
+}
+
+#[test]
+fn the_paper_method_records_no_links_and_no_method() {
+    let (graph, _) = build_graph(&tools(), &options(), hashed_embed).unwrap();
+    let json = serde_json::to_value(&graph).unwrap();
+    assert!(
+        json["meta"].get("method").is_none(),
+        "paper graphs keep their old bytes"
+    );
+    assert!(graph.edges.iter().all(|e| e.evidence.links.is_empty()));
+    assert!(
+        json["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["evidence"].get("links").is_none())
+    );
+}
