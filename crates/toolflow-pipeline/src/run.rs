@@ -207,12 +207,8 @@ fn import_stage(
         .format
         .as_deref()
         .map(|name| {
-            name.parse().map_err(|detail: String| {
-                PipelineError::Config(crate::config::ConfigError::Invalid {
-                    path: config_dir.to_path_buf(),
-                    detail: format!("[tools] format: {detail}"),
-                })
-            })
+            name.parse()
+                .map_err(|detail| PipelineError::ConfigValue(format!("[tools] format: {detail}")))
         })
         .transpose()?;
     let options = ImportOptions {
@@ -511,14 +507,14 @@ fn export_stages(
     for name in &config.formats {
         let format: toolflow_export::Format = name
             .parse()
-            .map_err(|detail| PipelineError::ExportConfig(format!("formats: {detail}")))?;
+            .map_err(|detail| PipelineError::ConfigValue(format!("[export] formats: {detail}")))?;
         let template = match (&template_path, format) {
             (Some(path), toolflow_export::Format::Template) => {
                 Some(toolflow_export::ChatTemplate::from_tokenizer_config(path)?)
             }
             (None, toolflow_export::Format::Template) => {
-                return Err(PipelineError::ExportConfig(
-                    "format `template` needs `chat_template`".into(),
+                return Err(PipelineError::ConfigValue(
+                    "[export] format `template` needs `chat_template`".into(),
                 ));
             }
             _ => None,
