@@ -60,9 +60,10 @@ pub fn build_engine(settings: &ChatSettings) -> Result<Engine, PipelineError> {
         offline: settings.offline,
     };
     let backend = LocalBackend::load(&options)?;
-    // One request at a time, with time enough for two slow cores.
+    // As many requests as the model decodes together (one forward pass per token for all of
+    // them), with time enough for two slow cores.
     let endpoint = Endpoint {
-        max_concurrency: 1,
+        max_concurrency: toolflow_local::MAX_SEQUENCES,
         timeout: Duration::from_secs(600),
         ..Endpoint::new("embedded", Arc::new(backend))
     };
