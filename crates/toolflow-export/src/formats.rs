@@ -112,8 +112,24 @@ pub fn openai_tools(tools: &[Tool]) -> Vec<Value> {
         .collect()
 }
 
+/// A tool as an OpenAI function definition, with the tool's `returns` schema when it has one
+/// (templates that print the definitions then show the model what a result holds).
 fn function(tool: &Tool) -> Value {
-    json!({"name": tool.name, "description": tool.description, "parameters": tool.parameters})
+    let mut function =
+        json!({"name": tool.name, "description": tool.description, "parameters": tool.parameters});
+    if let Some(returns) = &tool.returns {
+        function["returns"] = returns.clone();
+    }
+    function
+}
+
+/// A Hermes `<tool_response>` body; `is_error` only on errors, as Hermes has no such field.
+fn hermes_result(turn: &ToolTurn) -> Value {
+    let mut result = json!({"name": turn.name, "content": turn.content});
+    if turn.is_error {
+        result["is_error"] = Value::Bool(true);
+    }
+    result
 }
 
 /// OpenAI-style messages, tool-call arguments as objects (what chat templates expect).
@@ -140,9 +156,10 @@ pub fn openai_messages(dialogue: &Dialogue) -> Vec<Value> {
                 }
                 message
             }
+            // `is_error` on every tool message, so that a dataset's rows share one schema.
             Turn::Tool(tool) => json!({
                 "role": "tool", "tool_call_id": tool.tool_call_id, "name": tool.name,
-                "content": result_text(&tool.content),
+                "content": result_text(&tool.content), "is_error": tool.is_error,
             }),
         });
     }
@@ -188,12 +205,12 @@ fn assistant(content: Option<String>, tool_calls: Vec<ToolCall>) -> Turn {
     })
 }
 
-fn tool_turn(id: &str, name: &str, content: Value) -> Turn {
+fn tool_turn(id: &str, name: &str, content: Value, is_error: bool) -> Turn {
     Turn::Tool(ToolTurn {
         tool_call_id: id.to_string(),
         name: name.to_string(),
         content,
-        is_error: false,
+        is_error,
         generation: None,
     })
 }
@@ -226,6 +243,7 @@ pub fn from_trl(record: &Value) -> Result<(SystemContext, Vec<Turn>), ExportErro
                 str_field(message, "tool_call_id")?,
                 str_field(message, "name")?,
                 result_value(str_field(message, "content")?),
+                message["is_error"].as_bool().unwrap_or(false),
             )),
             other => return Err(parse_error(format!("unknown role {other:?}"))),
         }
@@ -238,9 +256,17 @@ fn call_object(call: &ToolCall) -> Value {
 }
 
 /// ShareGPT for LLaMA-Factory. One call is `{"name", "arguments"}`; parallel calls are a
-/// JSON array of those, and their results one observation holding a JSON array of the
-/// results' texts, in call order. Turns must alternate as LLaMA-Factory requires: `human`
-/// or `observation` at even positions, `gpt` or `function_call` at odd ones.
+/// JSON array of those. Turns must alternate as LLaMA-Factory requires (`human` or
+/// `observation` at even positions, `gpt` or `function_call` at odd ones), so parallel
+/// results share one observation: their texts in call order, joined by
+/// [`PARALLEL_RESULTS_SEPARATOR`] as LLaMA-Factory's own OpenAI-format converter joins
+/// consecutive tool messages. Its templates wrap an observation in one
+/// `<tool_response>…</tool_response>`, so the joined value renders as one block per result,
+/// which is what the models' own templates render.
+/// What joins parallel results in one ShareGPT observation (LLaMA-Factory's
+/// `OpenAIDatasetConverter` joins consecutive tool messages with it).
+pub const PARALLEL_RESULTS_SEPARATOR: &str = "\n</tool_response>\n<tool_response>\n";
+
 fn to_sharegpt(dialogue: &Dialogue) -> Result<(Value, u64), ExportError> {
     let mut conversations: Vec<Value> = Vec::new();
     let mut dropped = 0;
@@ -260,7 +286,7 @@ fn to_sharegpt(dialogue: &Dialogue) -> Result<(Value, u64), ExportError> {
                     Value::Array(a.tool_calls.iter().map(call_object).collect())
                 };
                 conversations.push(json!({"from": "function_call", "value": value.to_string()}));
-                let mut results = Vec::new();
+                let mut results: Vec<String> = Vec::new();
                 while let Some(Turn::Tool(t)) = turns.peek() {
                     results.push(result_text(&t.content));
                     turns.next();
@@ -275,11 +301,7 @@ fn to_sharegpt(dialogue: &Dialogue) -> Result<(Value, u64), ExportError> {
                         ),
                     });
                 }
-                let observation = if results.len() == 1 {
-                    results.pop().expect("one result")
-                } else {
-                    Value::from(results).to_string()
-                };
+                let observation = results.join(PARALLEL_RESULTS_SEPARATOR);
                 conversations.push(json!({"from": "observation", "value": observation}));
             }
             Turn::Tool(t) => {
@@ -360,15 +382,17 @@ pub fn from_sharegpt(record: &Value) -> Result<(SystemContext, Vec<Turn>), Expor
                 let results: Vec<Value> = if pending.len() == 1 {
                     vec![result_value(value)]
                 } else {
-                    let texts: Vec<String> =
-                        serde_json::from_str(value).map_err(|e| parse_error(e.to_string()))?;
-                    texts.iter().map(|t| result_value(t)).collect()
+                    value
+                        .split(PARALLEL_RESULTS_SEPARATOR)
+                        .map(result_value)
+                        .collect()
                 };
                 if results.len() != pending.len() {
                     return Err(parse_error("observation does not match its function_call"));
                 }
                 for (call, result) in pending.iter().zip(results) {
-                    turns.push(tool_turn(&call.id, &call.name, result));
+                    // ShareGPT has no slot for it: an error is only in the result's text.
+                    turns.push(tool_turn(&call.id, &call.name, result, false));
                 }
             }
             other => return Err(parse_error(format!("unknown `from` {other:?}"))),
@@ -422,7 +446,7 @@ fn to_hermes(dialogue: &Dialogue) -> Value {
             Turn::Tool(t) => {
                 let block = format!(
                     "<tool_response>\n{}\n</tool_response>",
-                    hermes_json(&json!({"name": t.name, "content": t.content}))
+                    hermes_json(&hermes_result(t))
                 );
                 // Results of parallel calls share one tool message.
                 match conversations.last_mut() {
@@ -504,7 +528,8 @@ pub fn from_hermes(record: &Value) -> Result<(SystemContext, Vec<Turn>), ExportE
                     let id = pending
                         .get(index)
                         .map_or_else(|| format!("call_{index}"), |call| call.id.clone());
-                    turns.push(tool_turn(&id, name, parsed["content"].clone()));
+                    let is_error = parsed["is_error"].as_bool().unwrap_or(false);
+                    turns.push(tool_turn(&id, name, parsed["content"].clone(), is_error));
                 }
             }
             other => return Err(parse_error(format!("unknown `from` {other:?}"))),

@@ -115,6 +115,80 @@ fn sharegpt_parallel_calls_are_one_list() {
     assert_eq!(calls[1]["arguments"]["stars"], 4);
 }
 
+/// LLaMA-Factory's qwen template wraps each observation in this slot (`format_observation`
+/// in its `data/template.py`); the joined parallel results must then render as the Qwen
+/// template itself renders the two tool messages of the TRL row.
+#[test]
+fn sharegpt_parallel_results_render_as_the_models_template_does() {
+    let dialogue = &dialogues()[1];
+    let (record, _) = formats::to_record(Format::Sharegpt, dialogue).unwrap();
+    let observations: Vec<&str> = record["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == "observation")
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(observations.len(), 1, "parallel results share one observation");
+    let llama_factory = format!(
+        "<|im_start|>user\n<tool_response>\n{}\n</tool_response><|im_end|>\n",
+        observations[0]
+    );
+    let template = ChatTemplate::from_tokenizer_config(&fixture("tokenizer_config.json")).unwrap();
+    let rendered = template.render(dialogue).unwrap();
+    assert!(
+        rendered.contains(&llama_factory),
+        "LLaMA-Factory would render\n{llama_factory}\nthe model's template renders\n{rendered}"
+    );
+    // Each result is its JSON text as is, not a JSON string holding it (the old double
+    // encoding).
+    for result in observations[0].split(formats::PARALLEL_RESULTS_SEPARATOR) {
+        let value: Value = serde_json::from_str(result).unwrap();
+        assert!(value.is_object() || value.is_array(), "{result}");
+    }
+}
+
+/// A tool with a `returns` schema, answered with an error.
+fn failed_call_with_returns() -> Dialogue {
+    let mut dialogue = dialogues()[0].clone();
+    dialogue.tools[0].returns = Some(serde_json::json!({
+        "type": "object", "properties": {"temp": {"type": "number"}}
+    }));
+    let Turn::Tool(result) = &mut dialogue.turns[2] else {
+        panic!()
+    };
+    result.content = serde_json::json!({"error": "unknown city"});
+    result.is_error = true;
+    dialogue
+}
+
+#[test]
+fn returns_and_is_error_survive_where_the_format_has_room() {
+    let dialogue = failed_call_with_returns();
+    let error_of = |turns: &[Turn]| {
+        turns.iter().find_map(|turn| match turn {
+            Turn::Tool(t) => Some(t.is_error),
+            _ => None,
+        })
+    };
+    let (trl, _) = formats::to_record(Format::Trl, &dialogue).unwrap();
+    assert_eq!(trl["tools"][0]["function"]["returns"]["properties"]["temp"]["type"], "number");
+    assert_eq!(trl["messages"][3]["is_error"], true);
+    assert_eq!(error_of(&formats::from_trl(&trl).unwrap().1), Some(true));
+
+    let (sharegpt, _) = formats::to_record(Format::Sharegpt, &dialogue).unwrap();
+    let tools: Value = serde_json::from_str(sharegpt["tools"].as_str().unwrap()).unwrap();
+    assert_eq!(tools[0]["returns"]["type"], "object");
+
+    let (hermes, _) = formats::to_record(Format::Hermes, &dialogue).unwrap();
+    let system = hermes["conversations"][0]["value"].as_str().unwrap();
+    assert!(system.contains("\"returns\": {"), "{system}");
+    assert_eq!(error_of(&formats::from_hermes(&hermes).unwrap().1), Some(true));
+    // A result that is not an error says nothing about it.
+    let (hermes, _) = formats::to_record(Format::Hermes, &dialogues()[0]).unwrap();
+    assert!(!hermes.to_string().contains("is_error"));
+}
+
 #[test]
 fn sharegpt_counts_assistant_text_it_cannot_hold() {
     let mut dialogue = dialogues()[0].clone();
