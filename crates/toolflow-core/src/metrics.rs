@@ -270,6 +270,9 @@ impl JudgeMetrics {
     }
 }
 
+/// The judge's criteria (Table 15), in the order every verdict's scores come.
+pub const JUDGE_CRITERIA: [&str; 4] = ["naturalness", "coherence", "helpfulness", "accuracy"];
+
 /// Mean scores (1–5), as the paper's tables head them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JudgeMeans {

@@ -128,11 +128,16 @@ pub enum Rule {
     /// above the threshold. Passes: the first of two dialogues differing by one word. Fails:
     /// the second.
     NearDuplicate,
+    /// The LLM judge (Table 15), asked about every dialogue that passed the other rules,
+    /// scored it below the filter's `judge-min` (overall: the mean of the four criteria; or
+    /// per criterion). Checked only when `judge-min` is set.
+    /// Passes: scores 4/4/5/4 against `judge-min = 3`. Fails: 2/3/2/2.
+    Judge,
 }
 
 impl Rule {
     /// Every rule, in the order reports list them.
-    pub const ALL: [Rule; 20] = [
+    pub const ALL: [Rule; 21] = [
         Rule::UnparsedArguments,
         Rule::UnknownTool,
         Rule::SchemaViolation,
@@ -153,6 +158,7 @@ impl Rule {
         Rule::OffPlan,
         Rule::ExactDuplicate,
         Rule::NearDuplicate,
+        Rule::Judge,
     ];
 
     /// The rule's name in rules files and reports.
@@ -178,6 +184,7 @@ impl Rule {
             Rule::OffPlan => "off-plan",
             Rule::ExactDuplicate => "exact-duplicate",
             Rule::NearDuplicate => "near-duplicate",
+            Rule::Judge => "judge",
         }
     }
 

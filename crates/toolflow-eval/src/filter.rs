@@ -5,6 +5,9 @@
 //! and overridable in a TOML rules file:
 //!
 //! ```toml
+//! judge-min = 3.5       # the judge gate: the lowest mean judge score kept (default: no gate);
+//!                       # or per criterion: judge-min = { coherence = 4, accuracy = 4 }
+//!
 //! [rules]
 //! ungrounded-argument = "reject"   # default "warn"
 //! repeated-turn = "off"
@@ -25,6 +28,8 @@
 //! dialogue is not thrown away with it. [`Rule::OffPlan`] needs sentence embeddings: the
 //! caller passes an embedding function ([`Filter::check_with`], [`filter_file_with`]); this
 //! crate loads no model. It too is measured only on dialogues no other rule rejects.
+//! [`Rule::Judge`] comes last, on what every rule kept: the caller asks the judge and
+//! [`apply_judge_gate`] moves the dialogues scored below `judge-min` to the rejected file.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -41,6 +46,9 @@ use crate::minhash::{LshIndex, MinHasher};
 use crate::{EvalError, input, text, words};
 
 mod content;
+mod judge_gate;
+
+pub use judge_gate::{JudgeMin, apply_judge_gate};
 
 /// The filter's settings, as read from a rules file; absent entries take defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -52,6 +60,9 @@ pub struct FilterConfig {
     pub near_duplicate: NearDuplicateConfig,
     #[serde(default)]
     pub off_plan: OffPlanConfig,
+    /// Turns [`Rule::Judge`] on: the judge's lowest acceptable scores.
+    #[serde(default, alias = "judge_min")]
+    pub judge_min: Option<JudgeMin>,
 }
 
 /// Settings of [`Rule::OffPlan`].
@@ -100,6 +111,9 @@ impl Default for NearDuplicateConfig {
 
 impl FilterConfig {
     pub fn level(&self, rule: Rule) -> Level {
+        if rule == Rule::Judge && self.judge_min.is_none() {
+            return Level::Off;
+        }
         self.rules
             .get(&rule)
             .copied()
@@ -107,29 +121,31 @@ impl FilterConfig {
     }
 
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, EvalError> {
-        let config: FilterConfig = toml::from_str(text).map_err(|source| EvalError::Rules {
+        let rules = |detail: String| EvalError::Rules {
             path: path.to_path_buf(),
-            detail: source.to_string(),
-        })?;
-        let near = &config.near_duplicate;
-        let problem = if !(near.threshold > 0.0 && near.threshold <= 1.0) {
-            Some("near-duplicate.threshold must be in (0, 1]")
-        } else if near.hashes == 0 || near.bands == 0 || near.bands > near.hashes {
-            Some("near-duplicate needs 1 ≤ bands ≤ hashes")
-        } else if near.shingle_words == 0 {
-            Some("near-duplicate.shingle-words must be at least 1")
-        } else if !(-1.0..=1.0).contains(&config.off_plan.threshold) {
-            Some("off-plan.threshold must be in [-1, 1]")
-        } else {
-            None
+            detail,
         };
-        match problem {
-            Some(detail) => Err(EvalError::Rules {
-                path: path.to_path_buf(),
-                detail: detail.into(),
-            }),
-            None => Ok(config),
-        }
+        let config: FilterConfig =
+            toml::from_str(text).map_err(|source| rules(source.to_string()))?;
+        config.check().map_err(rules)?;
+        Ok(config)
+    }
+
+    /// Whether the settings can work: which key is out of its range, if one is.
+    pub fn check(&self) -> Result<(), String> {
+        let near = &self.near_duplicate;
+        let problem = if !(near.threshold > 0.0 && near.threshold <= 1.0) {
+            Some("near-duplicate.threshold must be in (0, 1]".to_string())
+        } else if near.hashes == 0 || near.bands == 0 || near.bands > near.hashes {
+            Some("near-duplicate needs 1 ≤ bands ≤ hashes".to_string())
+        } else if near.shingle_words == 0 {
+            Some("near-duplicate.shingle-words must be at least 1".to_string())
+        } else if !(-1.0..=1.0).contains(&self.off_plan.threshold) {
+            Some("off-plan.threshold must be in [-1, 1]".to_string())
+        } else {
+            self.judge_min.as_ref().and_then(JudgeMin::problem)
+        };
+        problem.map_or(Ok(()), Err)
     }
 
     pub fn load(path: &Path) -> Result<Self, EvalError> {
@@ -1053,6 +1069,8 @@ pub struct FilterSummary {
     /// Dialogues with a plan, passing the other rules, that [`Rule::OffPlan`] could not
     /// measure (no embedding function given, or it failed).
     pub off_plan_unmeasured: u64,
+    /// Kept dialogues the judge gate could not score (no usable verdict): kept, not judged.
+    pub judge_unscored: u64,
     /// In [`Rule::ALL`] order.
     pub rules: Vec<RuleCount>,
 }
@@ -1076,6 +1094,7 @@ impl FilterSummary {
             rejected: 0,
             kept_with_warnings: 0,
             off_plan_unmeasured: 0,
+            judge_unscored: 0,
             rules: Rule::ALL
                 .iter()
                 .map(|&rule| RuleCount {

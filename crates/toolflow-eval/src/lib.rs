@@ -25,8 +25,8 @@ use toolflow_core::metrics::{
 
 pub use coherence::{Coherence, CoherenceError, Nli};
 pub use filter::{
-    Filter, FilterConfig, FilterSummary, Level, PlanSimilarity, Reason, Rule, filter_file,
-    filter_file_with, plan_similarities,
+    Filter, FilterConfig, FilterSummary, JudgeMin, Level, PlanSimilarity, Reason, Rule,
+    apply_judge_gate, filter_file, filter_file_with, plan_similarities,
 };
 pub use input::Format;
 pub use metrics::{DatasetMeasures, Diversity, Statistics};

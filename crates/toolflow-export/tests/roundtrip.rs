@@ -129,7 +129,11 @@ fn sharegpt_parallel_results_render_as_the_models_template_does() {
         .filter(|m| m["from"] == "observation")
         .map(|m| m["value"].as_str().unwrap())
         .collect();
-    assert_eq!(observations.len(), 1, "parallel results share one observation");
+    assert_eq!(
+        observations.len(),
+        1,
+        "parallel results share one observation"
+    );
     let llama_factory = format!(
         "<|im_start|>user\n<tool_response>\n{}\n</tool_response><|im_end|>\n",
         observations[0]
@@ -172,7 +176,10 @@ fn returns_and_is_error_survive_where_the_format_has_room() {
         })
     };
     let (trl, _) = formats::to_record(Format::Trl, &dialogue).unwrap();
-    assert_eq!(trl["tools"][0]["function"]["returns"]["properties"]["temp"]["type"], "number");
+    assert_eq!(
+        trl["tools"][0]["function"]["returns"]["properties"]["temp"]["type"],
+        "number"
+    );
     assert_eq!(trl["messages"][3]["is_error"], true);
     assert_eq!(error_of(&formats::from_trl(&trl).unwrap().1), Some(true));
 
@@ -183,7 +190,10 @@ fn returns_and_is_error_survive_where_the_format_has_room() {
     let (hermes, _) = formats::to_record(Format::Hermes, &dialogue).unwrap();
     let system = hermes["conversations"][0]["value"].as_str().unwrap();
     assert!(system.contains("\"returns\": {"), "{system}");
-    assert_eq!(error_of(&formats::from_hermes(&hermes).unwrap().1), Some(true));
+    assert_eq!(
+        error_of(&formats::from_hermes(&hermes).unwrap().1),
+        Some(true)
+    );
     // A result that is not an error says nothing about it.
     let (hermes, _) = formats::to_record(Format::Hermes, &dialogues()[0]).unwrap();
     assert!(!hermes.to_string().contains("is_error"));

@@ -176,9 +176,11 @@ impl RunConfig {
             path: path.to_path_buf(),
             source,
         })?;
+        let filter = |detail| format!("[filter] {detail}");
         config
             .synth
             .check()
+            .and_then(|()| config.filter.check().map_err(filter))
             .map_err(|detail| ConfigError::Invalid {
                 path: path.to_path_buf(),
                 detail,

@@ -14,6 +14,7 @@ pub mod build;
 pub mod chat;
 pub mod config;
 mod error;
+pub mod filter;
 pub mod measure;
 pub mod observe;
 pub mod overlap;

@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::json;
 use toolflow_core::{content_hash, jsonl};
-use toolflow_embed::{ModelOptions, Precision};
+use toolflow_embed::{CachedEmbedder, ModelOptions, Precision};
 use toolflow_import::{ImportOptions, Importer};
 use toolflow_llm::{CacheMode, TallyRow};
 use toolflow_store::Shard;
@@ -23,6 +23,7 @@ use crate::chat::{ChatModels, ChatSettings};
 use crate::config::{
     DEMO_TOOLS, DEMO_TOOLS_PATH, ExportConfig, GraphConfig, RunConfig, SampleConfig, ToolsConfig,
 };
+use crate::filter::{GateJudge, filter_dialogues};
 use crate::measure::{CoherenceModels, evaluate, judge_file};
 use crate::observe::{Observer, StageReport};
 use crate::stage::{Runner, stage_key};
@@ -178,9 +179,15 @@ pub fn run(options: &RunOptions, observer: &dyn Observer) -> Result<RunSummary, 
     )?;
     let mut last = dialogues.clone();
     if shard.is_all() {
-        let kept = filter_stage(&mut runner, &dialogues, &config.filter)?;
-        let judge = config.judge.as_ref().map(|judge| (judge, &prompts));
         let coherence = options.model_options(None);
+        let filter = FilterInputs {
+            config: &config.filter,
+            embed: coherence.clone(),
+            judge: config.judge.clone().unwrap_or_default(),
+            prompts: &prompts,
+        };
+        let kept = filter_stage(&mut runner, &dialogues, filter, &mut chat)?;
+        let judge = config.judge.as_ref().map(|judge| (judge, &prompts));
         let metrics = eval_stage(&mut runner, &kept, coherence, judge, &mut chat)?;
         export_stages(&mut runner, &kept, &config.export, &config_dir)?;
         last = report_stage(&mut runner, &metrics, &graph, &dialogues)?;
@@ -390,20 +397,72 @@ fn synth_stage(
     Ok((path, summary))
 }
 
+/// What the filter stage reads besides the dialogues.
+struct FilterInputs<'a> {
+    config: &'a toolflow_eval::FilterConfig,
+    /// The sentence embedder for the off-plan rule.
+    embed: ModelOptions,
+    /// The judge gate's settings (`[judge]`, or its defaults), used when `judge-min` is set.
+    judge: JudgeOptions,
+    prompts: &'a Prompts,
+}
+
 fn filter_stage(
     runner: &mut Runner,
     dialogues: &Path,
-    config: &toolflow_eval::FilterConfig,
+    inputs: FilterInputs,
+    chat: &mut ChatModels,
 ) -> Result<PathBuf, PipelineError> {
-    let key = stage_key(&json!({"filter": format!("{config:?}")}), &[dialogues])?;
+    let config = inputs.config;
+    let mut embedder = CachedEmbedder::open(inputs.embed)?;
+    let gated = config.judge_min.is_some();
+    let settings = json!({
+        "filter": format!("{config:?}"),
+        "embed": embedder.model_id(),
+        "judge": gated.then(|| json!({
+            "options": inputs.judge,
+            "prompts": inputs.prompts.fingerprint(),
+            "models": chat.identity(),
+        })),
+    });
+    let key = stage_key(&settings, &[dialogues])?;
     let rejected = runner.out().join(toolflow_report::REJECTED_FILE);
     runner.stage("filter", "kept.jsonl", key, |kept| {
-        let summary = toolflow_eval::filter_file(dialogues, kept, &rejected, config.clone())?;
-        Ok(format!(
-            "{} of {} dialogues kept, {} rejected",
-            summary.kept, summary.dialogues, summary.rejected
-        ))
+        let engine = if gated { Some(chat.engine()?) } else { None };
+        let judge = engine.as_deref().map(|engine| GateJudge {
+            engine,
+            prompts: inputs.prompts,
+            options: inputs.judge.clone(),
+            runtime: chat.runtime(),
+        });
+        let summary = filter_dialogues(
+            dialogues,
+            kept,
+            &rejected,
+            config,
+            Some(&mut embedder),
+            judge,
+        )?;
+        Ok(filter_report(&summary))
     })
+}
+
+/// The filter stage's line: how many dialogues were kept, and why the rest were not.
+fn filter_report(summary: &toolflow_eval::FilterSummary) -> String {
+    let mut line = format!(
+        "{} of {} dialogues kept, {} rejected",
+        summary.kept, summary.dialogues, summary.rejected
+    );
+    let reasons: Vec<String> = summary
+        .rules
+        .iter()
+        .filter(|count| count.level == toolflow_eval::Level::Reject && count.dialogues > 0)
+        .map(|count| format!("{} {}", count.rule.id(), count.dialogues))
+        .collect();
+    if !reasons.is_empty() {
+        line.push_str(&format!(" ({})", reasons.join(", ")));
+    }
+    line
 }
 
 /// Measures the kept dialogues into `metrics.json`; with `judge`, the LLM judge scores a

@@ -12,7 +12,7 @@ use toolflow_llm::{BackendError, ChatRequest, Engine, EngineError, Message};
 use crate::context::derive;
 use crate::prompts::{PromptKind, Prompts};
 
-pub const CRITERIA: [&str; 4] = ["naturalness", "coherence", "helpfulness", "accuracy"];
+pub use toolflow_core::metrics::JUDGE_CRITERIA as CRITERIA;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -64,3 +64,17 @@ pub fn build(
         &args.settings(config, global, offline),
     )?)
 }
+
+/// A runtime and, inside it, the engine of the endpoints file named on the command line (or
+/// the embedded model): what the judge of `eval` and `filter` runs on.
+pub fn with_runtime(
+    args: &EngineArgs,
+    global: &super::Global,
+    offline: bool,
+) -> anyhow::Result<(tokio::runtime::Runtime, Engine)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let engine = runtime.block_on(async { build(&args.config()?, args, global, offline) })?;
+    Ok((runtime, engine))
+}

