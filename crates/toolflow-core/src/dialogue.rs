@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use crate::{SamplingStrategy, Tool};
 
+/// One synthesized dialogue: a line of `dialogues.jsonl`, and what the filter, the
+/// measures and the exports read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Dialogue {
     /// Derived from the run seed and `index`: the same run gives the same ids.
@@ -20,8 +22,11 @@ pub struct Dialogue {
     pub plan: Option<Plan>,
     /// Shared by all agents, as in the paper's examples.
     pub context: SystemContext,
+    /// The messages, in order: user, assistant and tool turns.
     pub turns: Vec<Turn>,
+    /// What the dialogue was written under.
     pub settings: DialogueSettings,
+    /// How writing it ended.
     pub outcome: Outcome,
     /// Sum over every request made for this dialogue, including retries and planning.
     pub usage: Usage,
@@ -30,13 +35,16 @@ pub struct Dialogue {
 /// A numbered list of user requests (paper Table 14).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Plan {
+    /// The steps, numbered from 1.
     pub steps: Vec<PlanStep>,
 }
 
+/// One step of a [`Plan`]: what the user asks for at that point of the dialogue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanStep {
     /// 1-based, as the plan numbers its steps.
     pub number: u32,
+    /// A request that needs a tool, or small talk.
     pub kind: StepKind,
     /// What the user wants at this step, without naming any tool.
     pub request: String,
@@ -44,11 +52,15 @@ pub struct PlanStep {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+/// What kind of request a plan step is.
 pub enum StepKind {
+    /// The user asks for something a tool of the dialogue answers.
     ToolCall,
+    /// Small talk that needs no tool (the paper's chitchat turns).
     Chitchat,
 }
 
+/// The time and place every agent is told (the system prompt's context).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct SystemContext {
     /// ISO 8601 local date and time, e.g. `2024-05-14T09:30:00`.
@@ -61,19 +73,26 @@ pub struct SystemContext {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "role", rename_all = "lowercase")]
 pub enum Turn {
+    /// What the user agent wrote.
     User(UserTurn),
+    /// The assistant's answer or tool calls.
     Assistant(AssistantTurn),
+    /// One tool result, answering one call.
     Tool(ToolTurn),
 }
 
+/// A user message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UserTurn {
+    /// The message text.
     pub content: String,
     /// The plan step the user agent said it was on; null without a plan.
     pub plan_step: Option<u32>,
+    /// How the turn was generated; null for turns not written by a model.
     pub generation: Option<Generation>,
 }
 
+/// An assistant message: text, tool calls, or both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AssistantTurn {
     /// Text shown to the user; null for a turn that only calls tools.
@@ -81,13 +100,16 @@ pub struct AssistantTurn {
     /// Empty for a direct answer or a clarification; several for parallel calls.
     #[serde(default)]
     pub tool_calls: Vec<ToolCall>,
+    /// How the turn was generated; null for turns not written by a model.
     pub generation: Option<Generation>,
 }
 
+/// One call the assistant made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolCall {
     /// Unique within the dialogue; tool turns answer it by this id.
     pub id: String,
+    /// The tool called, by its name in the dialogue's `tools`.
     pub name: String,
     /// The parsed arguments object; null when they did not parse.
     pub arguments: Value,
@@ -96,16 +118,19 @@ pub struct ToolCall {
     pub arguments_raw: Option<String>,
 }
 
+/// A tool's result for one call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolTurn {
     /// The [`ToolCall::id`] this result answers.
     pub tool_call_id: String,
+    /// The tool that answered.
     pub name: String,
     /// The simulated result; for an error, an object with an `error` field.
     pub content: Value,
     /// The call broke the tool's schema (or the simulation failed) and this is an error.
     #[serde(default)]
     pub is_error: bool,
+    /// How the result was generated; null when no model wrote it.
     pub generation: Option<Generation>,
 }
 
@@ -116,7 +141,9 @@ pub struct ToolTurn {
 pub struct Generation {
     /// The model id the endpoint reported.
     pub model: String,
+    /// The tokens this turn's request read and wrote.
     pub usage: Usage,
+    /// The seed sent with the request, when the backend takes one.
     pub seed: Option<u64>,
     /// Why the backend stopped writing this turn: `stop`, `length` (cut at the token
     /// limit), `tool_calls`, or whatever else the server said. Absent in records written
@@ -125,9 +152,12 @@ pub struct Generation {
     pub finish_reason: Option<String>,
 }
 
+/// Token counts, as the backend reported them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Usage {
+    /// Tokens of the prompts sent.
     pub prompt_tokens: u64,
+    /// Tokens generated.
     pub completion_tokens: u64,
 }
 
@@ -141,7 +171,9 @@ impl std::ops::AddAssign for Usage {
 /// The settings one dialogue was written under: the paper's ablation switches among them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DialogueSettings {
+    /// How the dialogue's tools were sampled (the graph ablation).
     pub sampler: SamplingStrategy,
+    /// Whether a plan guided the user agent (the plan ablation).
     pub plan: bool,
     /// The number of plan steps (or user turns, without a plan) aimed for.
     pub target_turns: u32,
@@ -153,11 +185,14 @@ pub struct DialogueSettings {
     pub seed: u64,
     /// The model drawn for this dialogue for each role, by role name.
     pub models: std::collections::BTreeMap<String, String>,
+    /// The sampling temperature of the agents' requests.
     pub temperature: f32,
 }
 
+/// How writing a dialogue ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Outcome {
+    /// Completed, stopped at the turn limit, or failed.
     pub status: OutcomeStatus,
     /// Why the dialogue ended early or failed; null when it completed.
     pub reason: Option<String>,
@@ -167,6 +202,7 @@ pub struct Outcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+/// The three ways a dialogue ends.
 pub enum OutcomeStatus {
     /// Every plan step was addressed.
     Completed,

@@ -7,12 +7,27 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Why a JSON Lines file could not be read or written, naming the file (and the line).
 #[derive(Debug, thiserror::Error)]
 pub enum JsonlError {
+    /// The file could not be opened, read or written.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// A line is not the record expected.
     #[error("{path}:{line}: {source}")]
-    Parse { path: PathBuf, line: usize, source: serde_json::Error },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What JSON decoding said.
+        source: serde_json::Error,
+    },
 }
 
 /// Reads every non-blank line of `path` as a `T`; the first bad line fails the read.

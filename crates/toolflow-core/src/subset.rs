@@ -10,6 +10,7 @@ pub struct Subset {
     pub index: u64,
     /// Tool names in the order they were added.
     pub tools: Vec<String>,
+    /// How the tools were drawn.
     pub strategy: SamplingStrategy,
     /// The seed this subset was drawn with (derived from the run seed and `index`).
     pub seed: u64,
@@ -22,6 +23,7 @@ pub struct Subset {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+/// How a subset's tools are drawn.
 pub enum SamplingStrategy {
     /// Random walk on the tool graph (Algorithm 1).
     Graph,

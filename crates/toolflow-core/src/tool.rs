@@ -27,6 +27,7 @@ pub struct Tool {
     pub meta: Map<String, Value>,
 }
 
+/// The schema of a tool that takes no argument: an object with no properties.
 pub fn empty_object_schema() -> Value {
     serde_json::json!({"type": "object", "properties": {}})
 }
@@ -34,7 +35,9 @@ pub fn empty_object_schema() -> Value {
 /// One named slot of a tool's interface: a parameter or a return field.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slot<'a> {
+    /// The parameter's or field's name.
     pub name: &'a str,
+    /// Its description, empty when the tool gives none.
     pub description: &'a str,
 }
 
