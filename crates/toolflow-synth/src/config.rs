@@ -47,6 +47,11 @@ pub struct SynthConfig {
     /// Ask planner and user agents for JSON (structured output); off, they answer in the
     /// prompts' text forms, which are parsed.
     pub structured: bool,
+    /// Ask the assistant for its text answers as JSON too (`{"answer": ...}`, at most
+    /// `max_message_chars`, not starting like JSON or markup) whenever it must not call a
+    /// tool: a small model otherwise copies a result's JSON or writes a call as text. For
+    /// models without a tool parser of their own, such as the embedded one.
+    pub structured_answers: bool,
     /// The model per role (`planner`, `user`, `assistant`, `tool`); a role not named uses
     /// the model drawn for the dialogue from the endpoint pool.
     pub models: BTreeMap<String, String>,
@@ -98,6 +103,7 @@ impl Default for SynthConfig {
             tool_choice: ToolChoicePolicy::Auto,
             keep_invalid_arguments: true,
             structured: true,
+            structured_answers: false,
             models: BTreeMap::new(),
             concurrency: 64,
         }

@@ -377,6 +377,10 @@ impl DialogueWriter<'_> {
             messages.extend(chat_messages(&self.turns));
             let mut request = ChatRequest::new(messages);
             request.tools = self.tools.iter().map(tool_spec).collect();
+            let structured_answer = config.structured_answers && tool_choice == ToolChoice::None;
+            if structured_answer {
+                request.json_schema = Some(answer_schema(config.max_message_chars));
+            }
             request.tool_choice = tool_choice;
             request.keep_invalid_arguments = config.keep_invalid_arguments;
             let seed = self.next_seed();
@@ -409,12 +413,16 @@ impl DialogueWriter<'_> {
                     }
                 })
                 .collect();
-            let content = answer
-                .text
-                .as_deref()
-                .map(str::trim)
-                .filter(|text| !text.is_empty())
-                .map(str::to_owned);
+            let content = match answer.text.as_deref() {
+                Some(text) if structured_answer => Some(
+                    answer_from_json(text)
+                        .map_err(|error| format!("assistant agent: {error}"))?,
+                ),
+                text => text
+                    .map(str::trim)
+                    .filter(|text| !text.is_empty())
+                    .map(str::to_owned),
+            };
             if content.is_none() && calls.is_empty() {
                 return Err("assistant agent: an empty answer".into());
             }
@@ -528,7 +536,7 @@ fn result_schema(tool: &Tool) -> Value {
     });
     let result = match &tool.returns {
         Some(returns) if jsonschema::validator_for(returns).is_ok() => {
-            json!({"anyOf": [returns, error]})
+            json!({"anyOf": [closed(returns), error]})
         }
         _ => json!({}),
     };
@@ -538,6 +546,43 @@ fn result_schema(tool: &Tool) -> Value {
         "required": ["result"],
         "additionalProperties": false
     })
+}
+
+/// `schema` with every object that lists `properties` and says nothing of others closed:
+/// all its properties required, no others allowed. A result then holds every field the
+/// tool returns and nothing else (small models otherwise copy the tool's definition into
+/// it); the filter still checks results against the tool's own schema.
+fn closed(schema: &Value) -> Value {
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
+    let mut map = map.clone();
+    let each_value = |value: &mut Value| {
+        if let Value::Object(schemas) = value {
+            schemas.values_mut().for_each(|schema| *schema = closed(schema));
+        }
+    };
+    for key in ["properties", "$defs", "definitions"] {
+        if let Some(value) = map.get_mut(key) {
+            each_value(value);
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf", "prefixItems"] {
+        if let Some(Value::Array(schemas)) = map.get_mut(key) {
+            schemas.iter_mut().for_each(|schema| *schema = closed(schema));
+        }
+    }
+    if let Some(items) = map.get_mut("items") {
+        *items = closed(items);
+    }
+    if let Some(Value::Object(properties)) = map.get("properties")
+        && !map.contains_key("additionalProperties")
+    {
+        let names: Vec<Value> = properties.keys().cloned().map(Value::String).collect();
+        map.insert("required".into(), Value::Array(names));
+        map.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Value::Object(map)
 }
 
 /// The user agent's structured answer: with a plan of `steps` steps whose first open one
@@ -566,6 +611,33 @@ fn user_schema(plan: Option<(u32, u32)>, max_chars: u32) -> Value {
             "additionalProperties": false
         }),
     }
+}
+
+/// The assistant's structured text answer: one string that cannot open like JSON, a list
+/// or markup (the first character is none of `{`, `[`, `<`, nor a space), at most
+/// `max_chars` long. The length sits in the pattern because a grammar engine may not take
+/// `pattern` and `maxLength` together.
+fn answer_schema(max_chars: u32) -> Value {
+    let rest = max_chars.saturating_sub(1);
+    json!({
+        "type": "object",
+        "properties": {"answer": {"type": "string", "pattern": format!("^[^{{\\[<\\s][\\s\\S]{{0,{rest}}}$")}},
+        "required": ["answer"],
+        "additionalProperties": false
+    })
+}
+
+fn answer_from_json(text: &str) -> Result<String, String> {
+    let answer: Value =
+        serde_json::from_str(text).map_err(|error| format!("the answer is not JSON: {error}"))?;
+    let answer = answer["answer"]
+        .as_str()
+        .ok_or("the answer has no `answer`")?
+        .trim();
+    if answer.is_empty() {
+        return Err("an empty answer".into());
+    }
+    Ok(answer.to_owned())
 }
 
 fn user_from_json(text: &str) -> Result<(String, Option<u32>), String> {
@@ -629,6 +701,38 @@ mod tests {
                 .get("current_step")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn simulated_results_hold_every_returned_field_and_no_other() {
+        let returns = json!({"type": "array", "items": {"type": "object",
+            "properties": {"id": {"type": "string"}, "tags": {"type": "object", "properties": {"a": {}}}},
+            "required": []}});
+        let closed = closed(&returns);
+        assert_eq!(closed["items"]["required"], json!(["id", "tags"]));
+        assert_eq!(closed["items"]["additionalProperties"], false);
+        assert_eq!(closed["items"]["properties"]["tags"]["required"], json!(["a"]));
+        // A returned field named `properties` is a field, not a schema keyword.
+        let named = json!({"type": "object", "properties": {"properties": {"type": "string"}}});
+        assert_eq!(super::closed(&named)["properties"]["properties"], json!({"type": "string"}));
+        // A schema that says what else it allows is left as it is.
+        let open = json!({"type": "object", "properties": {"id": {}}, "additionalProperties": true});
+        assert_eq!(super::closed(&open), open);
+    }
+
+    #[test]
+    fn structured_answers_are_plain_text_of_bounded_length() {
+        let schema = answer_schema(240);
+        assert_eq!(
+            schema["properties"]["answer"]["pattern"],
+            "^[^{\\[<\\s][\\s\\S]{0,239}$"
+        );
+        assert_eq!(
+            answer_from_json(r#"{"answer": " It is 21 degrees. "}"#).unwrap(),
+            "It is 21 degrees."
+        );
+        assert!(answer_from_json(r#"{"answer": "  "}"#).is_err());
+        assert!(answer_from_json("It is 21 degrees.").is_err());
     }
 
     #[test]

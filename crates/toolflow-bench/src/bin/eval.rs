@@ -1,8 +1,10 @@
 //! Filter + eval benchmark at the paper's dataset size: 8,000 synthetic dialogues of about
 //! 1,000 `words-v1` tokens each (seeded), written to a temporary directory, then filtered
 //! (every rule, MinHash near-duplicates included) and measured (Table 1 statistics, H,
-//! Distinct-3; no judge, no model). Prints wall times and the process's peak resident memory
-//! (getrusage ru_maxrss).
+//! Distinct-3; no judge, no model). Then the filter again with the off-plan rule measured by
+//! all-MiniLM-L6-v2, once on an empty embedding cache and once on the filled one (each
+//! dialogue has a plan; the first user turn of each tool-call step is compared with it).
+//! Prints wall times and the process's peak resident memory (getrusage ru_maxrss).
 //!
 //! usage: cargo run --release -p toolflow-bench --bin eval -- [DIALOGUES] [SEED]
 
@@ -14,10 +16,11 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
 use toolflow_core::{
-    AssistantTurn, Dialogue, DialogueSettings, Outcome, OutcomeStatus, SamplingStrategy,
-    SystemContext, Tool, ToolCall, ToolTurn, Turn, Usage, UserTurn,
+    AssistantTurn, Dialogue, DialogueSettings, Outcome, OutcomeStatus, Plan, PlanStep,
+    SamplingStrategy, StepKind, SystemContext, Tool, ToolCall, ToolTurn, Turn, Usage, UserTurn,
 };
-use toolflow_eval::{FilterConfig, evaluate_file, filter_file};
+use toolflow_embed::{CachedEmbedder, ModelOptions};
+use toolflow_eval::{FilterConfig, evaluate_file, filter_file, filter_file_with};
 
 const CITIES: [&str; 12] = [
     "Lyon", "Paris", "Nice", "Berlin", "Madrid", "Rome", "Oslo", "Lisbon", "Vienna", "Prague",
@@ -95,12 +98,22 @@ fn dialogue(index: u64, tools: &[Tool], vocabulary: &Vocabulary, rng: &mut ChaCh
         .map(|_| tools[rng.random_range(0..tools.len())].clone())
         .collect();
     let mut turns = Vec::new();
+    let mut steps = Vec::new();
     let mut calls = 0;
     // About 1,000 words: 5 rounds of ~100-word user turns and ~90-word answers, plus calls.
     for round in 0..5 {
         let city = CITIES[rng.random_range(0..CITIES.len())];
         let count = rng.random_range(1..10u32);
         let request = format!("{} {city} {count}", vocabulary.sentence(rng, 70..130));
+        steps.push(PlanStep {
+            number: round + 1,
+            kind: if round == 2 {
+                StepKind::Chitchat
+            } else {
+                StepKind::ToolCall
+            },
+            request: format!("{} {city}", vocabulary.sentence(rng, 8..14)),
+        });
         turns.push(Turn::User(UserTurn {
             content: request,
             plan_step: Some(round + 1),
@@ -149,7 +162,7 @@ fn dialogue(index: u64, tools: &[Tool], vocabulary: &Vocabulary, rng: &mut ChaCh
         id: format!("bench-{index:05}"),
         index,
         tools: offered,
-        plan: None,
+        plan: Some(Plan { steps }),
         context: SystemContext {
             current_time: "2024-05-14T09:30:00".into(),
             location: "Lyon, France".into(),
@@ -157,7 +170,7 @@ fn dialogue(index: u64, tools: &[Tool], vocabulary: &Vocabulary, rng: &mut ChaCh
         turns,
         settings: DialogueSettings {
             sampler: SamplingStrategy::Graph,
-            plan: false,
+            plan: true,
             target_turns: 5,
             max_turns: 8,
             user_style: "plain".into(),
@@ -261,6 +274,43 @@ fn main() -> anyhow::Result<()> {
     );
     for rule in summary.rules.iter().filter(|r| r.dialogues > 0) {
         println!("  {:<22} {:>6} dialogues", rule.rule.id(), rule.dialogues);
+    }
+
+    // Off-plan: the first pass embeds every compared user turn and step, the second finds
+    // them all in the cache (as the run's eval stage then finds the user turns for SS).
+    let cache_dir = dir.path().join("cache");
+    let mut model = ModelOptions::with_cache_dir(toolflow_core::default_cache_dir());
+    model.model_dir = Some(toolflow_embed::resolve_model(&model)?);
+    model.cache_dir = cache_dir;
+    for pass in ["cold", "warm"] {
+        let mut embedder = CachedEmbedder::open(model.clone())?;
+        let mut embed = |texts: &[String]| embedder.embed(texts).map_err(|e| e.to_string());
+        let started = Instant::now();
+        let with_embeddings = filter_file_with(
+            &input,
+            &dir.path().join("kept-off-plan.jsonl"),
+            &dir.path().join("rejected-off-plan.jsonl"),
+            FilterConfig::default(),
+            Some(&mut embed),
+        )?;
+        let seconds = started.elapsed().as_secs_f64();
+        let stats = embedder.stats();
+        let off_plan = with_embeddings
+            .rules
+            .iter()
+            .find(|r| r.rule == toolflow_eval::Rule::OffPlan)
+            .map_or(0, |r| r.dialogues);
+        println!(
+            "filter with off-plan ({pass} cache): {seconds:.2} s ({:.2}x the rules alone); {} texts embedded ({} tokens, {:.2} s, model load {:.2} s), {} from the cache; {off_plan} dialogues off-plan, {} unmeasured; peak RSS {:.1} MiB",
+            seconds / filtered.as_secs_f64(),
+            stats.computed,
+            stats.tokens,
+            stats.embed_seconds,
+            stats.load_seconds,
+            stats.cache_hits,
+            with_embeddings.off_plan_unmeasured,
+            peak_rss_mib()
+        );
     }
 
     let started = Instant::now();
