@@ -11,9 +11,11 @@ CACHE="${TOOLFLOW_CACHE_DIR:-$HOME/.cache/toolflow}"
 DIR="$CACHE/llama-cpp"
 mkdir -p "$DIR" && cd "$DIR"
 if [ ! -d "llama_cpp_python-$VERSION" ]; then
-  python3 -m pip download --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d sdist
+  python3 -m pip download --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -d sdist
   tar xzf "sdist/llama_cpp_python-$VERSION.tar.gz"
 fi
+# pip --user puts them here, which may not be on PATH.
+export PATH="$(python3 -m site --user-base)/bin:$PATH"
 command -v cmake >/dev/null && command -v ninja >/dev/null || python3 -m pip install --user cmake ninja
 if [ ! -f build/.built ]; then
   cmake -S "llama_cpp_python-$VERSION/vendor/llama.cpp" -B build -G Ninja \
