@@ -505,6 +505,14 @@ fn check_turns(
                             reasons,
                         );
                     }
+                    if reasons.on(Rule::Degenerate) {
+                        check_degenerate_json(
+                            &call.arguments,
+                            format!("{base}/arguments"),
+                            index,
+                            reasons,
+                        );
+                    }
                     let rejected = rejected_calls.contains(call.id.as_str());
                     check_call(
                         call, &base, index, &tools, validators, &evidence, rejected, reasons,
@@ -617,26 +625,47 @@ fn check_placeholder(text: &str, index: usize, reasons: &mut Reasons) {
 
 /// [`Rule::Placeholder`] on the strings of a JSON value; the first one found is reported.
 fn check_placeholder_json(value: &Value, pointer: String, index: usize, reasons: &mut Reasons) {
-    fn find(value: &Value, pointer: String) -> Option<(String, String)> {
-        match value {
-            Value::String(s) => content::placeholder(s).map(|found| (pointer, found)),
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .find_map(|(i, item)| find(item, format!("{pointer}/{i}"))),
-            Value::Object(map) => map
-                .iter()
-                .find_map(|(key, item)| find(item, format!("{pointer}/{}", segment(key)))),
-            _ => None,
-        }
-    }
-    if let Some((pointer, found)) = find(value, pointer) {
+    if let Some((pointer, found)) = find_string(value, pointer, &content::placeholder) {
         reasons.push(
             Rule::Placeholder,
             Some(index),
             Some(pointer),
             format!("template residue {found:?}"),
         );
+    }
+}
+
+/// [`Rule::Degenerate`] in a call's arguments: a string value dominated by repetition (a
+/// small model looping inside an argument: "Beijing to Beijing to Shanghai to ...").
+fn check_degenerate_json(value: &Value, pointer: String, index: usize, reasons: &mut Reasons) {
+    let repeated = |s: &str| content::repetition(&content::word_hashes(s));
+    if let Some((pointer, why)) = find_string(value, pointer, &repeated) {
+        reasons.push(
+            Rule::Degenerate,
+            Some(index),
+            Some(pointer),
+            format!("argument value: {why}"),
+        );
+    }
+}
+
+/// The first string in `value` (depth first) that `check` finds something in, with its
+/// JSON pointer under `pointer`.
+fn find_string(
+    value: &Value,
+    pointer: String,
+    check: &dyn Fn(&str) -> Option<String>,
+) -> Option<(String, String)> {
+    match value {
+        Value::String(s) => check(s).map(|found| (pointer, found)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| find_string(item, format!("{pointer}/{i}"), check)),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(key, item)| find_string(item, format!("{pointer}/{}", segment(key)), check)),
+        _ => None,
     }
 }
 

@@ -34,6 +34,17 @@ impl Verdict {
     }
 }
 
+/// The dialogue files of the dev corpus in `dir` (`crates/toolflow-eval/tests/fixtures/gate`),
+/// and its labels file: hand-written toolflow dialogues, SGD-style ones, targeted defects,
+/// and real output of the embedded model saved from `toolflow run`.
+pub fn dev_corpus(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
+    let files = ["good.jsonl", "good_sgd.json", "bad.jsonl", "embedded.jsonl"]
+        .iter()
+        .map(|name| dir.join(name))
+        .collect();
+    (files, dir.join("labels.json"))
+}
+
 /// Reads a labels file: a JSON object from dialogue id to the rules that must flag it.
 fn read_labels(path: &Path) -> Result<BTreeMap<String, BTreeSet<Rule>>, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {

@@ -1,13 +1,13 @@
 //! Every rule on the labelled dev corpus in `tests/fixtures/gate/`: hand-written good
 //! dialogues (toolflow records and SGD-style files), one targeted defect per rule, and the
-//! defects small models write. Each dialogue must be flagged by exactly the rules of its
+//! defects small models write, and real output of the embedded model. Each dialogue must be flagged by exactly the rules of its
 //! label, bad ones rejected and the others kept. `toolflow-bench --bin gate` prints the
 //! same comparison as precision and recall.
 
 use std::path::{Path, PathBuf};
 
 use toolflow_embed::{ModelOptions, Precision, SentenceEmbedder, resolve_model};
-use toolflow_eval::labelled::{GateScores, Verdict, judge_corpus};
+use toolflow_eval::labelled::{GateScores, Verdict, dev_corpus, judge_corpus};
 use toolflow_eval::{FilterConfig, Rule};
 
 /// The default rules, but `ungrounded-argument`: a warning that values the model resolved
@@ -21,12 +21,7 @@ fn config() -> FilterConfig {
 }
 
 fn corpus() -> (Vec<PathBuf>, PathBuf) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gate");
-    let files = ["good.jsonl", "good_sgd.json", "bad.jsonl"]
-        .iter()
-        .map(|name| dir.join(name))
-        .collect();
-    (files, dir.join("labels.json"))
+    dev_corpus(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gate"))
 }
 
 fn disagreements(verdicts: &[Verdict], ignore: &[Rule]) -> Vec<String> {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use toolflow_embed::{ModelOptions, Precision, SentenceEmbedder, resolve_model};
-use toolflow_eval::labelled::{GateScores, judge_corpus};
+use toolflow_eval::labelled::{GateScores, dev_corpus, judge_corpus};
 use toolflow_eval::{FilterConfig, Rule, input, plan_similarities};
 
 fn percent(share: Option<f64>) -> String {
@@ -22,11 +22,7 @@ fn main() -> anyhow::Result<()> {
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../toolflow-eval/tests/fixtures/gate"),
         PathBuf::from,
     );
-    let files: Vec<PathBuf> = ["good.jsonl", "good_sgd.json", "bad.jsonl"]
-        .iter()
-        .map(|name| dir.join(name))
-        .collect();
-    let labels = dir.join("labels.json");
+    let (files, labels) = dev_corpus(&dir);
 
     let options = ModelOptions::with_cache_dir(toolflow_core::default_cache_dir());
     let model_dir = resolve_model(&options).context("all-MiniLM-L6-v2")?;

@@ -531,6 +531,24 @@ fn degenerate() {
     );
 }
 
+#[test]
+fn degenerate_argument() {
+    let mut d = good("d");
+    d.turns[1] = call(
+        "get_weather",
+        json!({"city": "Lyon to Paris to Lyon to Paris to Lyon to Paris to Lyon to Paris"}),
+    );
+    let found: Vec<_> = reasons(&d)
+        .into_iter()
+        .filter(|r| r.rule == Rule::Degenerate)
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].pointer.as_deref(),
+        Some("/turns/1/tool_calls/0/arguments/city")
+    );
+}
+
 fn with_returns(returns: Value, content: Value) -> Dialogue {
     let mut d = good("d");
     d.tools[0].returns = Some(returns);
