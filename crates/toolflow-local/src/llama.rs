@@ -7,7 +7,7 @@ use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{Device, Tensor};
 
 use crate::LocalError;
-use crate::quant::{QMatrix, QuantizedRows};
+use crate::quant::{Isa, QMatrix, QuantizedRows};
 
 /// The shape of the network, from the GGUF metadata.
 #[derive(Debug, Clone)]
@@ -359,86 +359,167 @@ impl Llama {
         out: &mut [f32],
     ) {
         let c = &self.config;
-        // (sequence, position) of every row, to hand rows to threads independently.
+        // (sequence, position) of every row.
         let mut rows = Vec::with_capacity(out.len() / c.dim);
         for (cache, tokens) in batch {
             let start = cache.len;
             rows.extend((0..tokens.len()).map(|i| (&**cache, start + i)));
         }
-        let work = |(row, out): (usize, &mut [f32])| {
+        // One head of one row is a unit of work, handed to any thread: a single sequence's
+        // step splits too, and each head is computed whole by one thread in a fixed order.
+        let avx = Isa::detect() != Isa::Scalar;
+        let work = |scores: &mut Vec<f32>, (unit, out): (usize, &mut [f32])| {
+            let (row, head) = (unit / c.heads, unit % c.heads);
             let (cache, position) = rows[row];
-            let query = &qkv[row * qkv_width..row * qkv_width + c.dim];
-            attend_one(
+            let at = row * qkv_width + head * c.head_dim;
+            attend_head(
                 c,
                 &cache.keys[layer],
                 &cache.values[layer],
                 position,
-                query,
+                head,
+                &qkv[at..at + c.head_dim],
+                scores,
                 out,
+                avx,
             );
         };
         match &self.pool {
-            Some(pool) if rows.len() > 1 => {
+            Some(pool) => {
                 use rayon::prelude::*;
-                pool.install(|| out.par_chunks_mut(c.dim).enumerate().for_each(work));
+                pool.install(|| {
+                    out.par_chunks_mut(c.head_dim)
+                        .enumerate()
+                        .for_each_init(Vec::new, work)
+                });
             }
-            _ => out.chunks_mut(c.dim).enumerate().for_each(work),
+            None => {
+                let mut scores = Vec::new();
+                out.chunks_mut(c.head_dim)
+                    .enumerate()
+                    .for_each(|unit| work(&mut scores, unit));
+            }
         }
     }
 }
 
-/// One position's attention, every head, over positions `0..=position` of the cache.
-fn attend_one(
+/// One head of one position's attention over positions `0..=position` of the cache.
+#[allow(clippy::too_many_arguments)]
+fn attend_head(
     c: &Config,
     keys: &[f32],
     values: &[f32],
     position: usize,
-    query: &[f32],
+    head: usize,
+    q: &[f32],
+    scores: &mut Vec<f32>,
     out: &mut [f32],
+    avx: bool,
 ) {
     let kv_dim = c.kv_heads * c.head_dim;
-    let group = c.heads / c.kv_heads;
+    let kv_offset = (head / (c.heads / c.kv_heads)) * c.head_dim;
     let scale = 1.0 / (c.head_dim as f32).sqrt();
-    let mut scores = vec![0f32; position + 1];
-    for head in 0..c.heads {
-        let q = &query[head * c.head_dim..(head + 1) * c.head_dim];
-        let kv_offset = (head / group) * c.head_dim;
-        let mut max = f32::NEG_INFINITY;
-        for (t, score) in scores.iter_mut().enumerate() {
-            let k = &keys[t * kv_dim + kv_offset..t * kv_dim + kv_offset + c.head_dim];
-            *score = dot(q, k) * scale;
-            max = max.max(*score);
-        }
-        let mut total = 0.0;
-        for score in scores.iter_mut() {
-            *score = (*score - max).exp();
-            total += *score;
-        }
-        let out = &mut out[head * c.head_dim..(head + 1) * c.head_dim];
-        out.fill(0.0);
-        for (t, score) in scores.iter().enumerate() {
-            let v = &values[t * kv_dim + kv_offset..t * kv_dim + kv_offset + c.head_dim];
-            let weight = score / total;
-            out.iter_mut().zip(v).for_each(|(o, v)| *o += weight * v);
-        }
+    scores.clear();
+    scores.resize(position + 1, 0.0);
+    let mut max = f32::NEG_INFINITY;
+    for (t, score) in scores.iter_mut().enumerate() {
+        let k = &keys[t * kv_dim + kv_offset..t * kv_dim + kv_offset + c.head_dim];
+        *score = dot(q, k, avx) * scale;
+        max = max.max(*score);
+    }
+    let mut total = 0.0;
+    for score in scores.iter_mut() {
+        *score = (*score - max).exp();
+        total += *score;
+    }
+    out.fill(0.0);
+    for (t, score) in scores.iter().enumerate() {
+        let v = &values[t * kv_dim + kv_offset..t * kv_dim + kv_offset + c.head_dim];
+        add_scaled(out, v, score / total, avx);
     }
 }
 
-/// A dot product in eight independent lanes, which the compiler keeps in vector registers.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
+/// A dot product in eight independent lanes, summed in lane order at the end: the AVX path
+/// does the same operations in one register, so both give the same bits.
+fn dot(a: &[f32], b: &[f32], avx: bool) -> f32 {
     let chunks = a.len() / 8 * 8;
-    for (a, b) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
-        for i in 0..8 {
-            lanes[i] += a[i] * b[i];
+    let lanes = match avx {
+        // SAFETY: `avx` is set only when the CPU has AVX2 (`Isa::detect`).
+        #[cfg(target_arch = "x86_64")]
+        true => unsafe { x86::dot_lanes(&a[..chunks], &b[..chunks]) },
+        _ => {
+            let mut lanes = [0f32; 8];
+            for (a, b) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
+                for i in 0..8 {
+                    lanes[i] += a[i] * b[i];
+                }
+            }
+            lanes
         }
-    }
+    };
     let tail: f32 = a[chunks..]
         .iter()
         .zip(&b[chunks..])
         .map(|(a, b)| a * b)
         .sum();
     lanes.iter().sum::<f32>() + tail
+}
+
+/// `out += weight * v`, element by element (a multiply then an add, as the scalar code).
+fn add_scaled(out: &mut [f32], v: &[f32], weight: f32, avx: bool) {
+    match avx {
+        // SAFETY: `avx` is set only when the CPU has AVX2 (`Isa::detect`).
+        #[cfg(target_arch = "x86_64")]
+        true => unsafe { x86::add_scaled(out, v, weight) },
+        _ => out.iter_mut().zip(v).for_each(|(o, v)| *o += weight * v),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Lane `i` of the result is `Σ_j a[8j + i] * b[8j + i]`, each product rounded before its
+    /// add (no fused multiply-add, so the lanes match the portable code).
+    ///
+    /// # Safety
+    /// The CPU must have AVX; `a` and `b` have the same length, a multiple of 8.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn dot_lanes(a: &[f32], b: &[f32]) -> [f32; 8] {
+        let mut acc = _mm256_setzero_ps();
+        for (a, b) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+            // SAFETY: 8 readable floats each.
+            let (a, b) = unsafe { (_mm256_loadu_ps(a.as_ptr()), _mm256_loadu_ps(b.as_ptr())) };
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(a, b));
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: 8 writable floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        lanes
+    }
+
+    /// `out[i] += weight * v[i]`, a multiply then an add.
+    ///
+    /// # Safety
+    /// The CPU must have AVX; `v` is at least as long as `out`.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn add_scaled(out: &mut [f32], v: &[f32], weight: f32) {
+        let w = _mm256_set1_ps(weight);
+        let chunks = out.len() / 8 * 8;
+        for (o, v) in out[..chunks].chunks_exact_mut(8).zip(v.chunks_exact(8)) {
+            // SAFETY: 8 readable and writable floats each.
+            unsafe {
+                let sum = _mm256_add_ps(
+                    _mm256_loadu_ps(o.as_ptr()),
+                    _mm256_mul_ps(w, _mm256_loadu_ps(v.as_ptr())),
+                );
+                _mm256_storeu_ps(o.as_mut_ptr(), sum);
+            }
+        }
+        for (o, v) in out[chunks..].iter_mut().zip(&v[chunks..]) {
+            *o += weight * v;
+        }
+    }
 }
 
 /// RMS normalisation of each row of `x` (rows of `weight.len()`), into `out`.

@@ -1,8 +1,14 @@
-//! Quantized matrix-vector products, the way llama.cpp does them on the CPU: the weights stay
-//! in their GGUF blocks (Q4_1 or Q8_0), the activations are quantized per block of 32 to 8
-//! bits (with the block sum, which Q4_1's offset needs), and each block's dot product is an
+//! Quantized matrix products, the way llama.cpp does them on the CPU: the weights stay in
+//! their GGUF blocks (Q4_1 or Q8_0), the activations are quantized per block of 32 to 8 bits
+//! (with the block sum, which Q4_1's offset needs), and each block's dot product is an
 //! integer one: AVX-512 VNNI (`vpdpbusd`) or AVX2 (`vpmaddubsw`), chosen at run time, with a
 //! plain scalar fallback that the tests check the SIMD code against.
+//!
+//! Several activation rows (the sequences decoded together, or a prompt's tokens) go through
+//! each weight block together: the block is loaded, unpacked and its scales converted once,
+//! then dotted with up to [`ROWS`] activation rows. Every output is still summed block by
+//! block in the same order with the same operations, so it does not depend on how many rows
+//! share a pass (nor on the thread count): batching never changes a sequence's numbers.
 //!
 //! Other weight types (Q4_K, Q6_K, F16, …) are dequantized at load and requantized to Q8_0,
 //! so any llama-architecture GGUF runs on the same two kernels.
@@ -11,6 +17,10 @@ use std::sync::OnceLock;
 
 /// Values per quantization block.
 pub const QK: usize = 32;
+
+/// Activation rows one kernel call dots with each weight row: enough to share the unpacking
+/// of a block across a decoding batch, few enough that the accumulators stay in registers.
+pub const ROWS: usize = 4;
 
 /// A Q4_1 block as GGUF stores it: `x = d * q + m` with 4-bit `q`; byte `j` holds element `j`
 /// in its low nibble and element `j + 16` in its high one.
@@ -73,14 +83,16 @@ impl Isa {
         *ISA.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
             {
-                if std::is_x86_feature_detected!("avx512vnni")
-                    && std::is_x86_feature_detected!("avx512vl")
-                    && std::is_x86_feature_detected!("avx2")
+                let avx2 = std::is_x86_feature_detected!("avx2")
                     && std::is_x86_feature_detected!("fma")
+                    && std::is_x86_feature_detected!("f16c");
+                if avx2
+                    && std::is_x86_feature_detected!("avx512vnni")
+                    && std::is_x86_feature_detected!("avx512vl")
                 {
                     return Isa::Avx512Vnni;
                 }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if avx2 {
                     return Isa::Avx2;
                 }
             }
@@ -287,23 +299,31 @@ impl QMatrix {
         isa: Isa,
     ) {
         let per_row = self.cols / QK;
-        // Eight weight rows (under 3 KB of Q4_1 at width 576) stay in L1 while every
-        // activation row passes over them, so each weight byte is read from memory once.
+        // Eight weight rows (under 8 KB of Q4_1 at width 1536) stay in L1 while every group
+        // of activation rows passes over them, so each weight byte is read from memory once
+        // and each activation block from L2 once per eight outputs.
         const TILE: usize = 8;
         let mut start = outputs.start;
         while start < outputs.end {
             let end = (start + TILE).min(outputs.end);
-            for r in 0..x.rows {
-                let a = &x.blocks[r * per_row..(r + 1) * per_row];
+            let mut first = 0;
+            while first < x.rows {
+                let count = (x.rows - first).min(ROWS);
+                let a = &x.blocks[first * per_row..(first + count) * per_row];
                 for o in start..end {
                     let w = o * per_row..(o + 1) * per_row;
-                    let value = match &self.blocks {
-                        Blocks::Q4_1(blocks) => dot_q4_1(&blocks[w], a, isa),
-                        Blocks::Q8_0(blocks) => dot_q8_0(&blocks[w], a, isa),
-                    };
-                    // SAFETY: in bounds by the caller's contract, and this column is ours.
-                    unsafe { *out.add(r * self.rows + o) = value };
+                    let mut sums = [0f32; ROWS];
+                    let sums = &mut sums[..count];
+                    match &self.blocks {
+                        Blocks::Q4_1(blocks) => dot_q4_1(&blocks[w], a, sums, isa),
+                        Blocks::Q8_0(blocks) => dot_q8_0(&blocks[w], a, sums, isa),
+                    }
+                    for (r, sum) in sums.iter().enumerate() {
+                        // SAFETY: in bounds by the caller's contract, and this column is ours.
+                        unsafe { *out.add((first + r) * self.rows + o) = *sum };
+                    }
                 }
+                first += count;
             }
             start = end;
         }
@@ -385,59 +405,92 @@ impl QuantizedRows {
     }
 }
 
-fn dot_q4_1(w: &[BlockQ4_1], a: &[BlockQ8_1], isa: Isa) -> f32 {
-    match isa {
-        // SAFETY: `Isa::detect` found these features on this CPU.
+/// `out[r] = w · a[r]` for the `out.len()` (at most [`ROWS`]) activation rows laid end to
+/// end in `a`, each as long as `w`.
+fn dot_q4_1(w: &[BlockQ4_1], a: &[BlockQ8_1], out: &mut [f32], isa: Isa) {
+    debug_assert_eq!(a.len(), w.len() * out.len());
+    match (isa, out.len()) {
+        // SAFETY: `Isa::detect` found these features on this CPU; `a` holds the rows.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(w, a) },
+        (Isa::Avx512Vnni, 1) => unsafe { x86::dot_q4_1_vnni::<1>(w, a, out) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(w, a) },
-        _ => dot_q4_1_scalar(w, a),
+        (Isa::Avx512Vnni, 2) => unsafe { x86::dot_q4_1_vnni::<2>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 3) => unsafe { x86::dot_q4_1_vnni::<3>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 4) => unsafe { x86::dot_q4_1_vnni::<4>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 1) => unsafe { x86::dot_q4_1_avx2::<1>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 2) => unsafe { x86::dot_q4_1_avx2::<2>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 3) => unsafe { x86::dot_q4_1_avx2::<3>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 4) => unsafe { x86::dot_q4_1_avx2::<4>(w, a, out) },
+        _ => dot_q4_1_scalar(w, a, out),
     }
 }
 
-fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_1], isa: Isa) -> f32 {
-    match isa {
-        // SAFETY: `Isa::detect` found these features on this CPU.
+/// [`dot_q4_1`] for Q8_0 weights.
+fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_1], out: &mut [f32], isa: Isa) {
+    debug_assert_eq!(a.len(), w.len() * out.len());
+    match (isa, out.len()) {
+        // SAFETY: `Isa::detect` found these features on this CPU; `a` holds the rows.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Vnni => unsafe { x86::dot_q8_0_vnni(w, a) },
+        (Isa::Avx512Vnni, 1) => unsafe { x86::dot_q8_0_vnni::<1>(w, a, out) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { x86::dot_q8_0_avx2(w, a) },
-        _ => dot_q8_0_scalar(w, a),
+        (Isa::Avx512Vnni, 2) => unsafe { x86::dot_q8_0_vnni::<2>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 3) => unsafe { x86::dot_q8_0_vnni::<3>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 4) => unsafe { x86::dot_q8_0_vnni::<4>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 1) => unsafe { x86::dot_q8_0_avx2::<1>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 2) => unsafe { x86::dot_q8_0_avx2::<2>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 3) => unsafe { x86::dot_q8_0_avx2::<3>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 4) => unsafe { x86::dot_q8_0_avx2::<4>(w, a, out) },
+        _ => dot_q8_0_scalar(w, a, out),
     }
 }
 
-fn dot_q4_1_scalar(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
-    let mut sum = 0.0;
-    for (w, a) in w.iter().zip(a) {
-        let mut isum = 0i32;
-        for j in 0..QK / 2 {
-            isum += i32::from(w.qs[j] & 0x0f) * i32::from(a.qs[j]);
-            isum += i32::from(w.qs[j] >> 4) * i32::from(a.qs[j + QK / 2]);
+fn dot_q4_1_scalar(w: &[BlockQ4_1], a: &[BlockQ8_1], out: &mut [f32]) {
+    for (a, out) in a.chunks_exact(w.len()).zip(out) {
+        let mut sum = 0.0;
+        for (w, a) in w.iter().zip(a) {
+            let mut isum = 0i32;
+            for j in 0..QK / 2 {
+                isum += i32::from(w.qs[j] & 0x0f) * i32::from(a.qs[j]);
+                isum += i32::from(w.qs[j] >> 4) * i32::from(a.qs[j + QK / 2]);
+            }
+            sum += f16_to_f32(w.d) * a.d * isum as f32 + f16_to_f32(w.m) * a.s;
         }
-        sum += f16_to_f32(w.d) * a.d * isum as f32 + f16_to_f32(w.m) * a.s;
+        *out = sum;
     }
-    sum
 }
 
-fn dot_q8_0_scalar(w: &[BlockQ8_0], a: &[BlockQ8_1]) -> f32 {
-    let mut sum = 0.0;
-    for (w, a) in w.iter().zip(a) {
-        let isum: i32 =
-            w.qs.iter()
-                .zip(a.qs)
-                .map(|(w, a)| i32::from(*w) * i32::from(a))
-                .sum();
-        sum += f16_to_f32(w.d) * a.d * isum as f32;
+fn dot_q8_0_scalar(w: &[BlockQ8_0], a: &[BlockQ8_1], out: &mut [f32]) {
+    for (a, out) in a.chunks_exact(w.len()).zip(out) {
+        let mut sum = 0.0;
+        for (w, a) in w.iter().zip(a) {
+            let isum: i32 =
+                w.qs.iter()
+                    .zip(a.qs)
+                    .map(|(w, a)| i32::from(*w) * i32::from(a))
+                    .sum();
+            sum += f16_to_f32(w.d) * a.d * isum as f32;
+        }
+        *out = sum;
     }
-    sum
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{BlockQ4_1, BlockQ8_0, BlockQ8_1, f16_to_f32};
+    use super::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
 
     /// A Q4_1 block's 32 nibbles as bytes, in element order.
     #[inline]
@@ -455,90 +508,126 @@ mod x86 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn hsum(v: __m256) -> f32 {
+    fn hsum(v: __m256) -> f32 {
         let sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
         let sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
         _mm_cvtss_f32(sum)
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q4_1_avx2(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
+    /// A block's two half-precision scales (`d`, then `m` for Q4_1) as floats, by F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    fn scales(d: u16, m: u16) -> (f32, f32) {
+        let both = _mm_cvtph_ps(_mm_cvtsi32_si128(
+            (u32::from(d) | u32::from(m) << 16) as i32,
+        ));
+        (_mm_cvtss_f32(both), _mm_cvtss_f32(_mm_movehdup_ps(both)))
+    }
+
+    // The four kernels below share one shape: per weight block, load and unpack it and
+    // convert its scales once, then for each of the `R` activation rows take the integer dot
+    // product, scale it into that row's float accumulator and add the row's offset term.
+    // Each row's operations are those of a one-row product, in the same order, so `R` never
+    // changes a result.
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q4_1_avx2<const R: usize>(w: &[BlockQ4_1], a: &[BlockQ8_1], out: &mut [f32]) {
+        let n = w.len();
         let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_ps();
-        let mut offsets = 0.0;
-        for (w, a) in w.iter().zip(a) {
-            // SAFETY: 32 readable bytes of activations; AVX2 is enabled.
-            let products = unsafe {
-                let weights = unpack_nibbles(&w.qs);
-                let acts = _mm256_loadu_si256(a.qs.as_ptr().cast());
-                _mm256_madd_epi16(_mm256_maddubs_epi16(weights, acts), ones)
-            };
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc);
-            offsets += f16_to_f32(w.m) * a.s;
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut offsets = [0f32; R];
+        for (b, w) in w.iter().enumerate() {
+            // SAFETY: 16 readable bytes; AVX2 is enabled.
+            let weights = unsafe { unpack_nibbles(&w.qs) };
+            let (d, m) = scales(w.d, w.m);
+            for r in 0..R {
+                let a = &a[r * n + b];
+                // SAFETY: 32 readable bytes of activations; AVX2 is enabled.
+                let acts = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
+                let products = _mm256_madd_epi16(_mm256_maddubs_epi16(weights, acts), ones);
+                let scale = _mm256_set1_ps(d * a.d);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc[r]);
+                offsets[r] += m * a.s;
+            }
         }
-        // SAFETY: AVX is enabled.
-        unsafe { hsum(acc) + offsets }
+        for r in 0..R {
+            out[r] = hsum(acc[r]) + offsets[r];
+        }
     }
 
-    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-    pub unsafe fn dot_q4_1_vnni(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        let mut offsets = 0.0;
-        for (w, a) in w.iter().zip(a) {
-            // SAFETY: 32 readable bytes of activations; AVX2 and VNNI are enabled.
-            let products = unsafe {
-                let weights = unpack_nibbles(&w.qs);
-                let acts = _mm256_loadu_si256(a.qs.as_ptr().cast());
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), weights, acts)
-            };
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc);
-            offsets += f16_to_f32(w.m) * a.s;
+    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+    pub unsafe fn dot_q4_1_vnni<const R: usize>(w: &[BlockQ4_1], a: &[BlockQ8_1], out: &mut [f32]) {
+        let n = w.len();
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut offsets = [0f32; R];
+        for (b, w) in w.iter().enumerate() {
+            // SAFETY: 16 readable bytes; AVX2 is enabled.
+            let weights = unsafe { unpack_nibbles(&w.qs) };
+            let (d, m) = scales(w.d, w.m);
+            for r in 0..R {
+                let a = &a[r * n + b];
+                // SAFETY: 32 readable bytes of activations; AVX2 is enabled.
+                let acts = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
+                let products = _mm256_dpbusd_epi32(_mm256_setzero_si256(), weights, acts);
+                let scale = _mm256_set1_ps(d * a.d);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc[r]);
+                offsets[r] += m * a.s;
+            }
         }
-        // SAFETY: AVX is enabled.
-        unsafe { hsum(acc) + offsets }
+        for r in 0..R {
+            out[r] = hsum(acc[r]) + offsets[r];
+        }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_1]) -> f32 {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q8_0_avx2<const R: usize>(w: &[BlockQ8_0], a: &[BlockQ8_1], out: &mut [f32]) {
+        let n = w.len();
         let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_ps();
-        for (w, a) in w.iter().zip(a) {
-            // SAFETY: 32 readable bytes each; AVX2 is enabled.
-            let products = unsafe {
-                let weights = _mm256_loadu_si256(w.qs.as_ptr().cast());
-                let acts = _mm256_loadu_si256(a.qs.as_ptr().cast());
-                // maddubs takes unsigned × signed: |w| × (a with w's sign).
-                let magnitudes = _mm256_sign_epi8(weights, weights);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in w.iter().enumerate() {
+            // SAFETY: 32 readable bytes; AVX2 is enabled.
+            let weights = unsafe { _mm256_loadu_si256(w.qs.as_ptr().cast()) };
+            // maddubs takes unsigned × signed: |w| × (a with w's sign).
+            let magnitudes = _mm256_sign_epi8(weights, weights);
+            let (d, _) = scales(w.d, 0);
+            for r in 0..R {
+                let a = &a[r * n + b];
+                // SAFETY: 32 readable bytes of activations; AVX2 is enabled.
+                let acts = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
                 let signed = _mm256_sign_epi8(acts, weights);
-                _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, signed), ones)
-            };
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc);
+                let products = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, signed), ones);
+                let scale = _mm256_set1_ps(d * a.d);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc[r]);
+            }
         }
-        // SAFETY: AVX is enabled.
-        unsafe { hsum(acc) }
+        for r in 0..R {
+            out[r] = hsum(acc[r]);
+        }
     }
 
-    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-    pub unsafe fn dot_q8_0_vnni(w: &[BlockQ8_0], a: &[BlockQ8_1]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        for (w, a) in w.iter().zip(a) {
-            // SAFETY: 32 readable bytes each; AVX2 and VNNI are enabled.
-            let products = unsafe {
-                let weights = _mm256_loadu_si256(w.qs.as_ptr().cast());
-                let acts = _mm256_loadu_si256(a.qs.as_ptr().cast());
-                let magnitudes = _mm256_sign_epi8(weights, weights);
+    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+    pub unsafe fn dot_q8_0_vnni<const R: usize>(w: &[BlockQ8_0], a: &[BlockQ8_1], out: &mut [f32]) {
+        let n = w.len();
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in w.iter().enumerate() {
+            // SAFETY: 32 readable bytes; AVX2 is enabled.
+            let weights = unsafe { _mm256_loadu_si256(w.qs.as_ptr().cast()) };
+            let magnitudes = _mm256_sign_epi8(weights, weights);
+            let (d, _) = scales(w.d, 0);
+            for r in 0..R {
+                let a = &a[r * n + b];
+                // SAFETY: 32 readable bytes of activations; AVX2 and VNNI are enabled.
+                let acts = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
                 let signed = _mm256_sign_epi8(acts, weights);
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitudes, signed)
-            };
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc);
+                let products = _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitudes, signed);
+                let scale = _mm256_set1_ps(d * a.d);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc[r]);
+            }
         }
-        // SAFETY: AVX is enabled.
-        unsafe { hsum(acc) }
+        for r in 0..R {
+            out[r] = hsum(acc[r]);
+        }
     }
 }
 
@@ -651,6 +740,48 @@ mod tests {
             &QMatrix::quantize_q8_0(rows, cols, &extreme).unwrap(),
             &values(cols, 6),
         );
+    }
+
+    /// Seven rows go through the kernels as a group of four and one of three; each row's
+    /// outputs must be bit for bit those of the row alone, on one thread or two, so that a
+    /// sequence's answer does not depend on the batch it was decoded in.
+    #[test]
+    fn a_row_does_not_depend_on_the_rows_beside_it_nor_on_the_threads() {
+        let (rows, cols) = (40, 96);
+        let q4_1 = QMatrix::from_gguf_bytes(
+            GGML_TYPE_Q4_1,
+            rows,
+            cols,
+            &q4_1_bytes(&values(rows * cols, 10)),
+        )
+        .unwrap();
+        let q8_0 = QMatrix::quantize_q8_0(rows, cols, &values(rows * cols, 11)).unwrap();
+        let x = values(7 * cols, 12);
+        let mut together = QuantizedRows::default();
+        together.quantize(&x, cols);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for matrix in [&q4_1, &q8_0] {
+            for isa in Isa::available() {
+                for pool in [None, Some(&pool)] {
+                    let mut out = vec![0.0; 7 * rows];
+                    matrix.matmul_with(&together, &mut out, pool, isa);
+                    for (r, row) in x.chunks_exact(cols).enumerate() {
+                        let mut alone = QuantizedRows::default();
+                        alone.quantize(row, cols);
+                        let mut expected = vec![0.0; rows];
+                        matrix.matmul_with(&alone, &mut expected, None, isa);
+                        assert_eq!(
+                            &out[r * rows..(r + 1) * rows],
+                            &expected[..],
+                            "{isa:?} row {r}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
