@@ -356,7 +356,7 @@ fn answers_do_not_depend_on_the_batch_or_the_cache() {
 /// computed whole by one thread: the thread count never changes an answer.
 #[test]
 fn answers_do_not_depend_on_the_thread_count() {
-    let mut requests = vec![request("Name three rivers."), request("Describe snow.")];
+    let mut requests = [request("Name three rivers."), request("Describe snow.")];
     for (seed, r) in requests.iter_mut().enumerate() {
         r.temperature = Some(1.0);
         r.seed = Some(seed as u64 + 5);
