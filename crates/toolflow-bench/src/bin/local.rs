@@ -34,12 +34,13 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let mut model = LocalModel::load_with_threads(&path, threads)?;
     println!(
-        "model {} loaded in {:.2} s; kernels: {:?}; threads: {}; cores online: {}",
+        "model {} loaded in {:.2} s; kernels: {:?}; threads: {}; cores online: {}; {}",
         path.display(),
         started.elapsed().as_secs_f64(),
         Isa::detect(),
         model.threads(),
-        cores()
+        cores(),
+        load_average()
     );
 
     let long_text = "The quick brown fox jumps over the lazy dog while the river keeps flowing past the old mill. ".repeat(24);
@@ -80,7 +81,21 @@ fn main() -> Result<()> {
     }
 
     second_turn(&mut model, &long_text, rounds)?;
-    llama_bench(&path, &options.cache_dir, threads)
+    llama_bench(&path, &options.cache_dir, threads)?;
+    // Other processes on the cores skew every figure above, llama-bench's most (it spins).
+    println!("{}", load_average());
+    Ok(())
+}
+
+/// The 1, 5 and 15 minute load averages, where the system reports them.
+fn load_average() -> String {
+    match std::fs::read_to_string("/proc/loadavg") {
+        Ok(text) => {
+            let figures: Vec<&str> = text.split_whitespace().take(3).collect();
+            format!("load average {}", figures.join(" "))
+        }
+        Err(_) => "load average unknown".to_string(),
+    }
 }
 
 fn single_stream(
