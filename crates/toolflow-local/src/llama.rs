@@ -7,7 +7,7 @@ use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{Device, Tensor};
 
 use crate::LocalError;
-use crate::quant::{QMatrix, QuantizedRows};
+use crate::quant::{Isa, QMatrix, QuantizedRows};
 
 /// The shape of the network, from the GGUF metadata.
 #[derive(Debug, Clone)]
@@ -359,86 +359,265 @@ impl Llama {
         out: &mut [f32],
     ) {
         let c = &self.config;
-        // (sequence, position) of every row, to hand rows to threads independently.
+        // (sequence, position) of every row.
         let mut rows = Vec::with_capacity(out.len() / c.dim);
         for (cache, tokens) in batch {
             let start = cache.len;
             rows.extend((0..tokens.len()).map(|i| (&**cache, start + i)));
         }
-        let work = |(row, out): (usize, &mut [f32])| {
+        // One head of one row is a unit of work, handed to any thread: a single sequence's
+        // step splits too, and each head is computed whole by one thread in a fixed order.
+        let avx = Isa::detect() != Isa::Scalar;
+        let work = |scores: &mut Vec<f32>, (unit, out): (usize, &mut [f32])| {
+            let (row, head) = (unit / c.heads, unit % c.heads);
             let (cache, position) = rows[row];
-            let query = &qkv[row * qkv_width..row * qkv_width + c.dim];
-            attend_one(
+            let at = row * qkv_width + head * c.head_dim;
+            attend_head(
                 c,
                 &cache.keys[layer],
                 &cache.values[layer],
                 position,
-                query,
+                head,
+                &qkv[at..at + c.head_dim],
+                scores,
                 out,
+                avx,
             );
         };
         match &self.pool {
-            Some(pool) if rows.len() > 1 => {
+            Some(pool) => {
                 use rayon::prelude::*;
-                pool.install(|| out.par_chunks_mut(c.dim).enumerate().for_each(work));
+                pool.install(|| {
+                    out.par_chunks_mut(c.head_dim)
+                        .enumerate()
+                        .for_each_init(Vec::new, work)
+                });
             }
-            _ => out.chunks_mut(c.dim).enumerate().for_each(work),
+            None => {
+                let mut scores = Vec::new();
+                out.chunks_mut(c.head_dim)
+                    .enumerate()
+                    .for_each(|unit| work(&mut scores, unit));
+            }
         }
     }
 }
 
-/// One position's attention, every head, over positions `0..=position` of the cache.
-fn attend_one(
+/// One head of one position's attention over positions `0..=position` of the cache.
+#[allow(clippy::too_many_arguments)]
+fn attend_head(
     c: &Config,
     keys: &[f32],
     values: &[f32],
     position: usize,
-    query: &[f32],
+    head: usize,
+    q: &[f32],
+    scores: &mut Vec<f32>,
     out: &mut [f32],
+    avx: bool,
 ) {
     let kv_dim = c.kv_heads * c.head_dim;
-    let group = c.heads / c.kv_heads;
+    let kv_offset = (head / (c.heads / c.kv_heads)) * c.head_dim;
     let scale = 1.0 / (c.head_dim as f32).sqrt();
-    let mut scores = vec![0f32; position + 1];
-    for head in 0..c.heads {
-        let q = &query[head * c.head_dim..(head + 1) * c.head_dim];
-        let kv_offset = (head / group) * c.head_dim;
-        let mut max = f32::NEG_INFINITY;
-        for (t, score) in scores.iter_mut().enumerate() {
-            let k = &keys[t * kv_dim + kv_offset..t * kv_dim + kv_offset + c.head_dim];
-            *score = dot(q, k) * scale;
-            max = max.max(*score);
+    #[cfg(target_arch = "x86_64")]
+    if avx {
+        let (keys, values) = (&keys[kv_offset..], &values[kv_offset..]);
+        // SAFETY: `avx` is set only when the CPU has AVX2 (`Isa::detect`).
+        match c.head_dim {
+            64 => {
+                return unsafe {
+                    x86::attend_head::<8>(keys, values, kv_dim, position + 1, q, scale, scores, out)
+                };
+            }
+            128 => {
+                return unsafe {
+                    x86::attend_head::<16>(
+                        keys,
+                        values,
+                        kv_dim,
+                        position + 1,
+                        q,
+                        scale,
+                        scores,
+                        out,
+                    )
+                };
+            }
+            _ => {}
         }
-        let mut total = 0.0;
-        for score in scores.iter_mut() {
-            *score = (*score - max).exp();
-            total += *score;
-        }
-        let out = &mut out[head * c.head_dim..(head + 1) * c.head_dim];
-        out.fill(0.0);
-        for (t, score) in scores.iter().enumerate() {
-            let v = &values[t * kv_dim + kv_offset..t * kv_dim + kv_offset + c.head_dim];
-            let weight = score / total;
-            out.iter_mut().zip(v).for_each(|(o, v)| *o += weight * v);
-        }
+    }
+    scores.clear();
+    scores.resize(position + 1, 0.0);
+    let mut max = f32::NEG_INFINITY;
+    for (t, score) in scores.iter_mut().enumerate() {
+        let k = &keys[t * kv_dim + kv_offset..t * kv_dim + kv_offset + c.head_dim];
+        *score = dot(q, k, avx) * scale;
+        max = max.max(*score);
+    }
+    let mut total = 0.0;
+    for score in scores.iter_mut() {
+        *score = (*score - max).exp();
+        total += *score;
+    }
+    out.fill(0.0);
+    for (t, score) in scores.iter().enumerate() {
+        let v = &values[t * kv_dim + kv_offset..t * kv_dim + kv_offset + c.head_dim];
+        add_scaled(out, v, score / total, avx);
     }
 }
 
-/// A dot product in eight independent lanes, which the compiler keeps in vector registers.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
+/// A dot product in eight independent lanes, summed in lane order at the end: the AVX path
+/// does the same operations in one register, so both give the same bits.
+fn dot(a: &[f32], b: &[f32], avx: bool) -> f32 {
     let chunks = a.len() / 8 * 8;
-    for (a, b) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
-        for i in 0..8 {
-            lanes[i] += a[i] * b[i];
+    let lanes = match avx {
+        // SAFETY: `avx` is set only when the CPU has AVX2 (`Isa::detect`).
+        #[cfg(target_arch = "x86_64")]
+        true => unsafe { x86::dot_lanes(&a[..chunks], &b[..chunks]) },
+        _ => {
+            let mut lanes = [0f32; 8];
+            for (a, b) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
+                for i in 0..8 {
+                    lanes[i] += a[i] * b[i];
+                }
+            }
+            lanes
         }
-    }
+    };
     let tail: f32 = a[chunks..]
         .iter()
         .zip(&b[chunks..])
         .map(|(a, b)| a * b)
         .sum();
     lanes.iter().sum::<f32>() + tail
+}
+
+/// `out += weight * v`, element by element (a multiply then an add, as the scalar code).
+fn add_scaled(out: &mut [f32], v: &[f32], weight: f32, avx: bool) {
+    match avx {
+        // SAFETY: `avx` is set only when the CPU has AVX2 (`Isa::detect`).
+        #[cfg(target_arch = "x86_64")]
+        true => unsafe { x86::add_scaled(out, v, weight) },
+        _ => out.iter_mut().zip(v).for_each(|(o, v)| *o += weight * v),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// One head's attention for heads of `8 N` values (64 or 128), with the operations of
+    /// the portable code in the same order (so the same bits), but four keys scored at a time
+    /// (four independent chains) and the query, then the output, kept in registers rather
+    /// than loaded and stored for every position. `keys` and `values` start at this head's
+    /// columns; position `t` is at `t * stride`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx")]
+    pub unsafe fn attend_head<const N: usize>(
+        keys: &[f32],
+        values: &[f32],
+        stride: usize,
+        len: usize,
+        q: &[f32],
+        scale: f32,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        let width = 8 * N;
+        assert!(len > 0 && q.len() == width && out.len() == width);
+        assert!(keys.len() >= (len - 1) * stride + width);
+        assert!(values.len() >= (len - 1) * stride + width);
+        scores.clear();
+        scores.resize(len, 0.0);
+        // SAFETY (every load below): positions below `len` are in bounds by the asserts.
+        let query: [__m256; N] =
+            std::array::from_fn(|i| unsafe { _mm256_loadu_ps(q.as_ptr().add(8 * i)) });
+        let mut max = f32::NEG_INFINITY;
+        for t in (0..len).step_by(4) {
+            // Past the last position, the last key again (its scores are dropped).
+            let k: [*const f32; 4] = std::array::from_fn(|j| unsafe {
+                keys.as_ptr().add((t + j).min(len - 1) * stride)
+            });
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (i, query) in query.iter().enumerate() {
+                for j in 0..4 {
+                    let key = unsafe { _mm256_loadu_ps(k[j].add(8 * i)) };
+                    acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(*query, key));
+                }
+            }
+            for j in 0..(len - t).min(4) {
+                let mut lanes = [0f32; 8];
+                // SAFETY: 8 writable floats.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[j]) };
+                let score = lanes.iter().sum::<f32>() * scale;
+                scores[t + j] = score;
+                max = max.max(score);
+            }
+        }
+        let mut total = 0.0;
+        for score in scores.iter_mut() {
+            *score = (*score - max).exp();
+            total += *score;
+        }
+        let mut acc = [_mm256_setzero_ps(); N];
+        for (t, score) in scores.iter().enumerate() {
+            let weight = _mm256_set1_ps(score / total);
+            let v = unsafe { values.as_ptr().add(t * stride) };
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let v = unsafe { _mm256_loadu_ps(v.add(8 * i)) };
+                *acc = _mm256_add_ps(*acc, _mm256_mul_ps(weight, v));
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            // SAFETY: 8 writable floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * i), *acc) };
+        }
+    }
+
+    /// Lane `i` of the result is `Σ_j a[8j + i] * b[8j + i]`, each product rounded before its
+    /// add (no fused multiply-add, so the lanes match the portable code).
+    ///
+    /// # Safety
+    /// The CPU must have AVX; `a` and `b` have the same length, a multiple of 8.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn dot_lanes(a: &[f32], b: &[f32]) -> [f32; 8] {
+        let mut acc = _mm256_setzero_ps();
+        for (a, b) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+            // SAFETY: 8 readable floats each.
+            let (a, b) = unsafe { (_mm256_loadu_ps(a.as_ptr()), _mm256_loadu_ps(b.as_ptr())) };
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(a, b));
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: 8 writable floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        lanes
+    }
+
+    /// `out[i] += weight * v[i]`, a multiply then an add.
+    ///
+    /// # Safety
+    /// The CPU must have AVX; `v` is at least as long as `out`.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn add_scaled(out: &mut [f32], v: &[f32], weight: f32) {
+        let w = _mm256_set1_ps(weight);
+        let chunks = out.len() / 8 * 8;
+        for (o, v) in out[..chunks].chunks_exact_mut(8).zip(v.chunks_exact(8)) {
+            // SAFETY: 8 readable and writable floats each.
+            unsafe {
+                let sum = _mm256_add_ps(
+                    _mm256_loadu_ps(o.as_ptr()),
+                    _mm256_mul_ps(w, _mm256_loadu_ps(v.as_ptr())),
+                );
+                _mm256_storeu_ps(o.as_mut_ptr(), sum);
+            }
+        }
+        for (o, v) in out[chunks..].iter_mut().zip(&v[chunks..]) {
+            *o += weight * v;
+        }
+    }
 }
 
 /// RMS normalisation of each row of `x` (rows of `weight.len()`), into `out`.
@@ -543,4 +722,75 @@ fn metadata_str(content: &gguf_file::Content, key: &str) -> Result<String, Local
         .and_then(|v| v.to_string().ok())
         .cloned()
         .ok_or_else(|| LocalError::Gguf(format!("metadata {key} is missing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random values in [-range, range).
+    fn values(n: usize, seed: u64, range: f32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * range
+            })
+            .collect()
+    }
+
+    /// The SIMD attention (four keys at a time, registers for the query and the output)
+    /// gives the portable code's bits, over lengths that end inside and at the edge of a
+    /// group of keys.
+    #[test]
+    fn attention_kernels_match_the_portable_code() {
+        if Isa::detect() == Isa::Scalar {
+            return;
+        }
+        let c = Config {
+            layers: 1,
+            dim: 192,
+            heads: 3,
+            kv_heads: 1,
+            head_dim: 64,
+            ffn_dim: 0,
+            vocab: 0,
+            context: 64,
+            rms_eps: 1e-5,
+        };
+        for len in [1, 3, 4, 9, 33] {
+            let keys = values(len * 64, 1, 1.0);
+            let vals = values(len * 64, 2, 1.0);
+            let q = values(64, 3, 3.0);
+            for head in 0..3 {
+                let (mut simd, mut portable) = (vec![0.0; 64], vec![0.0; 64]);
+                let mut scores = Vec::new();
+                attend_head(
+                    &c,
+                    &keys,
+                    &vals,
+                    len - 1,
+                    head,
+                    &q,
+                    &mut scores,
+                    &mut simd,
+                    true,
+                );
+                attend_head(
+                    &c,
+                    &keys,
+                    &vals,
+                    len - 1,
+                    head,
+                    &q,
+                    &mut scores,
+                    &mut portable,
+                    false,
+                );
+                assert_eq!(simd, portable, "length {len}, head {head}");
+            }
+        }
+    }
 }

@@ -1,8 +1,21 @@
-//! Quantized matrix-vector products, the way llama.cpp does them on the CPU: the weights stay
-//! in their GGUF blocks (Q4_1 or Q8_0), the activations are quantized per block of 32 to 8
-//! bits (with the block sum, which Q4_1's offset needs), and each block's dot product is an
-//! integer one: AVX-512 VNNI (`vpdpbusd`) or AVX2 (`vpmaddubsw`), chosen at run time, with a
-//! plain scalar fallback that the tests check the SIMD code against.
+//! Quantized matrix products, the way llama.cpp does them on the CPU: the weights stay in
+//! their GGUF blocks (Q4_1 or Q8_0), the activations are quantized per block of 32 to 8 bits
+//! (with the block sum, which Q4_1's offset and the unsigned Q8_0 product need), and each
+//! block's dot product is an integer one: AVX-512 VNNI (`vpdpbusd`) or AVX2 (`vpmaddubsw`),
+//! chosen at run time, with a plain scalar fallback.
+//!
+//! The weights are repacked at load, eight rows at a time: the blocks of the same 32 columns
+//! of eight rows are interleaved so that one 32-byte load holds four weights of each row, and
+//! one integer product against four activations broadcast to every lane advances all eight
+//! rows. A block's integer dot product of eight rows comes out whole in one register, scaled
+//! and accumulated with one multiply-add, with no horizontal sum; and that work is shared by
+//! the up to [`ROWS`] activation rows (sequences decoded together, or a prompt's tokens) that
+//! go through each block together.
+//!
+//! Each output is summed block by block in one fixed order with the same operations whatever
+//! the instruction set, the number of activation rows beside it or the thread count (integer
+//! sums are exact, and the float steps are the same per lane), so batching never changes a
+//! sequence's numbers and the scalar fallback gives the same bits as the SIMD kernels.
 //!
 //! Other weight types (Q4_K, Q6_K, F16, …) are dequantized at load and requantized to Q8_0,
 //! so any llama-architecture GGUF runs on the same two kernels.
@@ -11,6 +24,13 @@ use std::sync::OnceLock;
 
 /// Values per quantization block.
 pub const QK: usize = 32;
+
+/// Activation rows one kernel call takes: enough to share the unpacking of a block across a
+/// decoding batch, few enough that the accumulators stay in registers.
+pub const ROWS: usize = 4;
+
+/// Weight rows interleaved in a group (the 32-bit lanes of a 256-bit register).
+const LANES: usize = 8;
 
 /// A Q4_1 block as GGUF stores it: `x = d * q + m` with 4-bit `q`; byte `j` holds element `j`
 /// in its low nibble and element `j + 16` in its high one.
@@ -30,21 +50,104 @@ pub struct BlockQ8_0 {
     qs: [i8; QK],
 }
 
-/// A block of quantized activations (llama.cpp's Q8_1, with f32 scales): `x ≈ d * q`, and
-/// `s = d * Σq` so that a Q4_1 weight's offset costs one multiply per block.
+/// A block of quantized activations (llama.cpp's Q8_1, with f32 scales): `x ≈ d * q`,
+/// `s = d * Σq` so that a Q4_1 weight's offset costs one multiply per block, and `Σq` itself,
+/// which corrects the product of Q8_0 weights taken as unsigned bytes.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C)]
 pub struct BlockQ8_1 {
     d: f32,
     s: f32,
+    sum: i32,
     qs: [i8; QK],
+}
+
+/// Block `b` of eight Q4_1 rows: their scales, and `qs[32 s + 4 j + k]` = row `j`'s byte
+/// `4 s + k` (elements `4 s + k` in the low nibble, `16 + 4 s + k` in the high one).
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct GroupQ4_1 {
+    d: [u16; LANES],
+    m: [u16; LANES],
+    qs: [u8; LANES * QK / 2],
+}
+
+/// Block `b` of eight Q8_0 rows: `qs[32 s + 4 j + k]` = row `j`'s element `4 s + k`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct GroupQ8_0 {
+    d: [u16; LANES],
+    qs: [i8; LANES * QK],
+}
+
+impl GroupQ4_1 {
+    const EMPTY: GroupQ4_1 = GroupQ4_1 {
+        d: [0; LANES],
+        m: [0; LANES],
+        qs: [0; LANES * QK / 2],
+    };
+
+    fn block(&self, lane: usize) -> BlockQ4_1 {
+        BlockQ4_1 {
+            d: self.d[lane],
+            m: self.m[lane],
+            qs: std::array::from_fn(|i| self.qs[32 * (i / 4) + 4 * lane + i % 4]),
+        }
+    }
+
+    fn set(&mut self, lane: usize, block: &BlockQ4_1) {
+        self.d[lane] = block.d;
+        self.m[lane] = block.m;
+        for (i, q) in block.qs.iter().enumerate() {
+            self.qs[32 * (i / 4) + 4 * lane + i % 4] = *q;
+        }
+    }
+}
+
+impl GroupQ8_0 {
+    const EMPTY: GroupQ8_0 = GroupQ8_0 {
+        d: [0; LANES],
+        qs: [0; LANES * QK],
+    };
+
+    fn block(&self, lane: usize) -> BlockQ8_0 {
+        BlockQ8_0 {
+            d: self.d[lane],
+            qs: std::array::from_fn(|i| self.qs[32 * (i / 4) + 4 * lane + i % 4]),
+        }
+    }
+
+    fn set(&mut self, lane: usize, block: &BlockQ8_0) {
+        self.d[lane] = block.d;
+        for (i, q) in block.qs.iter().enumerate() {
+            self.qs[32 * (i / 4) + 4 * lane + i % 4] = *q;
+        }
+    }
+}
+
+/// Interleaves row-major blocks (`rows` rows of `per_row`) into groups of eight rows; the
+/// rows that complete the last group are zeros, and their outputs are never written.
+fn pack<B, G: Copy>(
+    blocks: &[B],
+    rows: usize,
+    per_row: usize,
+    empty: G,
+    set: impl Fn(&mut G, usize, &B),
+) -> Vec<G> {
+    let mut groups = vec![empty; rows.div_ceil(LANES) * per_row];
+    for (row, blocks) in blocks.chunks_exact(per_row).enumerate() {
+        for (b, block) in blocks.iter().enumerate() {
+            set(&mut groups[(row / LANES) * per_row + b], row % LANES, block);
+        }
+    }
+    groups
 }
 
 /// GGUF's type ids for the two block types kept as they are.
 pub const GGML_TYPE_Q4_1: u32 = 3;
 pub const GGML_TYPE_Q8_0: u32 = 8;
 
-/// A weight matrix of `rows` outputs by `cols` inputs, row-major in blocks.
+/// A weight matrix of `rows` outputs by `cols` inputs, in groups of eight rows.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
     pub rows: usize,
@@ -52,10 +155,11 @@ pub struct QMatrix {
     blocks: Blocks,
 }
 
+/// Group `g * cols / 32 + b` holds block `b` of rows `8 g .. 8 g + 8`.
 #[derive(Debug, Clone)]
 enum Blocks {
-    Q4_1(Vec<BlockQ4_1>),
-    Q8_0(Vec<BlockQ8_0>),
+    Q4_1(Vec<GroupQ4_1>),
+    Q8_0(Vec<GroupQ8_0>),
 }
 
 /// The instruction set the dot products use on this CPU.
@@ -73,14 +177,16 @@ impl Isa {
         *ISA.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
             {
-                if std::is_x86_feature_detected!("avx512vnni")
-                    && std::is_x86_feature_detected!("avx512vl")
-                    && std::is_x86_feature_detected!("avx2")
+                let avx2 = std::is_x86_feature_detected!("avx2")
                     && std::is_x86_feature_detected!("fma")
+                    && std::is_x86_feature_detected!("f16c");
+                if avx2
+                    && std::is_x86_feature_detected!("avx512vnni")
+                    && std::is_x86_feature_detected!("avx512vl")
                 {
                     return Isa::Avx512Vnni;
                 }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if avx2 {
                     return Isa::Avx2;
                 }
             }
@@ -153,41 +259,60 @@ fn f32_to_f16(x: f32) -> u16 {
 impl QMatrix {
     /// A matrix from GGUF tensor bytes of `ggml_type` (Q4_1 or Q8_0); `None` for other types.
     pub fn from_gguf_bytes(ggml_type: u32, rows: usize, cols: usize, bytes: &[u8]) -> Option<Self> {
-        if cols % QK != 0 {
+        if !cols.is_multiple_of(QK) {
             return None;
         }
         let count = rows * cols / QK;
-        let blocks = match ggml_type {
-            GGML_TYPE_Q4_1 if bytes.len() == count * 20 => Blocks::Q4_1(
-                bytes
+        match ggml_type {
+            GGML_TYPE_Q4_1 if bytes.len() == count * 20 => {
+                let blocks: Vec<BlockQ4_1> = bytes
                     .chunks_exact(20)
                     .map(|b| BlockQ4_1 {
                         d: u16::from_le_bytes([b[0], b[1]]),
                         m: u16::from_le_bytes([b[2], b[3]]),
                         qs: b[4..20].try_into().expect("16 bytes"),
                     })
-                    .collect(),
-            ),
-            GGML_TYPE_Q8_0 if bytes.len() == count * 34 => Blocks::Q8_0(
-                bytes
+                    .collect();
+                Some(Self::from_q4_1(rows, cols, &blocks))
+            }
+            GGML_TYPE_Q8_0 if bytes.len() == count * 34 => {
+                let blocks: Vec<BlockQ8_0> = bytes
                     .chunks_exact(34)
                     .map(|b| BlockQ8_0 {
                         d: u16::from_le_bytes([b[0], b[1]]),
                         qs: std::array::from_fn(|i| b[2 + i] as i8),
                     })
-                    .collect(),
-            ),
-            _ => return None,
-        };
-        Some(QMatrix { rows, cols, blocks })
+                    .collect();
+                Some(Self::from_q8_0(rows, cols, &blocks))
+            }
+            _ => None,
+        }
+    }
+
+    fn from_q4_1(rows: usize, cols: usize, blocks: &[BlockQ4_1]) -> Self {
+        let groups = pack(blocks, rows, cols / QK, GroupQ4_1::EMPTY, GroupQ4_1::set);
+        QMatrix {
+            rows,
+            cols,
+            blocks: Blocks::Q4_1(groups),
+        }
+    }
+
+    fn from_q8_0(rows: usize, cols: usize, blocks: &[BlockQ8_0]) -> Self {
+        let groups = pack(blocks, rows, cols / QK, GroupQ8_0::EMPTY, GroupQ8_0::set);
+        QMatrix {
+            rows,
+            cols,
+            blocks: Blocks::Q8_0(groups),
+        }
     }
 
     /// Quantizes f32 weights (`rows * cols`, row-major) to Q8_0, as llama.cpp does.
     pub fn quantize_q8_0(rows: usize, cols: usize, values: &[f32]) -> Option<Self> {
-        if cols % QK != 0 || values.len() != rows * cols {
+        if !cols.is_multiple_of(QK) || values.len() != rows * cols {
             return None;
         }
-        let blocks = values
+        let blocks: Vec<BlockQ8_0> = values
             .chunks_exact(QK)
             .map(|x| {
                 let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
@@ -199,11 +324,7 @@ impl QMatrix {
                 }
             })
             .collect();
-        Some(QMatrix {
-            rows,
-            cols,
-            blocks: Blocks::Q8_0(blocks),
-        })
+        Some(Self::from_q8_0(rows, cols, &blocks))
     }
 
     /// The matrix as f32, row-major.
@@ -218,10 +339,12 @@ impl QMatrix {
     /// Row `row` as f32 (an embedding lookup).
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         let per_row = self.cols / QK;
-        let range = row * per_row..(row + 1) * per_row;
+        let range = (row / LANES) * per_row..(row / LANES + 1) * per_row;
+        let lane = row % LANES;
         match &self.blocks {
-            Blocks::Q4_1(blocks) => {
-                for (block, out) in blocks[range].iter().zip(out.chunks_exact_mut(QK)) {
+            Blocks::Q4_1(groups) => {
+                for (group, out) in groups[range].iter().zip(out.chunks_exact_mut(QK)) {
+                    let block = group.block(lane);
                     let (d, m) = (f16_to_f32(block.d), f16_to_f32(block.m));
                     for j in 0..QK / 2 {
                         out[j] = d * f32::from(block.qs[j] & 0x0f) + m;
@@ -229,8 +352,9 @@ impl QMatrix {
                     }
                 }
             }
-            Blocks::Q8_0(blocks) => {
-                for (block, out) in blocks[range].iter().zip(out.chunks_exact_mut(QK)) {
+            Blocks::Q8_0(groups) => {
+                for (group, out) in groups[range].iter().zip(out.chunks_exact_mut(QK)) {
+                    let block = group.block(lane);
                     let d = f16_to_f32(block.d);
                     for (o, q) in out.iter_mut().zip(block.qs) {
                         *o = d * f32::from(q);
@@ -238,6 +362,38 @@ impl QMatrix {
                 }
             }
         }
+    }
+
+    /// The blocks of every row, row-major, when the matrix is Q4_1.
+    fn q4_1_rows(&self) -> Option<Vec<BlockQ4_1>> {
+        let Blocks::Q4_1(groups) = &self.blocks else {
+            return None;
+        };
+        let per_row = self.cols / QK;
+        Some(
+            (0..self.rows * per_row)
+                .map(|i| {
+                    let (row, b) = (i / per_row, i % per_row);
+                    groups[(row / LANES) * per_row + b].block(row % LANES)
+                })
+                .collect(),
+        )
+    }
+
+    /// The blocks of every row, row-major, when the matrix is Q8_0.
+    fn q8_0_rows(&self) -> Option<Vec<BlockQ8_0>> {
+        let Blocks::Q8_0(groups) = &self.blocks else {
+            return None;
+        };
+        let per_row = self.cols / QK;
+        Some(
+            (0..self.rows * per_row)
+                .map(|i| {
+                    let (row, b) = (i / per_row, i % per_row);
+                    groups[(row / LANES) * per_row + b].block(row % LANES)
+                })
+                .collect(),
+        )
     }
 
     /// Stacks matrices of the same width and block type into one (so one product, and one
@@ -248,69 +404,69 @@ impl QMatrix {
             return None;
         }
         let rows = parts.iter().map(|p| p.rows).sum();
-        let blocks = match &parts[0].blocks {
-            Blocks::Q4_1(_) => Blocks::Q4_1(
-                parts
+        match &parts[0].blocks {
+            Blocks::Q4_1(_) => {
+                let blocks = parts
                     .iter()
-                    .map(|p| match &p.blocks {
-                        Blocks::Q4_1(b) => Some(b.as_slice()),
-                        Blocks::Q8_0(_) => None,
-                    })
+                    .map(|p| p.q4_1_rows())
                     .collect::<Option<Vec<_>>>()?
-                    .concat(),
-            ),
-            Blocks::Q8_0(_) => Blocks::Q8_0(
-                parts
+                    .concat();
+                Some(Self::from_q4_1(rows, cols, &blocks))
+            }
+            Blocks::Q8_0(_) => {
+                let blocks = parts
                     .iter()
-                    .map(|p| match &p.blocks {
-                        Blocks::Q8_0(b) => Some(b.as_slice()),
-                        Blocks::Q4_1(_) => None,
-                    })
+                    .map(|p| p.q8_0_rows())
                     .collect::<Option<Vec<_>>>()?
-                    .concat(),
-            ),
-        };
-        Some(QMatrix { rows, cols, blocks })
+                    .concat();
+                Some(Self::from_q8_0(rows, cols, &blocks))
+            }
+        }
     }
 
-    /// `out[r * rows + o] = Σ_k W[o][k] · x[r][k]` over rows `outputs` of `W`, for every
-    /// activation row `r` of `x`.
+    /// `out[r * rows + o] = Σ_k W[o][k] · x[r][k]` over the rows of `W` in `groups` (of
+    /// eight), for every activation row `r` of `x`.
     ///
     /// # Safety
     /// `out` must point to `x.rows * self.rows` floats, and no other thread may write the
-    /// columns `outputs` of it meanwhile.
+    /// columns of these groups meanwhile.
     unsafe fn matmul_range(
         &self,
         x: &QuantizedRows,
         out: *mut f32,
-        outputs: std::ops::Range<usize>,
+        groups: std::ops::Range<usize>,
         isa: Isa,
     ) {
         let per_row = self.cols / QK;
-        // Eight weight rows (under 3 KB of Q4_1 at width 576) stay in L1 while every
-        // activation row passes over them, so each weight byte is read from memory once.
-        const TILE: usize = 8;
-        let mut start = outputs.start;
-        while start < outputs.end {
-            let end = (start + TILE).min(outputs.end);
-            for r in 0..x.rows {
-                let a = &x.blocks[r * per_row..(r + 1) * per_row];
-                for o in start..end {
-                    let w = o * per_row..(o + 1) * per_row;
-                    let value = match &self.blocks {
-                        Blocks::Q4_1(blocks) => dot_q4_1(&blocks[w], a, isa),
-                        Blocks::Q8_0(blocks) => dot_q8_0(&blocks[w], a, isa),
-                    };
-                    // SAFETY: in bounds by the caller's contract, and this column is ours.
-                    unsafe { *out.add(r * self.rows + o) = value };
+        // One group of weights (under 8 KB of Q4_1 at width 1536) stays in L1 while every
+        // activation row passes over it: each weight byte is read from memory once.
+        for g in groups {
+            let lanes = (self.rows - g * LANES).min(LANES);
+            let mut first = 0;
+            while first < x.rows {
+                let count = (x.rows - first).min(ROWS);
+                let a = &x.blocks[first * per_row..(first + count) * per_row];
+                let mut sums = [0f32; ROWS * LANES];
+                let sums = &mut sums[..count * LANES];
+                let w = g * per_row..(g + 1) * per_row;
+                match &self.blocks {
+                    Blocks::Q4_1(groups) => dot_q4_1(&groups[w], a, sums, isa),
+                    Blocks::Q8_0(groups) => dot_q8_0(&groups[w], a, sums, isa),
                 }
+                for (r, sums) in sums.chunks_exact(LANES).enumerate() {
+                    // SAFETY: in bounds by the caller's contract, and these columns are ours.
+                    unsafe {
+                        let at = out.add((first + r) * self.rows + g * LANES);
+                        std::ptr::copy_nonoverlapping(sums.as_ptr(), at, lanes);
+                    }
+                }
+                first += count;
             }
-            start = end;
         }
     }
 
     /// `x · Wᵀ` for every row of `x`: `out` is `x.rows` rows of `self.rows` floats. The
-    /// output rows are split into one contiguous range per thread of `pool`.
+    /// groups of eight output rows are split into one contiguous range per thread of `pool`.
     pub fn matmul(&self, x: &QuantizedRows, out: &mut [f32], pool: Option<&rayon::ThreadPool>) {
         self.matmul_with(x, out, pool, Isa::detect());
     }
@@ -327,19 +483,20 @@ impl QMatrix {
         assert_eq!(out.len(), x.rows * self.rows, "output size");
         let out_ptr = SharedOut(out.as_mut_ptr());
         let threads = pool.map_or(1, |p| p.current_num_threads());
+        let groups = self.rows.div_ceil(LANES);
         // Below a few hundred output rows per thread the fork costs more than it saves.
         let work = self.rows * x.rows;
         if threads <= 1 || work < 512 {
             // SAFETY: `out` holds `x.rows * self.rows` floats and this is the only writer.
-            unsafe { self.matmul_range(x, out_ptr.0, 0..self.rows, isa) };
+            unsafe { self.matmul_range(x, out_ptr.0, 0..groups, isa) };
             return;
         }
         let pool = pool.expect("threads > 1 means a pool");
-        let chunk = self.rows.div_ceil(threads).next_multiple_of(8);
+        let chunk = groups.div_ceil(threads);
         pool.scope(|scope| {
-            for start in (0..self.rows).step_by(chunk) {
+            for start in (0..groups).step_by(chunk) {
                 let out_ptr = &out_ptr;
-                let end = (start + chunk).min(self.rows);
+                let end = (start + chunk).min(groups);
                 scope.spawn(move |_| {
                     // SAFETY: `out` holds `x.rows * self.rows` floats, and the ranges given
                     // to the threads are disjoint.
@@ -370,175 +527,332 @@ impl QuantizedRows {
         self.rows = values.len() / cols;
         self.cols = cols;
         self.blocks.clear();
-        self.blocks.extend(values.chunks_exact(QK).map(|x| {
-            let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let d = amax / 127.0;
-            let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
-            let qs: [i8; QK] = std::array::from_fn(|i| (x[i] * inverse).round() as i8);
-            let sum: i32 = qs.iter().map(|q| i32::from(*q)).sum();
-            BlockQ8_1 {
-                d,
-                s: d * sum as f32,
-                qs,
-            }
-        }));
-    }
-}
-
-fn dot_q4_1(w: &[BlockQ4_1], a: &[BlockQ8_1], isa: Isa) -> f32 {
-    match isa {
-        // SAFETY: `Isa::detect` found these features on this CPU.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Vnni => unsafe { x86::dot_q4_1_vnni(w, a) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { x86::dot_q4_1_avx2(w, a) },
-        _ => dot_q4_1_scalar(w, a),
-    }
-}
-
-fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_1], isa: Isa) -> f32 {
-    match isa {
-        // SAFETY: `Isa::detect` found these features on this CPU.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Vnni => unsafe { x86::dot_q8_0_vnni(w, a) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { x86::dot_q8_0_avx2(w, a) },
-        _ => dot_q8_0_scalar(w, a),
-    }
-}
-
-fn dot_q4_1_scalar(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
-    let mut sum = 0.0;
-    for (w, a) in w.iter().zip(a) {
-        let mut isum = 0i32;
-        for j in 0..QK / 2 {
-            isum += i32::from(w.qs[j] & 0x0f) * i32::from(a.qs[j]);
-            isum += i32::from(w.qs[j] >> 4) * i32::from(a.qs[j + QK / 2]);
+        self.blocks.reserve(values.len() / QK);
+        match Isa::detect() {
+            // SAFETY: `Isa::detect` found AVX2 on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni | Isa::Avx2 => unsafe { x86::quantize(values, &mut self.blocks) },
+            _ => quantize_blocks(values, &mut self.blocks),
         }
-        sum += f16_to_f32(w.d) * a.d * isum as f32 + f16_to_f32(w.m) * a.s;
     }
-    sum
 }
 
-fn dot_q8_0_scalar(w: &[BlockQ8_0], a: &[BlockQ8_1]) -> f32 {
-    let mut sum = 0.0;
-    for (w, a) in w.iter().zip(a) {
-        let isum: i32 =
-            w.qs.iter()
-                .zip(a.qs)
-                .map(|(w, a)| i32::from(*w) * i32::from(a))
-                .sum();
-        sum += f16_to_f32(w.d) * a.d * isum as f32;
+/// Activations to [`BlockQ8_1`]s, rounding half away from zero as llama.cpp does. Inlined
+/// into an AVX2 function too, where the rounding compiles to `vroundps` rather than a call:
+/// the same code, the same results.
+#[inline(always)]
+fn quantize_blocks(values: &[f32], out: &mut Vec<BlockQ8_1>) {
+    for x in values.chunks_exact(QK) {
+        let mut amax = 0f32;
+        for v in x {
+            amax = amax.max(v.abs());
+        }
+        let d = amax / 127.0;
+        let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut qs = [0i8; QK];
+        let mut sum = 0i32;
+        for (q, v) in qs.iter_mut().zip(x) {
+            *q = (v * inverse).round() as i8;
+            sum += i32::from(*q);
+        }
+        out.push(BlockQ8_1 {
+            d,
+            s: d * sum as f32,
+            sum,
+            qs,
+        });
     }
-    sum
+}
+
+/// `out[8 r + j] = w_j · a_r` for the eight rows `j` of the groups `w` (one per block) and
+/// the `out.len() / 8` (at most [`ROWS`]) activation rows laid end to end in `a`.
+fn dot_q4_1(w: &[GroupQ4_1], a: &[BlockQ8_1], out: &mut [f32], isa: Isa) {
+    assert_eq!(a.len() * LANES, w.len() * out.len(), "activation rows");
+    match (isa, out.len() / LANES) {
+        // SAFETY: `Isa::detect` found these features on this CPU; `a` holds the rows.
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 1) => unsafe { x86::dot_q4_1_vnni::<1>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 2) => unsafe { x86::dot_q4_1_vnni::<2>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 3) => unsafe { x86::dot_q4_1_vnni::<3>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 4) => unsafe { x86::dot_q4_1_vnni::<4>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 1) => unsafe { x86::dot_q4_1_avx2::<1>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 2) => unsafe { x86::dot_q4_1_avx2::<2>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 3) => unsafe { x86::dot_q4_1_avx2::<3>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 4) => unsafe { x86::dot_q4_1_avx2::<4>(w, a, out) },
+        _ => dot_q4_1_scalar(w, a, out),
+    }
+}
+
+/// [`dot_q4_1`] for Q8_0 weights.
+fn dot_q8_0(w: &[GroupQ8_0], a: &[BlockQ8_1], out: &mut [f32], isa: Isa) {
+    assert_eq!(a.len() * LANES, w.len() * out.len(), "activation rows");
+    match (isa, out.len() / LANES) {
+        // SAFETY: `Isa::detect` found these features on this CPU; `a` holds the rows.
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 1) => unsafe { x86::dot_q8_0_vnni::<1>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 2) => unsafe { x86::dot_q8_0_vnni::<2>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 3) => unsafe { x86::dot_q8_0_vnni::<3>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512Vnni, 4) => unsafe { x86::dot_q8_0_vnni::<4>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 1) => unsafe { x86::dot_q8_0_avx2::<1>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 2) => unsafe { x86::dot_q8_0_avx2::<2>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 3) => unsafe { x86::dot_q8_0_avx2::<3>(w, a, out) },
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 4) => unsafe { x86::dot_q8_0_avx2::<4>(w, a, out) },
+        _ => dot_q8_0_scalar(w, a, out),
+    }
+}
+
+// The scalar products do per output what each SIMD lane does: the block's exact integer dot
+// product, times `d_w * d_a` added with one rounding (`mul_add`, the lane's fused
+// multiply-add), the offsets summed apart, the two added at the end.
+
+fn dot_q4_1_scalar(w: &[GroupQ4_1], a: &[BlockQ8_1], out: &mut [f32]) {
+    for (a, out) in a.chunks_exact(w.len()).zip(out.chunks_exact_mut(LANES)) {
+        for (lane, out) in out.iter_mut().enumerate() {
+            let (mut acc, mut offsets) = (0f32, 0f32);
+            for (group, a) in w.iter().zip(a) {
+                let block = group.block(lane);
+                let mut isum = 0i32;
+                for j in 0..QK / 2 {
+                    isum += i32::from(block.qs[j] & 0x0f) * i32::from(a.qs[j]);
+                    isum += i32::from(block.qs[j] >> 4) * i32::from(a.qs[j + QK / 2]);
+                }
+                acc = (isum as f32).mul_add(f16_to_f32(block.d) * a.d, acc);
+                offsets += f16_to_f32(block.m) * a.s;
+            }
+            *out = acc + offsets;
+        }
+    }
+}
+
+fn dot_q8_0_scalar(w: &[GroupQ8_0], a: &[BlockQ8_1], out: &mut [f32]) {
+    for (a, out) in a.chunks_exact(w.len()).zip(out.chunks_exact_mut(LANES)) {
+        for (lane, out) in out.iter_mut().enumerate() {
+            let mut acc = 0f32;
+            for (group, a) in w.iter().zip(a) {
+                let block = group.block(lane);
+                let isum: i32 = block
+                    .qs
+                    .iter()
+                    .zip(a.qs)
+                    .map(|(w, a)| i32::from(*w) * i32::from(a))
+                    .sum();
+                acc = (isum as f32).mul_add(f16_to_f32(block.d) * a.d, acc);
+            }
+            *out = acc;
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{BlockQ4_1, BlockQ8_0, BlockQ8_1, f16_to_f32};
+    use super::{BlockQ8_1, GroupQ4_1, GroupQ8_0, LANES};
 
-    /// A Q4_1 block's 32 nibbles as bytes, in element order.
+    /// [`super::quantize_blocks`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn quantize(values: &[f32], out: &mut Vec<BlockQ8_1>) {
+        super::quantize_blocks(values, out)
+    }
+
+    /// Eight half-precision scales as floats.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    fn halves(h: &[u16; LANES]) -> __m256 {
+        // SAFETY: 16 readable bytes.
+        _mm256_cvtph_ps(unsafe { _mm_loadu_si128(h.as_ptr().cast()) })
+    }
+
+    /// Four activations (bytes `4 i ..= 4 i + 3` of the block) in every 32-bit lane.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn unpack_nibbles(qs: &[u8; 16]) -> __m256i {
-        // SAFETY: 16 readable bytes; the caller has AVX2.
-        unsafe {
-            let packed = _mm_loadu_si128(qs.as_ptr().cast());
-            let low_mask = _mm_set1_epi8(0x0f);
-            let low = _mm_and_si128(packed, low_mask);
-            let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
-            _mm256_set_m128i(high, low)
-        }
+    fn broadcast(a: &BlockQ8_1, i: usize) -> __m256i {
+        let bytes = [
+            a.qs[4 * i],
+            a.qs[4 * i + 1],
+            a.qs[4 * i + 2],
+            a.qs[4 * i + 3],
+        ];
+        _mm256_set1_epi32(i32::from_le_bytes(bytes.map(|b| b as u8)))
     }
 
+    /// 32 bytes of a group: four of each of its rows.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
-        let sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
-        _mm_cvtss_f32(sum)
+    fn load(bytes: &[u8]) -> __m256i {
+        assert!(bytes.len() >= 32);
+        // SAFETY: 32 readable bytes.
+        unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q4_1_avx2(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
+    // The four kernels share one shape. Per block of eight rows: load and unpack the weights
+    // and convert the scales once; then for each of the `R` activation rows, the integer dot
+    // products of the eight rows (one 32-bit lane each, in two halves so the chains are
+    // short), converted, scaled by `d_w * d_a` and added with one multiply-add, and for Q4_1
+    // the offsets `m * s` summed apart. Each lane's operations are those of the scalar code.
+
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; `a` holds `R` rows of `w.len()` blocks and `out`
+    /// `8 R` floats.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q4_1_avx2<const R: usize>(w: &[GroupQ4_1], a: &[BlockQ8_1], out: &mut [f32]) {
+        let n = w.len();
+        let low = _mm256_set1_epi8(0x0f);
         let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_ps();
-        let mut offsets = 0.0;
-        for (w, a) in w.iter().zip(a) {
-            // SAFETY: 32 readable bytes of activations; AVX2 is enabled.
-            let products = unsafe {
-                let weights = unpack_nibbles(&w.qs);
-                let acts = _mm256_loadu_si256(a.qs.as_ptr().cast());
-                _mm256_madd_epi16(_mm256_maddubs_epi16(weights, acts), ones)
-            };
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc);
-            offsets += f16_to_f32(w.m) * a.s;
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut offsets = [_mm256_setzero_ps(); R];
+        for (b, g) in w.iter().enumerate() {
+            let d = halves(&g.d);
+            let m = halves(&g.m);
+            let packed: [__m256i; 4] = std::array::from_fn(|s| load(&g.qs[32 * s..]));
+            let lo = packed.map(|v| _mm256_and_si256(v, low));
+            let hi = packed.map(|v| _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+            for r in 0..R {
+                let a = &a[r * n + b];
+                let mut even = _mm256_setzero_si256();
+                let mut odd = _mm256_setzero_si256();
+                for s in 0..4 {
+                    let x = _mm256_maddubs_epi16(lo[s], broadcast(a, s));
+                    even = _mm256_add_epi32(even, _mm256_madd_epi16(x, ones));
+                    let x = _mm256_maddubs_epi16(hi[s], broadcast(a, 4 + s));
+                    odd = _mm256_add_epi32(odd, _mm256_madd_epi16(x, ones));
+                }
+                let isum = _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd));
+                let scale = _mm256_mul_ps(d, _mm256_set1_ps(a.d));
+                acc[r] = _mm256_fmadd_ps(isum, scale, acc[r]);
+                offsets[r] = _mm256_add_ps(offsets[r], _mm256_mul_ps(m, _mm256_set1_ps(a.s)));
+            }
         }
-        // SAFETY: AVX is enabled.
-        unsafe { hsum(acc) + offsets }
+        for (r, out) in out.chunks_exact_mut(LANES).enumerate() {
+            // SAFETY: 8 writable floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc[r], offsets[r])) };
+        }
     }
 
-    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-    pub unsafe fn dot_q4_1_vnni(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        let mut offsets = 0.0;
-        for (w, a) in w.iter().zip(a) {
-            // SAFETY: 32 readable bytes of activations; AVX2 and VNNI are enabled.
-            let products = unsafe {
-                let weights = unpack_nibbles(&w.qs);
-                let acts = _mm256_loadu_si256(a.qs.as_ptr().cast());
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), weights, acts)
-            };
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc);
-            offsets += f16_to_f32(w.m) * a.s;
+    /// # Safety
+    /// As [`dot_q4_1_avx2`], and the CPU must have AVX-512 VNNI and VL.
+    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+    pub unsafe fn dot_q4_1_vnni<const R: usize>(w: &[GroupQ4_1], a: &[BlockQ8_1], out: &mut [f32]) {
+        let n = w.len();
+        let low = _mm256_set1_epi8(0x0f);
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut offsets = [_mm256_setzero_ps(); R];
+        for (b, g) in w.iter().enumerate() {
+            let d = halves(&g.d);
+            let m = halves(&g.m);
+            let packed: [__m256i; 4] = std::array::from_fn(|s| load(&g.qs[32 * s..]));
+            let lo = packed.map(|v| _mm256_and_si256(v, low));
+            let hi = packed.map(|v| _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+            for r in 0..R {
+                let a = &a[r * n + b];
+                let mut even = _mm256_setzero_si256();
+                let mut odd = _mm256_setzero_si256();
+                for s in 0..4 {
+                    even = _mm256_dpbusd_epi32(even, lo[s], broadcast(a, s));
+                    odd = _mm256_dpbusd_epi32(odd, hi[s], broadcast(a, 4 + s));
+                }
+                let isum = _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd));
+                let scale = _mm256_mul_ps(d, _mm256_set1_ps(a.d));
+                acc[r] = _mm256_fmadd_ps(isum, scale, acc[r]);
+                offsets[r] = _mm256_add_ps(offsets[r], _mm256_mul_ps(m, _mm256_set1_ps(a.s)));
+            }
         }
-        // SAFETY: AVX is enabled.
-        unsafe { hsum(acc) + offsets }
+        for (r, out) in out.chunks_exact_mut(LANES).enumerate() {
+            // SAFETY: 8 writable floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(acc[r], offsets[r])) };
+        }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_1]) -> f32 {
+    /// # Safety
+    /// As [`dot_q4_1_avx2`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q8_0_avx2<const R: usize>(w: &[GroupQ8_0], a: &[BlockQ8_1], out: &mut [f32]) {
+        let n = w.len();
         let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_ps();
-        for (w, a) in w.iter().zip(a) {
-            // SAFETY: 32 readable bytes each; AVX2 is enabled.
-            let products = unsafe {
-                let weights = _mm256_loadu_si256(w.qs.as_ptr().cast());
-                let acts = _mm256_loadu_si256(a.qs.as_ptr().cast());
-                // maddubs takes unsigned × signed: |w| × (a with w's sign).
-                let magnitudes = _mm256_sign_epi8(weights, weights);
-                let signed = _mm256_sign_epi8(acts, weights);
-                _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, signed), ones)
-            };
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, g) in w.iter().enumerate() {
+            let d = halves(&g.d);
+            let bytes: &[u8; LANES * 32] = bytemuck_bytes(&g.qs);
+            let weights: [__m256i; 8] = std::array::from_fn(|s| load(&bytes[32 * s..]));
+            // maddubs takes unsigned × signed: |w| × (a with w's sign).
+            let magnitudes = weights.map(|w| _mm256_sign_epi8(w, w));
+            for r in 0..R {
+                let a = &a[r * n + b];
+                let mut even = _mm256_setzero_si256();
+                let mut odd = _mm256_setzero_si256();
+                for s in (0..8).step_by(2) {
+                    let x = _mm256_sign_epi8(broadcast(a, s), weights[s]);
+                    let x = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes[s], x), ones);
+                    even = _mm256_add_epi32(even, x);
+                    let x = _mm256_sign_epi8(broadcast(a, s + 1), weights[s + 1]);
+                    let x = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes[s + 1], x), ones);
+                    odd = _mm256_add_epi32(odd, x);
+                }
+                let isum = _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd));
+                let scale = _mm256_mul_ps(d, _mm256_set1_ps(a.d));
+                acc[r] = _mm256_fmadd_ps(isum, scale, acc[r]);
+            }
         }
-        // SAFETY: AVX is enabled.
-        unsafe { hsum(acc) }
+        for (r, out) in out.chunks_exact_mut(LANES).enumerate() {
+            // SAFETY: 8 writable floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc[r]) };
+        }
     }
 
-    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-    pub unsafe fn dot_q8_0_vnni(w: &[BlockQ8_0], a: &[BlockQ8_1]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        for (w, a) in w.iter().zip(a) {
-            // SAFETY: 32 readable bytes each; AVX2 and VNNI are enabled.
-            let products = unsafe {
-                let weights = _mm256_loadu_si256(w.qs.as_ptr().cast());
-                let acts = _mm256_loadu_si256(a.qs.as_ptr().cast());
-                let magnitudes = _mm256_sign_epi8(weights, weights);
-                let signed = _mm256_sign_epi8(acts, weights);
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitudes, signed)
-            };
-            let scale = _mm256_set1_ps(f16_to_f32(w.d) * a.d);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(products), scale, acc);
+    /// # Safety
+    /// As [`dot_q4_1_vnni`].
+    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+    pub unsafe fn dot_q8_0_vnni<const R: usize>(w: &[GroupQ8_0], a: &[BlockQ8_1], out: &mut [f32]) {
+        let n = w.len();
+        // vpdpbusd multiplies unsigned by signed bytes: the weights go in as w + 128 (their
+        // sign bit flipped), and 128 Σa comes off the exact integer sum.
+        let flip = _mm256_set1_epi8(-128);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, g) in w.iter().enumerate() {
+            let d = halves(&g.d);
+            let bytes: &[u8; LANES * 32] = bytemuck_bytes(&g.qs);
+            let weights: [__m256i; 8] =
+                std::array::from_fn(|s| _mm256_xor_si256(load(&bytes[32 * s..]), flip));
+            for r in 0..R {
+                let a = &a[r * n + b];
+                let mut even = _mm256_set1_epi32(-128 * a.sum);
+                let mut odd = _mm256_setzero_si256();
+                for s in (0..8).step_by(2) {
+                    even = _mm256_dpbusd_epi32(even, weights[s], broadcast(a, s));
+                    odd = _mm256_dpbusd_epi32(odd, weights[s + 1], broadcast(a, s + 1));
+                }
+                let isum = _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd));
+                let scale = _mm256_mul_ps(d, _mm256_set1_ps(a.d));
+                acc[r] = _mm256_fmadd_ps(isum, scale, acc[r]);
+            }
         }
-        // SAFETY: AVX is enabled.
-        unsafe { hsum(acc) }
+        for (r, out) in out.chunks_exact_mut(LANES).enumerate() {
+            // SAFETY: 8 writable floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc[r]) };
+        }
+    }
+
+    /// Signed bytes seen as unsigned ones (the same bits).
+    fn bytemuck_bytes(qs: &[i8; LANES * 32]) -> &[u8; LANES * 32] {
+        // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid.
+        unsafe { &*(qs as *const [i8; LANES * 32]).cast::<[u8; LANES * 32]>() }
     }
 }
 
@@ -611,9 +925,10 @@ mod tests {
                         (got - want).abs() < tolerance,
                         "{isa:?} output {i}: {got} against {want}"
                     );
-                    // Integer sums in a different order: equal up to float rounding.
-                    assert!(
-                        (got - scalar[i]).abs() < 1e-3,
+                    // The same operations per output on every instruction set: the same bits.
+                    assert_eq!(
+                        got.to_bits(),
+                        scalar[i].to_bits(),
                         "{isa:?} against scalar at {i}"
                     );
                 }
@@ -623,7 +938,8 @@ mod tests {
 
     #[test]
     fn q4_1_products_match_the_f32_reference_on_every_instruction_set() {
-        let (rows, cols) = (40, 96);
+        // 43 rows: the last group of eight is padded.
+        let (rows, cols) = (43, 96);
         let w = values(rows * cols, 1);
         let matrix = QMatrix::from_gguf_bytes(GGML_TYPE_Q4_1, rows, cols, &q4_1_bytes(&w))
             .expect("Q4_1 bytes");
@@ -637,7 +953,7 @@ mod tests {
 
     #[test]
     fn q8_0_products_match_the_f32_reference_on_every_instruction_set() {
-        let (rows, cols) = (600, 64);
+        let (rows, cols) = (605, 64);
         let w = values(rows * cols, 4);
         let matrix = QMatrix::quantize_q8_0(rows, cols, &w).unwrap();
         for (got, want) in matrix.dequantize().iter().zip(&w) {
@@ -653,13 +969,63 @@ mod tests {
         );
     }
 
+    /// Seven rows go through the kernels as a group of four and one of three; each row's
+    /// outputs must be bit for bit those of the row alone, on one thread or two, so that a
+    /// sequence's answer does not depend on the batch it was decoded in.
+    #[test]
+    fn a_row_does_not_depend_on_the_rows_beside_it_nor_on_the_threads() {
+        let (rows, cols) = (44, 96);
+        let q4_1 = QMatrix::from_gguf_bytes(
+            GGML_TYPE_Q4_1,
+            rows,
+            cols,
+            &q4_1_bytes(&values(rows * cols, 10)),
+        )
+        .unwrap();
+        let q8_0 = QMatrix::quantize_q8_0(rows, cols, &values(rows * cols, 11)).unwrap();
+        let x = values(7 * cols, 12);
+        let mut together = QuantizedRows::default();
+        together.quantize(&x, cols);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for matrix in [&q4_1, &q8_0] {
+            for isa in Isa::available() {
+                for pool in [None, Some(&pool)] {
+                    let mut out = vec![0.0; 7 * rows];
+                    matrix.matmul_with(&together, &mut out, pool, isa);
+                    for (r, row) in x.chunks_exact(cols).enumerate() {
+                        let mut alone = QuantizedRows::default();
+                        alone.quantize(row, cols);
+                        let mut expected = vec![0.0; rows];
+                        matrix.matmul_with(&alone, &mut expected, None, isa);
+                        assert_eq!(
+                            &out[r * rows..(r + 1) * rows],
+                            &expected[..],
+                            "{isa:?} row {r}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn stacked_matrices_compute_their_parts() {
-        let a = QMatrix::quantize_q8_0(8, 32, &values(256, 7)).unwrap();
-        let b = QMatrix::quantize_q8_0(16, 32, &values(512, 8)).unwrap();
+        // Five rows: the parts' padding must not end up inside the stack.
+        let a = QMatrix::quantize_q8_0(5, 64, &values(320, 7)).unwrap();
+        let b = QMatrix::quantize_q8_0(16, 64, &values(1024, 8)).unwrap();
         let both = QMatrix::concat(&[&a, &b]).unwrap();
-        assert_eq!(both.rows, 24);
-        assert_eq!(&both.dequantize()[..256], &a.dequantize()[..]);
+        assert_eq!(both.rows, 21);
+        assert_eq!(both.dequantize(), [a.dequantize(), b.dequantize()].concat());
+        let q4 = |rows: usize, seed| {
+            let bytes = q4_1_bytes(&values(rows * 64, seed));
+            QMatrix::from_gguf_bytes(GGML_TYPE_Q4_1, rows, 64, &bytes).unwrap()
+        };
+        let (c, d) = (q4(3, 9), q4(9, 10));
+        let both = QMatrix::concat(&[&c, &d]).unwrap();
+        assert_eq!(both.dequantize(), [c.dequantize(), d.dequantize()].concat());
         let q4 =
             QMatrix::from_gguf_bytes(GGML_TYPE_Q4_1, 1, 32, &q4_1_bytes(&values(32, 9))).unwrap();
         assert!(QMatrix::concat(&[&a, &q4]).is_none());

@@ -352,6 +352,27 @@ fn answers_do_not_depend_on_the_batch_or_the_cache() {
     assert_eq!(warm, cold);
 }
 
+/// The products split their output rows among the threads and attention its heads, each
+/// computed whole by one thread: the thread count never changes an answer.
+#[test]
+fn answers_do_not_depend_on_the_thread_count() {
+    let mut requests = [request("Name three rivers."), request("Describe snow.")];
+    for (seed, r) in requests.iter_mut().enumerate() {
+        r.temperature = Some(1.0);
+        r.seed = Some(seed as u64 + 5);
+    }
+    requests[1].json_schema = Some(person_schema());
+    let answers = |threads: usize| -> Vec<ChatResponse> {
+        let mut model = toolflow_local::LocalModel::load_with_threads(model_path(), threads)
+            .unwrap_or_else(|e| panic!("{e}"));
+        requests
+            .iter()
+            .map(|r| model.complete(r).unwrap_or_else(|e| panic!("{e}")).0)
+            .collect()
+    };
+    assert_eq!(answers(1), answers(3));
+}
+
 /// Requests sent at once to the backend are all answered, as when sent one by one.
 #[test]
 fn concurrent_backend_requests_are_all_answered() {

@@ -34,12 +34,13 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let mut model = LocalModel::load_with_threads(&path, threads)?;
     println!(
-        "model {} loaded in {:.2} s; kernels: {:?}; threads: {}; cores online: {}",
+        "model {} loaded in {:.2} s; kernels: {:?}; threads: {}; cores online: {}; {}",
         path.display(),
         started.elapsed().as_secs_f64(),
         Isa::detect(),
         model.threads(),
-        cores()
+        cores(),
+        load_average()
     );
 
     let long_text = "The quick brown fox jumps over the lazy dog while the river keeps flowing past the old mill. ".repeat(24);
@@ -72,15 +73,40 @@ fn main() -> Result<()> {
     println!("-- sequences decoded together ({threads} threads; aggregate tokens/s)");
     for (name, base) in [("free text", &free), ("JSON Schema grammar", &structured)] {
         for sequences in [1, 2, 4, 8] {
-            let (prompt_rate, generation_rate, tokens) = batched(&mut model, base, sequences)?;
+            let (prompt_rate, generation_rate, tokens, cpu) = batched(&mut model, base, sequences)?;
             println!(
-                "{name}, {sequences} sequences: prompt {prompt_rate:.1} tokens/s, generation {generation_rate:.1} tokens/s ({tokens} tokens)"
+                "{name}, {sequences} sequences: prompt {prompt_rate:.1} tokens/s, generation {generation_rate:.1} tokens/s ({tokens} tokens; {:.1} per CPU second)",
+                tokens as f64 / cpu.as_secs_f64()
             );
         }
     }
 
     second_turn(&mut model, &long_text, rounds)?;
-    llama_bench(&path, &options.cache_dir, threads)
+    llama_bench(&path, &options.cache_dir, threads)?;
+    // Other processes on the cores skew every figure above, llama-bench's most (it spins).
+    println!("{}", load_average());
+    Ok(())
+}
+
+/// User and system CPU time of this process so far, all threads.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let seconds =
+        |time: libc::timeval| Duration::new(time.tv_sec as u64, time.tv_usec as u32 * 1000);
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// The 1, 5 and 15 minute load averages, where the system reports them.
+fn load_average() -> String {
+    match std::fs::read_to_string("/proc/loadavg") {
+        Ok(text) => {
+            let figures: Vec<&str> = text.split_whitespace().take(3).collect();
+            format!("load average {}", figures.join(" "))
+        }
+        Err(_) => "load average unknown".to_string(),
+    }
 }
 
 fn single_stream(
@@ -106,12 +132,14 @@ fn single_stream(
 }
 
 /// `sequences` copies of `base` (seeds 0, 1, …) started together and decoded together from
-/// empty caches: aggregate prompt and generation tokens/s, and the tokens generated.
+/// empty caches: aggregate prompt and generation tokens/s, the tokens generated, and the CPU
+/// time their generation took (which other processes on the cores barely change, unlike the
+/// tokens/s).
 fn batched(
     model: &mut LocalModel,
     base: &ChatRequest,
     sequences: usize,
-) -> Result<(f64, f64, usize)> {
+) -> Result<(f64, f64, usize, Duration)> {
     model.clear_cache();
     let requests: Vec<ChatRequest> = (0..sequences)
         .map(|seed| {
@@ -126,6 +154,7 @@ fn batched(
     }
     let prompt_time = started.elapsed();
     let started = Instant::now();
+    let cpu_started = cpu_time();
     let mut answers = Vec::new();
     while answers.len() < sequences {
         for (_, answer) in model.step() {
@@ -133,12 +162,14 @@ fn batched(
         }
     }
     let generation_time = started.elapsed();
+    let cpu = cpu_time() - cpu_started;
     let prompt_tokens: usize = answers.iter().map(|t| t.prompt_tokens_processed).sum();
     let generated: usize = answers.iter().map(|t| t.generated_tokens).sum();
     Ok((
         prompt_tokens as f64 / prompt_time.as_secs_f64(),
         generated as f64 / generation_time.as_secs_f64(),
         generated,
+        cpu,
     ))
 }
 
