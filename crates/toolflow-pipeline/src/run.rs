@@ -294,12 +294,13 @@ fn graph_stage(
 ) -> Result<PathBuf, PipelineError> {
     // The embedding precision decides the vectors, so a graph built at another one is stale.
     let settings = json!({
+        "method": config.method,
         "tau": config.tau,
         "embed_model": model.precision.effective()?.model_id(),
     });
     let key = stage_key(&settings, &[tools])?;
     runner.stage("graph", "graph.json", key, |output| {
-        let built = build_tool_graph(tools, config.tau, model, 0, observer)?;
+        let built = build_tool_graph(tools, config.method, config.tau, model, 0, observer)?;
         write_graph_json(&built.graph, output)?;
         Ok(format!(
             "{} tools, {} edges",
