@@ -13,7 +13,10 @@
 //! Density is the share of unordered tool pairs joined by any edge, lift is recall / density
 //! (1 is chance). See `toolflow_graph::quality` for the exact definitions.
 //!
-//! usage: cargo run --release -p toolflow-bench --bin chains -- [--ablate] [--model-dir DIR]
+//! usage: cargo run --release -p toolflow-bench --bin chains -- [--ablate] [--write DIR] [--flow k=v,…] [--model-dir DIR]
+//!
+//! `--write DIR` keeps every graph scored (`nestful-flow.json`, `g2-paper.json`, …) for a look;
+//! `--flow threshold=0.6,per_parameter=2` scores the flow method with other options.
 //!
 //! The embeddings go through toolflow's embedding cache (`~/.cache/toolflow`), so only the
 //! first run pays for the model; build times are printed with that cache warm.
@@ -51,10 +54,14 @@ struct GoldLink {
 fn main() -> anyhow::Result<()> {
     let mut ablate = false;
     let mut model_dir: Option<PathBuf> = None;
+    let mut write_dir: Option<PathBuf> = None;
+    let mut tuned = FlowOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--ablate" => ablate = true,
+            "--flow" => tuned = flow_options(&args.next().context("--flow needs key=value,…")?)?,
+            "--write" => write_dir = Some(args.next().context("--write needs a directory")?.into()),
             "--model-dir" => {
                 model_dir = Some(args.next().context("--model-dir needs a directory")?.into())
             }
@@ -87,7 +94,7 @@ fn main() -> anyhow::Result<()> {
     let mut embedder = CachedEmbedder::open(options)?;
     // Warm the cache with every variant's strings first, so that build times compare.
     for tools in [&nestful_tools, &g2_tools] {
-        build(tools, &variants(false)[1], &mut embedder)?;
+        build(tools, &variants(false, &tuned)[1], &mut embedder)?;
     }
 
     let links: Vec<DataFlowLink> = gold.iter().map(|g| g.link.clone()).collect();
@@ -102,7 +109,7 @@ fn main() -> anyhow::Result<()> {
             .join(" | ")
     );
     println!("|---|---:|---:|---:|---:|---:|{}---:|---:|---:|---:|", "---:|".repeat(sets.len()));
-    for variant in variants(ablate) {
+    for variant in variants(ablate, &tuned) {
         let (nestful, nestful_seconds) = build(&nestful_tools, &variant, &mut embedder)?;
         let (g2, g2_seconds) = build(&g2_tools, &variant, &mut embedder)?;
         let score = score_links(&nestful, &links)?;
@@ -118,6 +125,13 @@ fn main() -> anyhow::Result<()> {
             })
             .collect::<Result<_, _>>()?;
         let co = score_co_usage(&g2, &g2_sets)?;
+        if let Some(dir) = &write_dir {
+            std::fs::create_dir_all(dir)?;
+            for (name, graph) in [("nestful", &nestful), ("g2", &g2)] {
+                let path = dir.join(format!("{name}-{}.json", variant.label.replace(' ', "_")));
+                std::fs::write(&path, serde_json::to_vec_pretty(graph)?)?;
+            }
+        }
         println!(
             "| {} | {:.3} | {:.3} | {:.3} | {:.2}% | {:.1} | {} | {:.3} | {:.2}% | {:.1} | {:.3} + {:.3} |",
             variant.label,
@@ -137,8 +151,25 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `paper` and the default `flow`; with `ablate`, `flow` without each signal in turn.
-fn variants(ablate: bool) -> Vec<Variant> {
+/// Flow options from `threshold=0.6,per_parameter=2,min_shared_specificity=0.7,qualified_floor=0.8`
+/// over the defaults: for tuning.
+fn flow_options(text: &str) -> anyhow::Result<FlowOptions> {
+    let mut options = FlowOptions::default();
+    for pair in text.split(',') {
+        let (key, value) = pair.split_once('=').context("--flow takes key=value pairs")?;
+        match key {
+            "threshold" => options.threshold = value.parse()?,
+            "qualified_floor" => options.qualified_floor = value.parse()?,
+            "per_parameter" => options.per_parameter = value.parse()?,
+            "min_shared_specificity" => options.min_shared_specificity = value.parse()?,
+            _ => bail!("unknown flow option {key}"),
+        }
+    }
+    Ok(options)
+}
+
+/// `paper` and `flow` (with `tuned` options); with `ablate`, `flow` without each signal in turn.
+fn variants(ablate: bool, tuned: &FlowOptions) -> Vec<Variant> {
     let paper = Variant {
         label: "paper".into(),
         method: GraphMethod::Paper,
@@ -149,7 +180,7 @@ fn variants(ablate: bool) -> Vec<Variant> {
         method: GraphMethod::Flow,
         flow: FlowOptions {
             without,
-            ..FlowOptions::default()
+            ..tuned.clone()
         },
     };
     let mut variants = vec![paper, flow("flow", SignalSet::default())];
