@@ -21,7 +21,5 @@ pub use build::{BuildOptions, BuildReport, GraphError, SlotStrings, build_graph}
 pub use flow::{FlowOptions, SignalSet, build_flow_graph};
 pub use graphml::write_graphml;
 pub use quality::{CoUsageScore, DataFlowLink, LinkScore, score_co_usage, score_links};
-pub use sample::{
-    ForwardStep, SampledNodes, Sampler, forward_steps, sample_subsets, subset_seed,
-};
+pub use sample::{ForwardStep, SampledNodes, Sampler, forward_steps, sample_subsets, subset_seed};
 pub use stats::GraphStats;

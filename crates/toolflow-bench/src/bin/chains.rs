@@ -108,7 +108,10 @@ fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" | ")
     );
-    println!("|---|---:|---:|---:|---:|---:|{}---:|---:|---:|---:|", "---:|".repeat(sets.len()));
+    println!(
+        "|---|---:|---:|---:|---:|---:|{}---:|---:|---:|---:|",
+        "---:|".repeat(sets.len())
+    );
     for variant in variants(ablate, &tuned) {
         let (nestful, nestful_seconds) = build(&nestful_tools, &variant, &mut embedder)?;
         let (g2, g2_seconds) = build(&g2_tools, &variant, &mut embedder)?;
@@ -156,7 +159,9 @@ fn main() -> anyhow::Result<()> {
 fn flow_options(text: &str) -> anyhow::Result<FlowOptions> {
     let mut options = FlowOptions::default();
     for pair in text.split(',') {
-        let (key, value) = pair.split_once('=').context("--flow takes key=value pairs")?;
+        let (key, value) = pair
+            .split_once('=')
+            .context("--flow takes key=value pairs")?;
         match key {
             "threshold" => options.threshold = value.parse()?,
             "qualified_floor" => options.qualified_floor = value.parse()?,
@@ -187,15 +192,48 @@ fn variants(ablate: bool, tuned: &FlowOptions) -> Vec<Variant> {
     if ablate {
         let off = SignalSet::default;
         variants.extend([
-            flow("flow − types", SignalSet { types: true, ..off() }),
-            flow("flow − names", SignalSet { names: true, ..off() }),
-            flow("flow − context", SignalSet { context: true, ..off() }),
+            flow(
+                "flow − types",
+                SignalSet {
+                    types: true,
+                    ..off()
+                },
+            ),
+            flow(
+                "flow − names",
+                SignalSet {
+                    names: true,
+                    ..off()
+                },
+            ),
+            flow(
+                "flow − context",
+                SignalSet {
+                    context: true,
+                    ..off()
+                },
+            ),
             flow(
                 "flow − qualified cosine",
-                SignalSet { qualified_cosine: true, ..off() },
+                SignalSet {
+                    qualified_cosine: true,
+                    ..off()
+                },
             ),
-            flow("flow − paper cosine", SignalSet { paper_cosine: true, ..off() }),
-            flow("flow − specificity", SignalSet { specificity: true, ..off() }),
+            flow(
+                "flow − paper cosine",
+                SignalSet {
+                    paper_cosine: true,
+                    ..off()
+                },
+            ),
+            flow(
+                "flow − specificity",
+                SignalSet {
+                    specificity: true,
+                    ..off()
+                },
+            ),
         ]);
     }
     variants
