@@ -236,13 +236,11 @@ impl<'a> Sampler<'a> {
         };
         self.add(&mut walk.nodes, start);
         while walk.nodes.len() < target {
-            if chain {
-                if let Some((producer, step)) = self.chain_step(rng, &walk.nodes) {
-                    let consumer = self.forward[producer as usize][step].consumer;
-                    self.add(&mut walk.nodes, consumer);
-                    walk.links.push((producer, step));
-                    continue;
-                }
+            if chain && let Some((producer, step)) = self.chain_step(rng, &walk.nodes) {
+                let consumer = self.forward[producer as usize][step].consumer;
+                self.add(&mut walk.nodes, consumer);
+                walk.links.push((producer, step));
+                continue;
             }
             if let Some(next) = self.graph_step(rng, &walk.nodes) {
                 self.add(&mut walk.nodes, next);

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
-use toolflow_core::{content_hash, jsonl};
+use toolflow_core::{SamplingStrategy, content_hash, jsonl};
 use toolflow_embed::{CachedEmbedder, ModelOptions, Precision};
 use toolflow_import::{ImportOptions, Importer};
 use toolflow_llm::{CacheMode, TallyRow};
@@ -329,8 +329,15 @@ fn sample_stage(
         )?;
         jsonl::write(output, &subsets)?;
         let short = subsets.iter().filter(|s| s.short).count();
+        let chained = if config.strategy == SamplingStrategy::Chain {
+            let links: usize = subsets.iter().map(|s| s.links.len()).sum();
+            let fallbacks: u64 = subsets.iter().map(|s| u64::from(s.fallbacks)).sum();
+            format!(", {links} links, {fallbacks} graph steps where a chain could not grow")
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "{} subsets of {} tools, {short} short",
+            "{} subsets of {} tools, {short} short{chained}",
             subsets.len(),
             config.size
         ))
