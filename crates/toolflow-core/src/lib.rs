@@ -25,7 +25,7 @@ pub use graph::{
 pub use metrics::MetricsDocument;
 pub use rejection::{Level, Reason, Rejection, Rule};
 pub use run_state::{RunState, StageRecord};
-pub use subset::{SamplingStrategy, Subset};
+pub use subset::{SamplingStrategy, Subset, SubsetLink};
 pub use tool::Tool;
 
 /// A stable, content-derived hex digest (BLAKE3, first 16 bytes) used for ids and cache keys.

@@ -58,6 +58,9 @@ use crate::names::{is_container_token, is_role_token, is_tool_noise, tokens};
 /// How deep return schemas are read: `a.b.c` is depth 3.
 pub const MAX_DEPTH: usize = 3;
 
+/// Score factor of a return field that echoes one of its own tool's parameters.
+const ECHO_FACTOR: f32 = 0.9;
+
 /// The knobs of the flow method; [`FlowOptions::default`] is what `toolflow graph` uses (tuned
 /// on NESTFUL and ToolBench G2, documented in the README with an ablation).
 #[derive(Debug, Clone, PartialEq)]
@@ -78,10 +81,10 @@ pub struct FlowOptions {
 impl Default for FlowOptions {
     fn default() -> Self {
         FlowOptions {
-            threshold: 0.55,
+            threshold: 0.75,
             qualified_floor: 0.75,
-            per_parameter: 3,
-            min_shared_specificity: 0.5,
+            per_parameter: 2,
+            min_shared_specificity: 0.7,
             without: SignalSet::default(),
         }
     }
@@ -381,8 +384,25 @@ impl Specificity {
     }
 }
 
-/// The name signal and the rule it makes fire, if any.
+/// The name signal and the rule it makes fire, if any. A parameter that names alternatives
+/// (`username_or_id_or_url`) takes any one of them, so each is matched on its own.
 fn name_signal(
+    field: &[String],
+    parameter: &[String],
+    specificity: &Specificity,
+) -> (f32, Option<LinkRule>) {
+    if parameter.iter().any(|t| t == "or") {
+        return parameter
+            .split(|t| t == "or")
+            .filter(|alternative| !alternative.is_empty())
+            .map(|alternative| single_name_signal(field, alternative, specificity))
+            .max_by(|x, y| x.0.total_cmp(&y.0))
+            .unwrap_or((0.0, None));
+    }
+    single_name_signal(field, parameter, specificity)
+}
+
+fn single_name_signal(
     field: &[String],
     parameter: &[String],
     specificity: &Specificity,
@@ -445,13 +465,16 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
     // Candidates (field, parameter): by name, then by either embedding join.
     let mut candidates: HashSet<(u32, u32)> = HashSet::new();
     if !off.names {
-        let mut by_suffix: HashMap<&[String], Vec<u32>> = HashMap::new();
+        // Suffixes of each name (of each alternative of `a_or_b`), with the name's length.
+        let mut by_suffix: HashMap<&[String], Vec<(u32, usize)>> = HashMap::new();
         for (p, slot) in parameters.iter().enumerate() {
-            for start in 0..slot.qualified.len() {
-                by_suffix
-                    .entry(&slot.qualified[start..])
-                    .or_default()
-                    .push(p as u32);
+            for name in slot.qualified.split(|t| t == "or") {
+                for start in 0..name.len() {
+                    by_suffix
+                        .entry(&name[start..])
+                        .or_default()
+                        .push((p as u32, name.len()));
+                }
             }
         }
         for (f, field) in fields.iter().enumerate() {
@@ -462,9 +485,8 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
                 if start > 0 && (suffix.len() < 2 || !by_suffix.contains_key(suffix)) {
                     continue;
                 }
-                for &p in by_suffix.get(suffix).into_iter().flatten() {
-                    let exact = parameters[p as usize].qualified.len() == suffix.len();
-                    if start == 0 || exact {
+                for &(p, name_length) in by_suffix.get(suffix).into_iter().flatten() {
+                    if start == 0 || name_length == suffix.len() {
                         candidates.insert((f as u32, p));
                     }
                 }
@@ -532,6 +554,10 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
         }
     }
 
+    // A tool that takes a slot and returns it again only echoes the value; a tool that returns
+    // it without taking it is where the value comes from, and ranks first.
+    let own_parameters: HashSet<(u32, String)> =
+        parameters.iter().map(|s| (s.tool, s.key())).collect();
     let mut scored: Vec<(u32, u32, SlotLink)> = Vec::new();
     for (f, p) in candidates {
         let (field, parameter) = (&fields[f as usize], &parameters[p as usize]);
@@ -575,7 +601,12 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
         };
         let base = base.min(1.0);
         let types_factor = if types >= 1.0 { 1.0 } else { 0.85 };
-        let score = base * (0.5 + 0.5 * slot_specificity) * types_factor;
+        let echo_factor = if own_parameters.contains(&(field.tool, field.key())) {
+            ECHO_FACTOR
+        } else {
+            1.0
+        };
+        let score = base * (0.5 + 0.5 * slot_specificity) * types_factor * echo_factor;
         if score > flow.threshold {
             let signals = Signals {
                 types,

@@ -2,7 +2,8 @@
 //! by the paper's exact blocked similarity join ([`build_graph`]) or by data flow
 //! ([`build_flow_graph`], the default), scoring it against known links ([`quality`]), its statistics ([`GraphStats`]),
 //! GraphML output ([`write_graphml`]), and tool-subset sampling ([`sample_subsets`]: the
-//! random walk of Algorithm 1 made total, or the uniform baseline).
+//! random walk of Algorithm 1 made total, the chain walk along data flow, or the uniform
+//! baseline).
 //!
 //! The crate takes an embedding *function*, not a model, so it does not depend on the
 //! embedding crate and its tests run on fake embedders.
@@ -20,5 +21,5 @@ pub use build::{BuildOptions, BuildReport, GraphError, SlotStrings, build_graph}
 pub use flow::{FlowOptions, SignalSet, build_flow_graph};
 pub use graphml::write_graphml;
 pub use quality::{CoUsageScore, DataFlowLink, LinkScore, score_co_usage, score_links};
-pub use sample::{SampledNodes, Sampler, sample_subsets, subset_seed};
+pub use sample::{ForwardStep, SampledNodes, Sampler, forward_steps, sample_subsets, subset_seed};
 pub use stats::GraphStats;

@@ -21,6 +21,23 @@
 //! 4. **Too few nodes.** When every node is chosen before reaching `n` (`n` larger than the
 //!    graph), the subset is returned as it is, marked [`Subset::short`].
 //!
+//! # The chain strategy
+//!
+//! A walk along `return-param` edges forward, so that each added tool can take an output of
+//! a tool added before it:
+//!
+//! 1. **Start** at a node drawn uniformly from those with an outgoing `return-param` edge (any
+//!    node when there is none).
+//! 2. **Chain.** If the last added node feeds a tool not chosen yet, add one of those consumers
+//!    uniformly; otherwise branch from an earlier chosen node that does (uniformly among them).
+//!    Each such step records its link: the edge's best (field, parameter) pair.
+//! 3. **Fallback.** When no chosen node feeds an unchosen tool, take one step of the graph
+//!    strategy (steps 1–2 above, over edges of every kind) and count it in
+//!    [`Subset::fallbacks`]; when that fails too, restart as the graph strategy does.
+//!
+//! A chain subset with no fallback and no restart is a tree of data flow rooted at its first
+//! tool: every later tool takes some earlier tool's output.
+//!
 //! # The random strategy
 //!
 //! The paper's ablation baseline: `n` nodes uniformly without replacement (a partial
@@ -36,7 +53,8 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use toolflow_core::{SamplingStrategy, Subset};
+use toolflow_core::graph::UnknownNode;
+use toolflow_core::{EdgeKind, SamplingStrategy, Subset, SubsetLink, ToolGraph};
 
 /// The seed of subset `index` in a run seeded with `seed`: SplitMix64 of both, mixed so that
 /// nearby seeds and indexes give unrelated streams.
@@ -76,19 +94,90 @@ fn pick<T: Copy>(rng: &mut impl Rng, items: &[T]) -> T {
     items[uniform_below(rng, items.len() as u64) as usize]
 }
 
+/// One `return-param` edge as the chain strategy walks it: the consumer, and the return
+/// field and parameter of the edge's best link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardStep {
+    pub consumer: u32,
+    pub field: String,
+    pub parameter: String,
+}
+
+/// The `return-param` edges of `graph` by producer index, consumers ascending.
+pub fn forward_steps(graph: &ToolGraph) -> Result<Vec<Vec<ForwardStep>>, UnknownNode> {
+    let index: std::collections::HashMap<&str, u32> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), i as u32))
+        .collect();
+    let lookup = |name: &str| {
+        index
+            .get(name)
+            .copied()
+            .ok_or_else(|| UnknownNode(name.to_string()))
+    };
+    let mut forward: Vec<Vec<ForwardStep>> = vec![Vec::new(); graph.nodes.len()];
+    for edge in graph
+        .edges
+        .iter()
+        .filter(|edge| edge.kind == EdgeKind::ReturnParam)
+    {
+        let (producer, consumer) = (lookup(&edge.a)?, lookup(&edge.b)?);
+        let Some(&(field, parameter)) = edge.evidence.slot_pairs().first() else {
+            continue;
+        };
+        if producer != consumer {
+            forward[producer as usize].push(ForwardStep {
+                consumer,
+                field: field.to_string(),
+                parameter: parameter.to_string(),
+            });
+        }
+    }
+    for steps in &mut forward {
+        // Sorting fixes the order the walk draws from; the first edge of a pair is kept.
+        steps.sort_by_key(|step| step.consumer);
+        steps.dedup_by_key(|step| step.consumer);
+    }
+    Ok(forward)
+}
+
 /// Draws subsets from one graph; holds scratch space reused across subsets.
 pub struct Sampler<'a> {
     adjacency: &'a [Vec<u32>],
+    forward: &'a [Vec<ForwardStep>],
+    /// Nodes with a forward step: where chains start.
+    producers: Vec<u32>,
     chosen_flags: Vec<bool>,
     candidates: Vec<u32>,
     frontier: Vec<u32>,
 }
 
+/// What one walk drew.
+struct Walk {
+    nodes: Vec<u32>,
+    /// Chain steps taken: (producer, index of the step in its forward list).
+    links: Vec<(u32, usize)>,
+    restarts: u32,
+    fallbacks: u32,
+}
+
 impl<'a> Sampler<'a> {
     /// `adjacency`: sorted neighbour lists by node index, as [`toolflow_core::ToolGraph::adjacency`] gives.
     pub fn new(adjacency: &'a [Vec<u32>]) -> Self {
+        Self::with_forward(adjacency, &[])
+    }
+
+    /// A sampler that can also walk chains: `forward` as [`forward_steps`] gives (missing or
+    /// empty lists make every chain step a fallback).
+    pub fn with_forward(adjacency: &'a [Vec<u32>], forward: &'a [Vec<ForwardStep>]) -> Self {
         Sampler {
             adjacency,
+            forward,
+            producers: (0..forward.len().min(adjacency.len()) as u32)
+                .filter(|&n| !forward[n as usize].is_empty())
+                .collect(),
             chosen_flags: vec![false; adjacency.len()],
             candidates: Vec::new(),
             frontier: Vec::new(),
@@ -105,72 +194,148 @@ impl<'a> Sampler<'a> {
     ) -> SampledNodes {
         let seed = subset_seed(seed, index);
         let mut rng = subset_rng(seed);
-        let (nodes, restarts) = match strategy {
-            SamplingStrategy::Graph => self.walk(&mut rng, size),
-            SamplingStrategy::Random => (self.uniform(&mut rng, size), 0),
+        let walk = match strategy {
+            SamplingStrategy::Graph => self.walk(&mut rng, size, false),
+            SamplingStrategy::Chain => self.walk(&mut rng, size, true),
+            SamplingStrategy::Random => Walk {
+                nodes: self.uniform(&mut rng, size),
+                links: Vec::new(),
+                restarts: 0,
+                fallbacks: 0,
+            },
         };
         SampledNodes {
-            short: nodes.len() < size,
-            nodes,
-            restarts,
+            short: walk.nodes.len() < size,
+            nodes: walk.nodes,
+            links: walk.links,
+            restarts: walk.restarts,
+            fallbacks: walk.fallbacks,
             seed,
             index,
             strategy,
         }
     }
 
-    fn walk(&mut self, rng: &mut ChaCha8Rng, size: usize) -> (Vec<u32>, u32) {
+    /// The graph walk, or with `chain` the chain walk whose graph steps are its fallbacks.
+    fn walk(&mut self, rng: &mut ChaCha8Rng, size: usize, chain: bool) -> Walk {
         let node_count = self.adjacency.len();
         let target = size.min(node_count);
-        let mut chosen: Vec<u32> = Vec::with_capacity(target);
-        let mut restarts = 0;
+        let mut walk = Walk {
+            nodes: Vec::with_capacity(target),
+            links: Vec::new(),
+            restarts: 0,
+            fallbacks: 0,
+        };
         if target == 0 {
-            return (chosen, 0);
+            return walk;
         }
-        self.add(&mut chosen, uniform_below(rng, node_count as u64) as u32);
-        while chosen.len() < target {
-            let last = *chosen.last().expect("a node was chosen");
-            self.new_neighbours_of(last);
-            if !self.candidates.is_empty() {
-                let next = pick(rng, &self.candidates);
-                self.add(&mut chosen, next);
+        let start = if chain && !self.producers.is_empty() {
+            pick(rng, &self.producers)
+        } else {
+            uniform_below(rng, node_count as u64) as u32
+        };
+        self.add(&mut walk.nodes, start);
+        while walk.nodes.len() < target {
+            if chain && let Some((producer, step)) = self.chain_step(rng, &walk.nodes) {
+                let consumer = self.forward[producer as usize][step].consumer;
+                self.add(&mut walk.nodes, consumer);
+                walk.links.push((producer, step));
                 continue;
             }
-            self.frontier.clear();
-            for &node in &chosen {
-                if self.adjacency[node as usize]
-                    .iter()
-                    .any(|&n| !self.chosen_flags[n as usize])
-                {
-                    self.frontier.push(node);
-                }
-            }
-            if !self.frontier.is_empty() {
-                let from = pick(rng, &self.frontier);
-                self.new_neighbours_of(from);
-                let next = pick(rng, &self.candidates);
-                self.add(&mut chosen, next);
+            if let Some(next) = self.graph_step(rng, &walk.nodes) {
+                self.add(&mut walk.nodes, next);
+                walk.fallbacks += u32::from(chain);
                 continue;
             }
-            // The chosen nodes make up whole components: restart among the rest (there is
-            // one, since chosen.len() < target <= node_count).
-            let remaining = (node_count - chosen.len()) as u64;
-            let mut skip = uniform_below(rng, remaining);
-            let next = (0..node_count as u32)
-                .filter(|&n| !self.chosen_flags[n as usize])
-                .find(|_| {
-                    let hit = skip == 0;
-                    skip = skip.wrapping_sub(1);
-                    hit
-                })
-                .expect("an unchosen node remains");
-            restarts += 1;
-            self.add(&mut chosen, next);
+            let next = self.restart(rng, walk.nodes.len());
+            walk.restarts += 1;
+            self.add(&mut walk.nodes, next);
         }
-        for &node in &chosen {
+        for &node in &walk.nodes {
             self.chosen_flags[node as usize] = false;
         }
-        (chosen, restarts)
+        walk
+    }
+
+    /// A forward step from the last chosen node, else from a chosen node that has one:
+    /// (producer, index of the step).
+    fn chain_step(&mut self, rng: &mut ChaCha8Rng, chosen: &[u32]) -> Option<(u32, usize)> {
+        let last = *chosen.last().expect("a node was chosen");
+        if let Some(step) = self.new_consumer_of(rng, last) {
+            return Some((last, step));
+        }
+        self.frontier.clear();
+        for &node in chosen {
+            let feeds_new = self.forward.get(node as usize).is_some_and(|steps| {
+                steps
+                    .iter()
+                    .any(|step| !self.chosen_flags[step.consumer as usize])
+            });
+            if feeds_new {
+                self.frontier.push(node);
+            }
+        }
+        if self.frontier.is_empty() {
+            return None;
+        }
+        let from = pick(rng, &self.frontier);
+        Some((from, self.new_consumer_of(rng, from)?))
+    }
+
+    /// A uniform forward step of `producer` to an unchosen consumer, by index.
+    fn new_consumer_of(&mut self, rng: &mut ChaCha8Rng, producer: u32) -> Option<usize> {
+        let forward = self.forward;
+        let steps = forward.get(producer as usize)?;
+        self.candidates.clear();
+        self.candidates.extend(
+            (0..steps.len() as u32)
+                .filter(|&i| !self.chosen_flags[steps[i as usize].consumer as usize]),
+        );
+        if self.candidates.is_empty() {
+            return None;
+        }
+        Some(pick(rng, &self.candidates) as usize)
+    }
+
+    /// One step of Algorithm 1 along edges of any kind: a new neighbour of the last chosen
+    /// node, else of a chosen node that has one; none when the chosen nodes are whole
+    /// components.
+    fn graph_step(&mut self, rng: &mut ChaCha8Rng, chosen: &[u32]) -> Option<u32> {
+        let last = *chosen.last().expect("a node was chosen");
+        self.new_neighbours_of(last);
+        if !self.candidates.is_empty() {
+            return Some(pick(rng, &self.candidates));
+        }
+        self.frontier.clear();
+        for &node in chosen {
+            if self.adjacency[node as usize]
+                .iter()
+                .any(|&n| !self.chosen_flags[n as usize])
+            {
+                self.frontier.push(node);
+            }
+        }
+        if self.frontier.is_empty() {
+            return None;
+        }
+        let from = pick(rng, &self.frontier);
+        self.new_neighbours_of(from);
+        Some(pick(rng, &self.candidates))
+    }
+
+    /// The chosen nodes make up whole components: a uniform node among the rest (there is
+    /// one, since fewer than the target, which is at most the node count, are chosen).
+    fn restart(&self, rng: &mut ChaCha8Rng, chosen: usize) -> u32 {
+        let node_count = self.adjacency.len();
+        let mut skip = uniform_below(rng, (node_count - chosen) as u64);
+        (0..node_count as u32)
+            .filter(|&n| !self.chosen_flags[n as usize])
+            .find(|_| {
+                let hit = skip == 0;
+                skip = skip.wrapping_sub(1);
+                hit
+            })
+            .expect("an unchosen node remains")
     }
 
     fn add(&mut self, chosen: &mut Vec<u32>, node: u32) {
@@ -215,10 +380,28 @@ pub struct SampledNodes {
     pub seed: u64,
     pub short: bool,
     pub restarts: u32,
+    /// Chain steps: (producer, index of the step in the producer's forward list).
+    pub links: Vec<(u32, usize)>,
+    pub fallbacks: u32,
 }
 
 impl SampledNodes {
-    pub fn into_subset(self, names: &[String]) -> Subset {
+    /// The subset with names; `forward` is what the subset was sampled with.
+    pub fn into_subset(self, names: &[String], forward: &[Vec<ForwardStep>]) -> Subset {
+        let name = |node: u32| names[node as usize].clone();
+        let links = self
+            .links
+            .iter()
+            .map(|&(producer, step)| {
+                let step = &forward[producer as usize][step];
+                SubsetLink {
+                    producer: name(producer),
+                    field: step.field.clone(),
+                    consumer: name(step.consumer),
+                    parameter: step.parameter.clone(),
+                }
+            })
+            .collect();
         Subset {
             index: self.index,
             tools: self
@@ -230,15 +413,18 @@ impl SampledNodes {
             seed: self.seed,
             short: self.short,
             restarts: self.restarts,
+            links,
+            fallbacks: self.fallbacks,
         }
     }
 }
 
 /// `count` subsets of `size` nodes, subset `k` drawn with [`subset_seed`]`(seed, k)`, spread
 /// over `threads` threads (0: as many as the machine has); the output is the same for any
-/// thread count.
+/// thread count. `forward` ([`forward_steps`]) is what the chain strategy walks.
 pub fn sample_subsets(
     adjacency: &[Vec<u32>],
+    forward: &[Vec<ForwardStep>],
     strategy: SamplingStrategy,
     size: usize,
     count: u64,
@@ -252,7 +438,7 @@ pub fn sample_subsets(
     // Below a few thousand subsets a thread costs more than it saves.
     let threads = threads.min((count / 4096).max(1) as usize);
     if threads <= 1 {
-        let mut sampler = Sampler::new(adjacency);
+        let mut sampler = Sampler::with_forward(adjacency, forward);
         return (0..count)
             .map(|index| sampler.sample(strategy, size, seed, index))
             .collect();
@@ -262,7 +448,7 @@ pub fn sample_subsets(
         let handles: Vec<_> = (0..threads as u64)
             .map(|t| {
                 scope.spawn(move || {
-                    let mut sampler = Sampler::new(adjacency);
+                    let mut sampler = Sampler::with_forward(adjacency, forward);
                     let range = t * chunk..((t + 1) * chunk).min(count);
                     range
                         .map(|index| sampler.sample(strategy, size, seed, index))

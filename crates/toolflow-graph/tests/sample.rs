@@ -1,9 +1,10 @@
 //! Sampling: determinism, connectivity of restart-free walks, and the hard cases (isolated
 //! nodes, sizes above the node count, zero subsets) that must end, not hang.
 
-use toolflow_core::SamplingStrategy::{Graph, Random};
+use toolflow_core::SamplingStrategy::{Chain, Graph, Random};
+use toolflow_core::ToolGraph;
 use toolflow_graph::sample::{subset_rng, uniform_below};
-use toolflow_graph::{Sampler, sample_subsets, subset_seed};
+use toolflow_graph::{ForwardStep, Sampler, forward_steps, sample_subsets, subset_seed};
 
 /// Adjacency lists from an undirected edge list.
 fn adjacency(nodes: usize, edges: &[(u32, u32)]) -> Vec<Vec<u32>> {
@@ -49,11 +50,11 @@ fn is_connected(adjacency: &[Vec<u32>], nodes: &[u32]) -> bool {
 fn golden_subsets_for_a_fixed_seed() {
     // 0—1—2—3 path, 4—5, 6 alone.
     let graph = adjacency(7, &[(0, 1), (1, 2), (2, 3), (4, 5)]);
-    let subsets = sample_subsets(&graph, Graph, 3, 6, 42, 1);
+    let subsets = sample_subsets(&graph, &[], Graph, 3, 6, 42, 1);
     let got: Vec<(&[u32], u32, bool, u64)> =
         subsets.iter().map(|s| (s.nodes.as_slice(), s.restarts, s.short, s.seed)).collect();
     assert_eq!(got, GOLDEN_GRAPH);
-    let random: Vec<Vec<u32>> = sample_subsets(&graph, Random, 3, 4, 42, 1).into_iter().map(|s| s.nodes).collect();
+    let random: Vec<Vec<u32>> = sample_subsets(&graph, &[], Random, 3, 4, 42, 1).into_iter().map(|s| s.nodes).collect();
     assert_eq!(random, GOLDEN_RANDOM);
 }
 
@@ -72,9 +73,9 @@ const GOLDEN_RANDOM: [[u32; 3]; 4] = [[3, 1, 5], [3, 6, 5], [6, 5, 0], [6, 3, 4]
 fn same_seed_same_subsets_whatever_the_threads() {
     let graph = messy_graph(500);
     for strategy in [Graph, Random] {
-        let one = sample_subsets(&graph, strategy, 5, 10_000, 9, 1);
-        assert_eq!(one, sample_subsets(&graph, strategy, 5, 10_000, 9, 3));
-        assert_ne!(one, sample_subsets(&graph, strategy, 5, 10_000, 10, 1));
+        let one = sample_subsets(&graph, &[], strategy, 5, 10_000, 9, 1);
+        assert_eq!(one, sample_subsets(&graph, &[], strategy, 5, 10_000, 9, 3));
+        assert_ne!(one, sample_subsets(&graph, &[], strategy, 5, 10_000, 10, 1));
         // Subset k depends on (seed, k) only.
         let mut sampler = Sampler::new(&graph);
         assert_eq!(one[1234], sampler.sample(strategy, 5, 9, 1234));
@@ -85,7 +86,7 @@ fn same_seed_same_subsets_whatever_the_threads() {
 #[test]
 fn restart_free_walks_are_connected_and_distinct() {
     let graph = messy_graph(2000);
-    let subsets = sample_subsets(&graph, Graph, 4, 20_000, 1, 1);
+    let subsets = sample_subsets(&graph, &[], Graph, 4, 20_000, 1, 1);
     let mut restart_free = 0;
     for subset in &subsets {
         let mut distinct = subset.nodes.clone();
@@ -108,13 +109,13 @@ fn restart_free_walks_are_connected_and_distinct() {
 #[test]
 fn isolated_nodes_never_hang() {
     let graph = adjacency(50, &[]);
-    for subset in sample_subsets(&graph, Graph, 8, 1000, 3, 1) {
+    for subset in sample_subsets(&graph, &[], Graph, 8, 1000, 3, 1) {
         assert_eq!(subset.nodes.len(), 8);
         assert_eq!(subset.restarts, 7, "every step after the first is a restart");
         assert!(!subset.short);
     }
     // Asking for more than there is: every node, once, and short.
-    let subsets = sample_subsets(&graph, Graph, 80, 10, 3, 1);
+    let subsets = sample_subsets(&graph, &[], Graph, 80, 10, 3, 1);
     for subset in subsets {
         let mut nodes = subset.nodes.clone();
         nodes.sort_unstable();
@@ -128,14 +129,14 @@ fn isolated_nodes_never_hang() {
 fn size_above_node_count_and_degenerate_requests() {
     let graph = adjacency(3, &[(0, 1), (1, 2)]);
     for strategy in [Graph, Random] {
-        let subset = &sample_subsets(&graph, strategy, 10, 1, 0, 1)[0];
+        let subset = &sample_subsets(&graph, &[], strategy, 10, 1, 0, 1)[0];
         assert!(subset.short);
         assert_eq!(subset.nodes.len(), 3);
         assert_eq!(subset.restarts, 0, "a connected graph needs no restart");
-        assert!(sample_subsets(&graph, strategy, 4, 0, 0, 1).is_empty(), "count 0");
-        let empty = &sample_subsets(&graph, strategy, 0, 1, 0, 1)[0];
+        assert!(sample_subsets(&graph, &[], strategy, 4, 0, 0, 1).is_empty(), "count 0");
+        let empty = &sample_subsets(&graph, &[], strategy, 0, 1, 0, 1)[0];
         assert!(empty.nodes.is_empty() && !empty.short);
-        let none = &sample_subsets(&[], strategy, 2, 1, 0, 1)[0];
+        let none = &sample_subsets(&[], &[], strategy, 2, 1, 0, 1)[0];
         assert!(none.nodes.is_empty() && none.short);
     }
 }
@@ -144,7 +145,7 @@ fn size_above_node_count_and_degenerate_requests() {
 fn dead_ends_continue_from_an_earlier_node() {
     // A star: from a leaf the walk must go back through the centre to reach the others.
     let graph = adjacency(6, &[(0, 1), (0, 2), (0, 3), (0, 4), (0, 5)]);
-    for subset in sample_subsets(&graph, Graph, 6, 500, 11, 1) {
+    for subset in sample_subsets(&graph, &[], Graph, 6, 500, 11, 1) {
         assert_eq!(subset.restarts, 0, "{subset:?}");
         assert_eq!(subset.nodes.len(), 6);
     }
@@ -154,7 +155,7 @@ fn dead_ends_continue_from_an_earlier_node() {
 fn uniform_sampling_is_uniform_enough() {
     let graph = adjacency(10, &[]);
     let mut counts = [0u32; 10];
-    for subset in sample_subsets(&graph, Random, 3, 20_000, 5, 1) {
+    for subset in sample_subsets(&graph, &[], Random, 3, 20_000, 5, 1) {
         for node in subset.nodes {
             counts[node as usize] += 1;
         }
@@ -167,4 +168,84 @@ fn uniform_sampling_is_uniform_enough() {
         buckets[uniform_below(&mut rng, 3) as usize] += 1;
     }
     assert!(buckets.iter().all(|&c| (9_600..=10_400).contains(&c)), "{buckets:?}");
+}
+
+fn step(consumer: u32) -> ForwardStep {
+    ForwardStep {
+        consumer,
+        field: format!("out{consumer}"),
+        parameter: format!("in{consumer}"),
+    }
+}
+
+#[test]
+fn chains_follow_return_param_edges_forward_and_record_each_link() {
+    // 0 → 1 → 2 → 3 and 1 → 4 as data flow; 5 joined to 3 by a param-param edge only.
+    let forward = vec![vec![step(1)], vec![step(2), step(4)], vec![step(3)], vec![], vec![], vec![]];
+    let graph = adjacency(6, &[(0, 1), (1, 2), (2, 3), (1, 4), (3, 5)]);
+    let names: Vec<String> = (0..6).map(|n| format!("t{n}")).collect();
+    let mut whole_chains = 0;
+    for sampled in sample_subsets(&graph, &forward, Chain, 3, 500, 4, 1) {
+        let subset = sampled.into_subset(&names, &forward);
+        let node = |tool: &str| tool[1..].parse::<usize>().unwrap();
+        assert!(!forward[node(&subset.tools[0])].is_empty(), "starts at a producer: {subset:?}");
+        // Each step is a link, a fallback or a restart; a link's producer was chosen first.
+        let steps = subset.links.len() + (subset.fallbacks + subset.restarts) as usize;
+        assert_eq!(steps, subset.tools.len() - 1, "{subset:?}");
+        for link in &subset.links {
+            let at = |tool: &str| subset.tools.iter().position(|t| t == tool).unwrap();
+            assert!(at(&link.producer) < at(&link.consumer), "{subset:?}");
+            let consumer = node(&link.consumer);
+            assert_eq!((link.field.clone(), link.parameter.clone()), (format!("out{consumer}"), format!("in{consumer}")));
+        }
+        // Only a start at 2 (2 → 3, then nothing flows on) needs a graph step.
+        if subset.fallbacks == 0 {
+            whole_chains += 1;
+        } else {
+            assert_eq!(subset.tools[..2], ["t2", "t3"]);
+        }
+    }
+    assert!(whole_chains > 250, "{whole_chains} of 500 were whole chains");
+}
+
+#[test]
+fn a_chain_that_cannot_grow_takes_counted_graph_steps() {
+    // Only 0 → 1 is data flow; 2 hangs on 1 by a param-param edge, 3 is alone.
+    let forward = vec![vec![step(1)], vec![], vec![], vec![]];
+    let graph = adjacency(4, &[(0, 1), (1, 2)]);
+    let names: Vec<String> = (0..4).map(|n| format!("t{n}")).collect();
+    let subset = sample_subsets(&graph, &forward, Chain, 4, 1, 0, 1).remove(0).into_subset(&names, &forward);
+    assert_eq!(subset.tools, ["t0", "t1", "t2", "t3"]);
+    assert_eq!((subset.links.len(), subset.fallbacks, subset.restarts), (1, 1, 1));
+    // Without any data flow every step is a fallback, and the subsets are the graph walk's.
+    let no_flow = sample_subsets(&graph, &[], Chain, 3, 50, 2, 1);
+    let walk = sample_subsets(&graph, &[], Graph, 3, 50, 2, 1);
+    for (chain, graph_walk) in no_flow.iter().zip(&walk) {
+        assert_eq!(chain.nodes, graph_walk.nodes);
+        assert_eq!(chain.fallbacks + chain.restarts, 2);
+    }
+}
+
+#[test]
+fn forward_steps_read_the_best_link_of_each_return_param_edge() {
+    let graph: ToolGraph = serde_json::from_value(serde_json::json!({
+        "nodes": ["search", "details", "other"],
+        "edges": [
+            {"a": "details", "b": "other", "kind": "param-param", "score": 0.9,
+             "evidence": {"a": "q: x", "b": "q: y"}},
+            {"a": "search", "b": "details", "kind": "return-param", "score": 0.9,
+             "evidence": {"a": "person id", "b": "person id", "links": [
+                {"from": "results[].id", "to": "person_id", "score": 0.9, "rule": "same-name",
+                 "signals": {"types": 1.0, "names": 1.0, "qualified_cosine": 1.0, "paper_cosine": 0.5, "specificity": 1.0}}]}},
+            {"a": "other", "b": "search", "kind": "return-param", "score": 0.85,
+             "evidence": {"a": "title: the title", "b": "query: words"}}
+        ],
+        "meta": {"tau": 0.82, "model": "m", "tools_hash": "h", "strings": 0}
+    }))
+    .unwrap();
+    let forward = forward_steps(&graph).unwrap();
+    assert_eq!(forward[0], [ForwardStep { consumer: 1, field: "results[].id".into(), parameter: "person_id".into() }]);
+    assert!(forward[1].is_empty());
+    // A paper edge's evidence gives the names before ": ".
+    assert_eq!(forward[2], [ForwardStep { consumer: 0, field: "title".into(), parameter: "query".into() }]);
 }

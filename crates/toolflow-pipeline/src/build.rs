@@ -4,9 +4,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use toolflow_core::{SamplingStrategy, Subset, Tool, ToolGraph, jsonl};
+use toolflow_core::{GraphMethod, SamplingStrategy, Subset, Tool, ToolGraph, jsonl};
 use toolflow_embed::{CachedEmbedder, EmbedStats, ModelOptions};
-use toolflow_graph::{BuildOptions, BuildReport, build_graph, sample_subsets};
+use toolflow_graph::{
+    BuildOptions, BuildReport, FlowOptions, build_flow_graph, build_graph, forward_steps,
+    sample_subsets,
+};
 
 use crate::PipelineError;
 use crate::observe::Observer;
@@ -21,10 +24,11 @@ pub struct BuiltGraph {
     pub embedding: EmbedStats,
 }
 
-/// Builds the graph of the tools in `tools_path` with threshold `tau`, through the
-/// embedding cache; embedding progress goes to `observer`.
+/// Builds the graph of the tools in `tools_path` by `method` with threshold `tau`, through
+/// the embedding cache; embedding progress goes to `observer`.
 pub fn build_tool_graph(
     tools_path: &Path,
+    method: GraphMethod,
     tau: f32,
     model: ModelOptions,
     threads: usize,
@@ -43,9 +47,13 @@ pub fn build_tool_graph(
         tools_hash,
         threads,
     };
-    let built = build_graph(&tools, &options, |strings: &[String]| {
+    let embed = |strings: &[String]| {
         embedder.embed_with_progress(strings, &|done, total| observer.embedding(done, total))
-    });
+    };
+    let built = match method {
+        GraphMethod::Paper => build_graph(&tools, &options, embed),
+        GraphMethod::Flow => build_flow_graph(&tools, &options, &FlowOptions::default(), embed),
+    };
     observer.embedding_finished();
     let (graph, report) = built.map_err(|error| PipelineError::Graph {
         path: tools_path.to_path_buf(),
@@ -86,15 +94,15 @@ pub fn sample_graph(
     seed: u64,
     threads: usize,
 ) -> Result<Vec<Subset>, PipelineError> {
-    let adjacency = graph
-        .adjacency()
-        .map_err(|error| PipelineError::UnknownNode {
-            path: graph_path.to_path_buf(),
-            error,
-        })?;
-    let sampled = sample_subsets(&adjacency, strategy, size, count, seed, threads);
+    let unknown = |error| PipelineError::UnknownNode {
+        path: graph_path.to_path_buf(),
+        error,
+    };
+    let adjacency = graph.adjacency().map_err(unknown)?;
+    let forward = forward_steps(graph).map_err(unknown)?;
+    let sampled = sample_subsets(&adjacency, &forward, strategy, size, count, seed, threads);
     Ok(sampled
         .into_iter()
-        .map(|s| s.into_subset(&graph.nodes))
+        .map(|s| s.into_subset(&graph.nodes, &forward))
         .collect())
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use toolflow_core::SamplingStrategy;
+use toolflow_core::{GraphMethod, SamplingStrategy};
 use toolflow_eval::FilterConfig;
 use toolflow_synth::SynthConfig;
 use toolflow_synth::enrich::EnrichOptions;
@@ -19,6 +19,9 @@ pub const DEMO_TOOLS: &str = include_str!("../../../examples/tools/demo.jsonl");
 
 /// Where the demo tools are said to come from, in diagnostics.
 pub const DEMO_TOOLS_PATH: &str = "examples/tools/demo.jsonl";
+
+/// How `toolflow graph` and the run's graph stage find edges unless told otherwise.
+pub const DEFAULT_GRAPH_METHOD: GraphMethod = GraphMethod::Paper;
 
 /// A run config that cannot be used, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -91,10 +94,12 @@ pub struct ToolsConfig {
     pub strict: bool,
 }
 
-/// `[graph]`: the tool graph's similarity threshold and embedding model.
+/// `[graph]`: how edges are found, the similarity threshold and the embedding model.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphConfig {
+    /// `flow` (data flow, the default) or `paper` (the paper's method, exact).
+    pub method: GraphMethod,
     /// An edge needs a cosine strictly above τ (paper: 0.82).
     pub tau: f32,
     /// An all-MiniLM-L6-v2 directory, relative to the config file, instead of the cache.
@@ -104,6 +109,7 @@ pub struct GraphConfig {
 impl Default for GraphConfig {
     fn default() -> Self {
         GraphConfig {
+            method: DEFAULT_GRAPH_METHOD,
             tau: 0.82,
             model_dir: None,
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
-use toolflow_core::{content_hash, jsonl};
+use toolflow_core::{SamplingStrategy, content_hash, jsonl};
 use toolflow_embed::{CachedEmbedder, ModelOptions, Precision};
 use toolflow_import::{ImportOptions, Importer};
 use toolflow_llm::{CacheMode, TallyRow};
@@ -294,12 +294,13 @@ fn graph_stage(
 ) -> Result<PathBuf, PipelineError> {
     // The embedding precision decides the vectors, so a graph built at another one is stale.
     let settings = json!({
+        "method": config.method,
         "tau": config.tau,
         "embed_model": model.precision.effective()?.model_id(),
     });
     let key = stage_key(&settings, &[tools])?;
     runner.stage("graph", "graph.json", key, |output| {
-        let built = build_tool_graph(tools, config.tau, model, 0, observer)?;
+        let built = build_tool_graph(tools, config.method, config.tau, model, 0, observer)?;
         write_graph_json(&built.graph, output)?;
         Ok(format!(
             "{} tools, {} edges",
@@ -328,8 +329,15 @@ fn sample_stage(
         )?;
         jsonl::write(output, &subsets)?;
         let short = subsets.iter().filter(|s| s.short).count();
+        let chained = if config.strategy == SamplingStrategy::Chain {
+            let links: usize = subsets.iter().map(|s| s.links.len()).sum();
+            let fallbacks: u64 = subsets.iter().map(|s| u64::from(s.fallbacks)).sum();
+            format!(", {links} links, {fallbacks} graph steps where a chain could not grow")
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "{} subsets of {} tools, {short} short",
+            "{} subsets of {} tools, {short} short{chained}",
             subsets.len(),
             config.size
         ))

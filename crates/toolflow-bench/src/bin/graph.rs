@@ -2,11 +2,13 @@
 //! (sentence-transformers + numpy), on the ToolBench and Seal-Tools tool sets, in one run.
 //!
 //! For each tool set it runs, one after the other on the same file and the same model
-//! directory: the reference script, `toolflow graph` cold (a fresh, empty cache directory),
-//! and `toolflow graph` warm (the same cache again, so no string reaches the model). It
+//! directory: the reference script, then for each method (`paper`, `flow`) `toolflow graph`
+//! cold (a fresh, empty cache directory) and warm (the same cache again, so no string reaches
+//! the model). It
 //! prints wall time, peak memory (the child's `ru_maxrss`), strings/s of the embedding and of
 //! the join separately, the speed-up over the reference, and the Jaccard similarity of the two
-//! edge sets over undirected tool pairs.
+//! edge sets over undirected tool pairs (`paper` only: that method reproduces the script), and
+//! the cost of `flow` over `paper` cold.
 //!
 //! usage: cargo build --release -p toolflow && \
 //!        cargo run --release -p toolflow-bench --bin graph -- [--model-dir DIR] [--ref-python PY] [FILE.jsonl...]
@@ -109,66 +111,10 @@ fn bench_file(file: &Path, toolflow: &Path, reference_script: &Path, options: &O
         None => None,
     };
 
-    let cache = scratch.path().join("cache");
-    let graph_path = scratch.path().join("graph.json");
-    let run_toolflow = || {
-        run_measured(
-            Command::new(toolflow)
-                .arg("--json")
-                .arg("--cache-dir")
-                .arg(&cache)
-                .arg("graph")
-                .arg(&tools)
-                .arg("-o")
-                .arg(&graph_path)
-                .arg("--model-dir")
-                .arg(&options.model_dir)
-                .args(["--tau", "0.82"]),
-            scratch.path(),
-        )
-    };
-    let cold = run_toolflow()?;
-    let warm_runs: Vec<Measured> = (0..3).map(|_| run_toolflow()).collect::<anyhow::Result<_>>()?;
-    let warm = warm_runs.into_iter().min_by_key(|m| m.wall).expect("three warm runs");
-    let toolflow_pairs = graph_pairs(&graph_path)?;
-
-    let cold_figures: Value = serde_json::from_str(cold.stdout.trim())?;
-    let warm_figures: Value = serde_json::from_str(warm.stdout.trim())?;
-    let strings = cold_figures["build"]["strings"].as_f64().unwrap_or(0.0);
     let number = |v: &Value, pointer: &str| v.pointer(pointer).and_then(Value::as_f64).unwrap_or(f64::NAN);
-
-    println!(
-        "strings: {} distinct ({} parameter slots, {} return slots)",
-        strings,
-        number(&cold_figures, "/build/parameter_slots"),
-        number(&cold_figures, "/build/return_slots")
-    );
-    let tokens = number(&cold_figures, "/embedding/tokens");
-    let model_seconds = number(&cold_figures, "/embedding/model_seconds");
-    for (label, measured, figures) in [("cold", &cold, &cold_figures), ("warm", &warm, &warm_figures)] {
-        let embed = number(figures, "/build/embed_time");
-        let join = number(figures, "/build/join_time");
-        println!(
-            "toolflow {label}: wall {:.3}s, peak {:.0} MiB; embed {:.3}s ({:.0} strings/s; model load {:.3}s), join {:.3}s ({:.0} strings/s), edges {}",
-            measured.wall.as_secs_f64(),
-            mib(measured.max_rss_bytes),
-            embed,
-            strings / embed,
-            number(figures, "/embedding/model_load_seconds"),
-            join,
-            strings / join,
-            number(figures, "/stats/edges"),
-        );
-    }
-    println!(
-        "model compute: {tokens} tokens in {model_seconds:.3}s = {:.0} tokens/s; the 2-core limit (~5 s per 90k tokens) would be {:.3}s ({:.2}x of it)",
-        tokens / model_seconds,
-        tokens / 90_000.0 * 5.0,
-        model_seconds / (tokens / 90_000.0 * 5.0)
-    );
-
-    if let Some((measured, figures, reference_pairs)) = reference {
-        let seconds = |key: &str| number(&figures, &format!("/seconds/{key}"));
+    if let Some((measured, figures, _)) = &reference {
+        let strings = number(figures, "/unique_strings");
+        let seconds = |key: &str| number(figures, &format!("/seconds/{key}"));
         println!(
             "reference: wall {:.3}s, peak {:.0} MiB; load {:.3}s, embed {:.3}s ({:.0} strings/s), join {:.3}s ({:.0} strings/s), total {:.3}s, edges {}",
             measured.wall.as_secs_f64(),
@@ -181,24 +127,90 @@ fn bench_file(file: &Path, toolflow: &Path, reference_script: &Path, options: &O
             seconds("total"),
             figures["edges"],
         );
-        let reference_wall = measured.wall.as_secs_f64();
-        println!(
-            "speed-up over the reference (wall): cold {:.2}x (target >= 2.5x), warm {:.1}x (target >= 50x)",
-            reference_wall / cold.wall.as_secs_f64(),
-            reference_wall / warm.wall.as_secs_f64()
-        );
-        let common = toolflow_pairs.intersection(&reference_pairs).count();
-        let union = toolflow_pairs.union(&reference_pairs).count();
-        println!(
-            "undirected pairs: toolflow {}, reference {}, both {}, only toolflow {}, only reference {}; Jaccard {:.5} (target >= 0.999)",
-            toolflow_pairs.len(),
-            reference_pairs.len(),
-            common,
-            toolflow_pairs.len() - common,
-            reference_pairs.len() - common,
-            if union == 0 { 1.0 } else { common as f64 / union as f64 }
-        );
     }
+    let mut cold_walls = Vec::new();
+    for method in ["paper", "flow"] {
+        // A fresh cache per method: each cold run embeds every string it needs.
+        let cache = scratch.path().join(format!("cache-{method}"));
+        let graph_path = scratch.path().join(format!("graph-{method}.json"));
+        let run_toolflow = || {
+            run_measured(
+                Command::new(toolflow)
+                    .arg("--json")
+                    .arg("--cache-dir")
+                    .arg(&cache)
+                    .arg("graph")
+                    .arg(&tools)
+                    .arg("-o")
+                    .arg(&graph_path)
+                    .arg("--model-dir")
+                    .arg(&options.model_dir)
+                    .args(["--method", method, "--tau", "0.82"]),
+                scratch.path(),
+            )
+        };
+        let cold = run_toolflow()?;
+        let warm_runs: Vec<Measured> = (0..3).map(|_| run_toolflow()).collect::<anyhow::Result<_>>()?;
+        let warm = warm_runs.into_iter().min_by_key(|m| m.wall).expect("three warm runs");
+        cold_walls.push(cold.wall.as_secs_f64());
+
+        let cold_figures: Value = serde_json::from_str(cold.stdout.trim())?;
+        let warm_figures: Value = serde_json::from_str(warm.stdout.trim())?;
+        let strings = number(&cold_figures, "/build/strings");
+        println!(
+            "{method}: {} distinct strings ({} parameter slots, {} return slots)",
+            strings,
+            number(&cold_figures, "/build/parameter_slots"),
+            number(&cold_figures, "/build/return_slots")
+        );
+        for (label, measured, figures) in [("cold", &cold, &cold_figures), ("warm", &warm, &warm_figures)] {
+            let embed = number(figures, "/build/embed_time");
+            let join = number(figures, "/build/join_time");
+            println!(
+                "toolflow {method} {label}: wall {:.3}s, peak {:.0} MiB; embed {:.3}s ({:.0} strings/s; model load {:.3}s), join {:.3}s ({:.0} strings/s), edges {}, density {:.4}",
+                measured.wall.as_secs_f64(),
+                mib(measured.max_rss_bytes),
+                embed,
+                strings / embed,
+                number(figures, "/embedding/model_load_seconds"),
+                join,
+                strings / join,
+                number(figures, "/stats/edges"),
+                number(figures, "/stats/density"),
+            );
+        }
+        let tokens = number(&cold_figures, "/embedding/tokens");
+        let model_seconds = number(&cold_figures, "/embedding/model_seconds");
+        println!(
+            "model compute: {tokens} tokens in {model_seconds:.3}s = {:.0} tokens/s; the 2-core limit (~5 s per 90k tokens) would be {:.3}s ({:.2}x of it)",
+            tokens / model_seconds,
+            tokens / 90_000.0 * 5.0,
+            model_seconds / (tokens / 90_000.0 * 5.0)
+        );
+        if let Some((measured, _, reference_pairs)) = &reference {
+            let reference_wall = measured.wall.as_secs_f64();
+            println!(
+                "{method} speed-up over the reference (wall): cold {:.2}x (target >= 2.5x), warm {:.1}x (target >= 50x)",
+                reference_wall / cold.wall.as_secs_f64(),
+                reference_wall / warm.wall.as_secs_f64()
+            );
+            if method == "paper" {
+                let toolflow_pairs = graph_pairs(&graph_path)?;
+                let common = toolflow_pairs.intersection(reference_pairs).count();
+                let union = toolflow_pairs.union(reference_pairs).count();
+                println!(
+                    "undirected pairs: toolflow {}, reference {}, both {}, only toolflow {}, only reference {}; Jaccard {:.5} (target >= 0.999)",
+                    toolflow_pairs.len(),
+                    reference_pairs.len(),
+                    common,
+                    toolflow_pairs.len() - common,
+                    reference_pairs.len() - common,
+                    if union == 0 { 1.0 } else { common as f64 / union as f64 }
+                );
+            }
+        }
+    }
+    println!("cost of flow over paper, cold wall: {:.2}x", cold_walls[1] / cold_walls[0]);
     Ok(())
 }
 

@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         for strategy in [SamplingStrategy::Graph, SamplingStrategy::Random] {
             for threads in [1, 0] {
                 let started = Instant::now();
-                let subsets = sample_subsets(adjacency, strategy, size, COUNT, 1, threads);
+                let subsets = sample_subsets(adjacency, &[], strategy, size, COUNT, 1, threads);
                 let seconds = started.elapsed().as_secs_f64();
                 let short = subsets.iter().filter(|s| s.short).count();
                 let restarted = subsets.iter().filter(|s| s.restarts > 0).count();

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::json;
-use toolflow_core::{ToolGraph, jsonl};
+use toolflow_core::{GraphMethod, ToolGraph, jsonl};
 use toolflow_graph::{GraphStats, write_graphml};
 use toolflow_pipeline::build::{BuiltGraph, build_tool_graph, write_graph_json};
+use toolflow_pipeline::config::DEFAULT_GRAPH_METHOD;
 
 use crate::progress::CliObserver;
 
@@ -18,6 +19,10 @@ pub struct Args {
     /// Where to write the graph
     #[arg(short, long, default_value = "graph.json")]
     output: PathBuf,
+    /// How edges are found: `flow` (return→param data flow and specific shared slots, each
+    /// edge with its evidence) or `paper` (the paper's cosine above τ, exact) [default: flow]
+    #[arg(long, value_enum)]
+    method: Option<Method>,
     /// Similarity threshold: an edge needs a cosine strictly above it
     #[arg(long, default_value_t = 0.82)]
     tau: f32,
@@ -39,6 +44,21 @@ pub struct Args {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum Method {
+    Paper,
+    Flow,
+}
+
+impl From<Method> for GraphMethod {
+    fn from(method: Method) -> Self {
+        match method {
+            Method::Paper => GraphMethod::Paper,
+            Method::Flow => GraphMethod::Flow,
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum Format {
     Json,
     Graphml,
@@ -46,12 +66,14 @@ enum Format {
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let started = Instant::now();
+    let method = args.method.map_or(DEFAULT_GRAPH_METHOD, GraphMethod::from);
     let BuiltGraph {
         graph,
         report,
         embedding: embed_stats,
     } = build_tool_graph(
         &args.tools,
+        method,
         args.tau,
         global.model_options(args.model_dir.clone(), args.offline),
         args.threads,
@@ -74,6 +96,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     if global.json {
         let summary = json!({
             "output": args.output,
+            "method": method,
             "tau": args.tau,
             "model": graph.meta.model,
             "build": report,

@@ -1,4 +1,5 @@
-//! `toolflow sample`: graph.json → subsets.jsonl, by random walk (Algorithm 1) or uniformly.
+//! `toolflow sample`: graph.json → subsets.jsonl, by random walk (Algorithm 1), along data
+//! flow (chains) or uniformly.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,7 +24,8 @@ pub struct Args {
     /// Run seed: the same seed gives the same file on every machine
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// `graph`: random walk on the tool graph (Algorithm 1); `random`: uniform, the ablation
+    /// `graph`: random walk on the tool graph (Algorithm 1); `chain`: a walk along return→param
+    /// edges, each subset recording its links; `random`: uniform, the ablation
     #[arg(long, value_enum, default_value_t = Strategy::Graph)]
     strategy: Strategy,
     /// Threads (0: all cores); the output does not depend on it
@@ -34,6 +36,7 @@ pub struct Args {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Strategy {
     Graph,
+    Chain,
     Random,
 }
 
@@ -42,6 +45,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let graph = read_graph(&args.graph)?;
     let strategy = match args.strategy {
         Strategy::Graph => SamplingStrategy::Graph,
+        Strategy::Chain => SamplingStrategy::Chain,
         Strategy::Random => SamplingStrategy::Random,
     };
     if args.size > graph.nodes.len() {
@@ -66,6 +70,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let short = subsets.iter().filter(|s| s.short).count();
     let restarted = subsets.iter().filter(|s| s.restarts > 0).count();
     let restarts: u64 = subsets.iter().map(|s| u64::from(s.restarts)).sum();
+    let links: usize = subsets.iter().map(|s| s.links.len()).sum();
+    let fallbacks: u64 = subsets.iter().map(|s| u64::from(s.fallbacks)).sum();
     let seconds = started.elapsed().as_secs_f64();
     if global.json {
         println!(
@@ -76,12 +82,19 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
                 "short": short,
                 "restarted": restarted,
                 "restarts": restarts,
+                "links": links,
+                "fallbacks": fallbacks,
                 "seconds": seconds,
             })
         );
     } else if !global.quiet {
+        let chained = if strategy == SamplingStrategy::Chain {
+            format!(", {links} links, {fallbacks} graph steps where a chain could not grow")
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{}: {} subsets of {} tools ({} short, {} needed a restart), {:.3}s",
+            "{}: {} subsets of {} tools ({} short, {} needed a restart{chained}), {:.3}s",
             args.output.display(),
             subsets.len(),
             args.size,
