@@ -81,7 +81,18 @@ pub enum EnrichError {
     #[error("the answer is not JSON: {0}")]
     NotJson(serde_json::Error),
     #[error("the proposed return schema is unusable after {draws} draws: {reason}")]
-    BadReturns { draws: u64, reason: String },
+    BadReturns { draws: u64, reason: ReturnsError },
+}
+
+/// Why a proposed return schema cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ReturnsError {
+    /// It is not a JSON Schema that compiles.
+    #[error("{0}")]
+    Invalid(String),
+    /// It describes something other than an object with named fields.
+    #[error("not an object schema with properties")]
+    NotAnObject,
 }
 
 /// Counts of filled fields, by kind.
@@ -242,7 +253,6 @@ async fn ask(
     let mut request = ChatRequest::new(vec![Message::user(prompt)]);
     request.json_schema = Some(missing.answer_schema());
     request.temperature = Some(temperature);
-    let mut reason = String::new();
     for draw in 0..SCHEMA_DRAWS {
         request.seed = Some(if draw == 0 {
             seed
@@ -259,27 +269,29 @@ async fn ask(
             .filter(|_| missing.returns)
             .map(check_returns_schema)
         {
+            Some(Err(reason)) if draw + 1 == SCHEMA_DRAWS => {
+                return Err(EnrichError::BadReturns {
+                    draws: SCHEMA_DRAWS,
+                    reason,
+                });
+            }
             Some(Err(error)) => {
                 tracing::debug!(tool = %tool.name, draw, %error, "unusable return schema; drawing again");
-                reason = error;
             }
             _ => return Ok(answer),
         }
     }
-    Err(EnrichError::BadReturns {
-        draws: SCHEMA_DRAWS,
-        reason,
-    })
+    unreachable!("the last draw returns")
 }
 
-fn check_returns_schema(schema: &Value) -> Result<(), String> {
-    jsonschema::validator_for(schema).map_err(|error| error.to_string())?;
+fn check_returns_schema(schema: &Value) -> Result<(), ReturnsError> {
+    jsonschema::validator_for(schema).map_err(|error| ReturnsError::Invalid(error.to_string()))?;
     let is_object = schema.get("type").and_then(Value::as_str) == Some("object")
         && schema.get("properties").is_some_and(Value::is_object);
     if is_object {
         Ok(())
     } else {
-        Err("not an object schema with properties".into())
+        Err(ReturnsError::NotAnObject)
     }
 }
 

@@ -247,7 +247,7 @@ async fn judge_one(
             }
             Err(error) => {
                 tracing::debug!(id = %dialogue.id, attempt, %error, "unusable verdict");
-                last = error;
+                last = error.to_string();
             }
         }
     }
@@ -277,15 +277,33 @@ fn verdict_schema(comment_chars: u32) -> Value {
 
 type Scores = ([u8; 4], [String; 4]);
 
-fn parse_json(text: &str) -> Result<Scores, String> {
-    let value: Value =
-        serde_json::from_str(text.trim()).map_err(|error| format!("not JSON: {error}"))?;
+/// Why a judge's answer holds no verdict; its text is the failure's `error` in
+/// `metrics.json` once the attempts are spent.
+#[derive(Debug, thiserror::Error)]
+enum VerdictError {
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// The JSON form's score of a criterion is missing or out of range.
+    #[error("`{0}` has no score from 1 to 5")]
+    BadScore(&'static str),
+    /// The text form's line of a criterion has no score from 1 to 5.
+    #[error("`{criterion}` has no score from 1 to 5: {line}")]
+    BadScoreLine {
+        criterion: &'static str,
+        line: String,
+    },
+    /// The text form has no line for a criterion.
+    #[error("no score for `{0}`")]
+    NoScore(&'static str),
+}
+
+fn parse_json(text: &str) -> Result<Scores, VerdictError> {
+    let value: Value = serde_json::from_str(text.trim()).map_err(VerdictError::NotJson)?;
     let mut scores = [0u8; 4];
     let mut comments: [String; 4] = Default::default();
     for (k, name) in CRITERIA.iter().enumerate() {
         let entry = &value[name];
-        scores[k] = score(entry["score"].as_u64())
-            .ok_or_else(|| format!("`{name}` has no score from 1 to 5"))?;
+        scores[k] = score(entry["score"].as_u64()).ok_or(VerdictError::BadScore(*name))?;
         comments[k] = entry["comment"]
             .as_str()
             .unwrap_or_default()
@@ -296,7 +314,7 @@ fn parse_json(text: &str) -> Result<Scores, String> {
 }
 
 /// The Table 15 form: `N. Criterion: S / 5` then a `Comments:` line, in any order.
-fn parse_text(text: &str) -> Result<Scores, String> {
+fn parse_text(text: &str) -> Result<Scores, VerdictError> {
     let mut scores = [0u8; 4];
     let mut comments: [String; 4] = Default::default();
     let mut current: Option<usize> = None;
@@ -313,8 +331,10 @@ fn parse_text(text: &str) -> Result<Scores, String> {
                 .chars()
                 .take_while(char::is_ascii_digit)
                 .collect::<String>();
-            scores[k] = score(number.parse().ok())
-                .ok_or_else(|| format!("`{}` has no score from 1 to 5: {line}", CRITERIA[k]))?;
+            scores[k] = score(number.parse().ok()).ok_or_else(|| VerdictError::BadScoreLine {
+                criterion: CRITERIA[k],
+                line: line.to_owned(),
+            })?;
             current = Some(k);
         } else if let (Some(k), Some(rest)) = (
             current,
@@ -326,7 +346,7 @@ fn parse_text(text: &str) -> Result<Scores, String> {
         }
     }
     if let Some(k) = scores.iter().position(|&s| s == 0) {
-        return Err(format!("no score for `{}`", CRITERIA[k]));
+        return Err(VerdictError::NoScore(CRITERIA[k]));
     }
     Ok((scores, comments))
 }
@@ -372,11 +392,13 @@ mod tests {
         assert!(
             parse_text("1. Naturalness: 7 / 5")
                 .unwrap_err()
+                .to_string()
                 .contains("naturalness")
         );
         assert!(
             parse_text("1. Naturalness: 4 / 5")
                 .unwrap_err()
+                .to_string()
                 .contains("coherence")
         );
         let json = r#"{"naturalness": {"score": 5, "comment": "a"}, "coherence": {"score": 4, "comment": "b"},

@@ -8,12 +8,14 @@ pub mod enrich;
 pub mod judge;
 pub mod plan;
 pub mod prompts;
+pub mod role;
 #[cfg(feature = "standin")]
 pub mod scripted;
 mod transcript;
 mod writer;
 
 pub use plan::{PlanError, parse_plan, plan_schema};
-pub use config::{SynthConfig, ToolChoicePolicy};
+pub use config::{SynthConfig, SynthConfigError, ToolChoicePolicy};
 pub use prompts::{PromptError, PromptKind, Prompts};
+pub use role::Role;
 pub use writer::{SynthError, Synthesizer};
