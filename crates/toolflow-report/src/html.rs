@@ -101,3 +101,8 @@ mod tests {
         assert_eq!(percent(0.45296), "45.3 %");
     }
 }
+
+/// A paragraph standing in for a section whose input is absent.
+pub(crate) fn absent_note(text: &str) -> String {
+    format!("<p class=\"absent\">{}</p>\n", escape(text))
+}
