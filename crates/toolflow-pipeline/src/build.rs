@@ -6,9 +6,9 @@ use std::path::Path;
 
 use toolflow_core::{SamplingStrategy, Subset, Tool, ToolGraph, jsonl};
 use toolflow_embed::{CachedEmbedder, EmbedStats, ModelOptions};
-use toolflow_graph::{BuildOptions, BuildReport, build_graph, sample_subsets};
+use toolflow_graph::{BuildOptions, BuildReport, GraphStats, build_graph, sample_subsets};
 
-use crate::PipelineError;
+use crate::error::PipelineError;
 use crate::observe::Observer;
 
 /// A built graph with what it cost.
@@ -19,6 +19,36 @@ pub struct BuiltGraph {
     pub report: BuildReport,
     /// What the embedding cache and model did.
     pub embedding: EmbedStats,
+}
+
+impl BuiltGraph {
+    /// `toolflow graph --json`'s summary: the output, the threshold and model, the build's
+    /// sizes and timings, the embedding cache's work, the graph's statistics.
+    pub fn summary(
+        &self,
+        output: &Path,
+        tau: f32,
+        stats: &GraphStats,
+        seconds: f64,
+    ) -> serde_json::Value {
+        let embedding = &self.embedding;
+        serde_json::json!({
+            "output": output,
+            "tau": tau,
+            "model": self.graph.meta.model,
+            "build": self.report,
+            "embedding": {
+                "cache_hits": embedding.cache_hits,
+                "computed": embedding.computed,
+                "tokens": embedding.tokens,
+                "model_loaded": embedding.model_loaded,
+                "model_load_seconds": embedding.load_seconds,
+                "model_seconds": embedding.embed_seconds,
+            },
+            "stats": stats,
+            "total_seconds": seconds,
+        })
+    }
 }
 
 /// Builds the graph of the tools in `tools_path` with threshold `tau`, through the
@@ -92,9 +122,40 @@ pub fn sample_graph(
             path: graph_path.to_path_buf(),
             error,
         })?;
+    if size > graph.nodes.len() {
+        tracing::warn!(
+            "subsets of {size} asked from a graph of {} tools: every subset will be short",
+            graph.nodes.len()
+        );
+    }
     let sampled = sample_subsets(&adjacency, strategy, size, count, seed, threads);
     Ok(sampled
         .into_iter()
         .map(|s| s.into_subset(&graph.nodes))
         .collect())
+}
+
+/// How a sample's walks went, for `toolflow sample`'s summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SampleCounts {
+    /// Subsets drawn.
+    pub subsets: usize,
+    /// Subsets with fewer tools than asked for.
+    pub short: usize,
+    /// Subsets whose walk restarted at least once.
+    pub restarted: usize,
+    /// Restarts over all walks.
+    pub restarts: u64,
+}
+
+impl SampleCounts {
+    /// The counts of `subsets`.
+    pub fn of(subsets: &[Subset]) -> Self {
+        SampleCounts {
+            subsets: subsets.len(),
+            short: subsets.iter().filter(|s| s.short).count(),
+            restarted: subsets.iter().filter(|s| s.restarts > 0).count(),
+            restarts: subsets.iter().map(|s| u64::from(s.restarts)).sum(),
+        }
+    }
 }

@@ -1,13 +1,12 @@
 //! `toolflow graph`: tools.jsonl → graph.json (or GraphML), through the embedding cache.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde_json::json;
 use toolflow_core::{ToolGraph, jsonl};
 use toolflow_graph::{GraphStats, write_graphml};
-use toolflow_pipeline::build::{BuiltGraph, build_tool_graph, write_graph_json};
+use toolflow_pipeline::build::{build_tool_graph, write_graph_json};
+use toolflow_pipeline::tables::graph_line;
 
 use crate::progress::CliObserver;
 
@@ -46,65 +45,24 @@ enum Format {
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let started = Instant::now();
-    let BuiltGraph {
-        graph,
-        report,
-        embedding: embed_stats,
-    } = build_tool_graph(
+    let built = build_tool_graph(
         &args.tools,
         args.tau,
         global.model_options(args.model_dir.clone(), args.offline),
         args.threads,
         &CliObserver::new(global),
     )?;
-    write_graph(&graph, &args)?;
-    let stats = GraphStats::of(&graph)?;
-    tracing::info!(
-        embed_s = report.embed_time.as_secs_f64(),
-        join_s = report.join_time.as_secs_f64(),
-        model_load_s = embed_stats.load_seconds,
-        cache_hits = embed_stats.cache_hits,
-        computed = embed_stats.computed,
-        "wrote {} ({} nodes, {} edges)",
-        args.output.display(),
-        stats.nodes,
-        stats.edges
-    );
-
+    write_graph(&built.graph, &args)?;
+    let stats = GraphStats::of(&built.graph)?;
+    let line = graph_line(&args.output, &built, &stats);
+    tracing::info!(model_load_s = built.embedding.load_seconds, "{line}");
     if global.json {
-        let summary = json!({
-            "output": args.output,
-            "tau": args.tau,
-            "model": graph.meta.model,
-            "build": report,
-            "embedding": {
-                "cache_hits": embed_stats.cache_hits,
-                "computed": embed_stats.computed,
-                "tokens": embed_stats.tokens,
-                "model_loaded": embed_stats.model_loaded,
-                "model_load_seconds": embed_stats.load_seconds,
-                "model_seconds": embed_stats.embed_seconds,
-            },
-            "stats": stats,
-            "total_seconds": started.elapsed().as_secs_f64(),
-        });
-        println!("{summary}");
+        let seconds = started.elapsed().as_secs_f64();
+        println!("{}", built.summary(&args.output, args.tau, &stats, seconds));
     } else if !global.quiet {
-        let mut err = std::io::stderr().lock();
-        writeln!(
-            err,
-            "{}: {} tools, {} edges ({} strings: {} from cache, {} embedded in {:.2}s; join {:.3}s)",
-            args.output.display(),
-            stats.nodes,
-            stats.edges,
-            report.strings,
-            embed_stats.cache_hits,
-            embed_stats.computed,
-            report.embed_time.as_secs_f64(),
-            report.join_time.as_secs_f64(),
-        )?;
+        eprintln!("{line}");
         if args.stats {
-            write!(err, "{stats}")?;
+            eprint!("{stats}");
         }
     }
     Ok(())

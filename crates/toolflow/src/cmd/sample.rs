@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use toolflow_core::{SamplingStrategy, jsonl};
-use toolflow_pipeline::build::{read_graph, sample_graph};
+use toolflow_pipeline::build::{SampleCounts, read_graph, sample_graph};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,13 +44,6 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         Strategy::Graph => SamplingStrategy::Graph,
         Strategy::Random => SamplingStrategy::Random,
     };
-    if args.size > graph.nodes.len() {
-        tracing::warn!(
-            "subsets of {} asked from a graph of {} tools: every subset will be short",
-            args.size,
-            graph.nodes.len()
-        );
-    }
 
     let subsets = sample_graph(
         &graph,
@@ -63,31 +56,23 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     )?;
     jsonl::write(&args.output, &subsets)?;
 
-    let short = subsets.iter().filter(|s| s.short).count();
-    let restarted = subsets.iter().filter(|s| s.restarts > 0).count();
-    let restarts: u64 = subsets.iter().map(|s| u64::from(s.restarts)).sum();
+    let counts = SampleCounts::of(&subsets);
     let seconds = started.elapsed().as_secs_f64();
     if global.json {
+        let c = counts;
         println!(
             "{}",
-            json!({
-                "output": args.output,
-                "subsets": subsets.len(),
-                "short": short,
-                "restarted": restarted,
-                "restarts": restarts,
-                "seconds": seconds,
-            })
+            json!({"output": args.output, "subsets": c.subsets, "short": c.short,
+                   "restarted": c.restarted, "restarts": c.restarts, "seconds": seconds})
         );
     } else if !global.quiet {
         eprintln!(
-            "{}: {} subsets of {} tools ({} short, {} needed a restart), {:.3}s",
+            "{}: {} subsets of {} tools ({} short, {} needed a restart), {seconds:.3}s",
             args.output.display(),
-            subsets.len(),
+            counts.subsets,
             args.size,
-            short,
-            restarted,
-            seconds
+            counts.short,
+            counts.restarted,
         );
     }
     Ok(())
