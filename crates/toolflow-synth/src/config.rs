@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::{DateError, parse_date};
 use crate::role::Role;
 
+/// How dialogues are written: the `[synth]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SynthConfig {
@@ -33,6 +34,7 @@ pub struct SynthConfig {
     /// The current date of the system context is drawn from this inclusive range
     /// (`YYYY-MM-DD`), the time of day from 07:00 to 22:55.
     pub dates: [String; 2],
+    /// The sampling temperature of every agent's requests.
     pub temperature: f32,
     /// The answer limit of every request.
     pub max_tokens: u32,
@@ -62,10 +64,13 @@ pub struct SynthConfig {
     pub concurrency: usize,
 }
 
+/// Who decides whether the assistant calls a tool (see [`SynthConfig::tool_choice`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ToolChoicePolicy {
+    /// The assistant.
     Auto,
+    /// The plan's step kinds.
     Plan,
 }
 

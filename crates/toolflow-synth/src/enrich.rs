@@ -53,6 +53,7 @@ pub struct EnrichOptions {
     pub infer_returns: bool,
     /// Mixed with each tool's name into the request seed (and the model draw).
     pub seed: u64,
+    /// The requests' sampling temperature.
     pub temperature: f32,
     /// Requests in flight at once; the engine still enforces each endpoint's own limits.
     pub max_concurrency: usize,
@@ -72,16 +73,26 @@ impl Default for EnrichOptions {
     }
 }
 
+/// Why one tool could not be enriched; it is then kept as it was.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrichError {
+    /// The prompt did not render.
     #[error(transparent)]
     Prompt(#[from] PromptError),
+    /// The request failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The model's answer is not JSON.
     #[error("the answer is not JSON: {0}")]
     NotJson(serde_json::Error),
+    /// Every proposed return schema was unusable.
     #[error("the proposed return schema is unusable after {draws} draws: {reason}")]
-    BadReturns { draws: u64, reason: ReturnsError },
+    BadReturns {
+        /// Answers asked for.
+        draws: u64,
+        /// What was wrong with the last one.
+        reason: ReturnsError,
+    },
 }
 
 /// Why a proposed return schema cannot be used.
@@ -109,22 +120,27 @@ pub struct FieldCounts {
 /// A tool whose request failed; it was kept as its source had it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnrichFailure {
+    /// The tool's name.
     pub tool: String,
+    /// Why its request failed.
     pub error: String,
 }
 
 /// The tools after enrichment, in input order, and what happened to them.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EnrichReport {
+    /// Every tool, enriched or not, in input order.
     #[serde(skip)]
     pub tools: Vec<Tool>,
     /// Tools read.
     pub read: usize,
     /// Tools that got at least one field.
     pub enriched: usize,
+    /// The fields filled, by kind.
     pub fields: FieldCounts,
     /// Tools that needed nothing.
     pub unchanged: usize,
+    /// The tools whose request failed.
     pub failed: Vec<EnrichFailure>,
 }
 

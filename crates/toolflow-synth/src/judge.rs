@@ -14,19 +14,23 @@ use crate::prompts::{PromptKind, Prompts};
 
 pub use toolflow_core::metrics::JUDGE_CRITERIA as CRITERIA;
 
+/// How the judge runs; also the `[judge]` table of a run config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JudgeOptions {
     /// Dialogues judged: a sample of this size, drawn by `seed` (all of them when fewer).
     pub sample: usize,
+    /// Draws the sample and seeds the requests.
     pub seed: u64,
     /// The judge's model, by its id in the endpoints; by default the first one drawn.
     pub model: Option<String>,
+    /// The requests' sampling temperature (0: the most likely verdict).
     pub temperature: f32,
     /// Answers asked for per dialogue before it counts as a failure.
     pub attempts: u32,
     /// Ask for the JSON form (structured output); off, the Table 15 text form is parsed.
     pub structured: bool,
+    /// Dialogues judged at the same time.
     pub concurrency: usize,
     /// The longest comment the JSON form allows, in characters: a bound the answer schema
     /// enforces, so that a small grammar-constrained model closes its verdict in time.
@@ -54,20 +58,28 @@ impl Default for JudgeOptions {
 /// One dialogue's scores, in [`CRITERIA`] order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
+    /// The dialogue's id.
     pub id: String,
+    /// Scores from 1 to 5.
     pub scores: [u8; 4],
+    /// The judge's comment on each score.
     pub comments: [String; 4],
 }
 
 pub use toolflow_core::metrics::JudgeFailure;
 
+/// What a judge run found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JudgeReport {
+    /// The judge's model.
     pub model: String,
+    /// Dialogues in the sample.
     pub sampled: usize,
     /// Mean score per criterion over the judged dialogues; `None` when none was.
     pub means: Option<JudgeMeans>,
+    /// Each judged dialogue's verdict.
     pub verdicts: Vec<Verdict>,
+    /// Each sampled dialogue the judge gave no usable verdict on.
     pub failures: Vec<JudgeFailure>,
 }
 
@@ -301,9 +313,9 @@ fn parse_json(text: &str) -> Result<Scores, VerdictError> {
     let value: Value = serde_json::from_str(text.trim()).map_err(VerdictError::NotJson)?;
     let mut scores = [0u8; 4];
     let mut comments: [String; 4] = Default::default();
-    for (k, name) in CRITERIA.iter().enumerate() {
+    for (k, &name) in CRITERIA.iter().enumerate() {
         let entry = &value[name];
-        scores[k] = score(entry["score"].as_u64()).ok_or(VerdictError::BadScore(*name))?;
+        scores[k] = score(entry["score"].as_u64()).ok_or(VerdictError::BadScore(name))?;
         comments[k] = entry["comment"]
             .as_str()
             .unwrap_or_default()

@@ -96,6 +96,8 @@ pub struct Synthesizer {
 }
 
 impl Synthesizer {
+    /// A synthesizer over `engine`, once `config` is checked and its named models are
+    /// served.
     pub fn new(
         engine: Arc<Engine>,
         prompts: Prompts,
@@ -121,10 +123,12 @@ impl Synthesizer {
         })
     }
 
+    /// The settings it writes with.
     pub fn config(&self) -> &SynthConfig {
         &self.config
     }
 
+    /// The engine its agents ask.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
