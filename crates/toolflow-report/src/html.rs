@@ -68,6 +68,11 @@ pub fn percent(share: f64) -> String {
     format!("{:.1} %", share * 100.0)
 }
 
+/// A paragraph standing in for a section whose input is absent.
+pub(crate) fn absent_note(text: &str) -> String {
+    format!("<p class=\"absent\">{}</p>\n", escape(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,9 +105,4 @@ mod tests {
         assert_eq!(number(0.60547), "0.605");
         assert_eq!(percent(0.45296), "45.3 %");
     }
-}
-
-/// A paragraph standing in for a section whose input is absent.
-pub(crate) fn absent_note(text: &str) -> String {
-    format!("<p class=\"absent\">{}</p>\n", escape(text))
 }

@@ -140,24 +140,10 @@ impl ReportInputs {
     /// Reads each given file; a file that exists but does not parse is an error naming it.
     pub fn load(title: String, paths: &InputPaths) -> Result<ReportInputs, ReportError> {
         let metrics = Input::load(paths.metrics.as_deref(), |path| {
-            let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            serde_json::from_str(&text).map_err(|source| ReportError::Json {
-                path: path.to_path_buf(),
-                source,
-            })
+            read_json(path, |path, source| ReportError::Json { path, source })
         })?;
         let graph = Input::load(paths.graph.as_deref(), |path| {
-            let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            serde_json::from_str(&text).map_err(|source| ReportError::Graph {
-                path: path.to_path_buf(),
-                source,
-            })
+            read_json(path, |path, source| ReportError::Graph { path, source })
         })?;
         let dialogues = Input::load(paths.dialogues.as_deref(), |path| {
             Ok(toolflow_core::jsonl::read(path)?)
@@ -181,6 +167,18 @@ impl ReportInputs {
             browser_limit: DEFAULT_BROWSER_LIMIT,
         })
     }
+}
+
+/// The JSON file at `path`; `invalid` says what a file that does not parse is not.
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    invalid: fn(PathBuf, serde_json::Error) -> ReportError,
+) -> Result<T, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| invalid(path.to_path_buf(), source))
 }
 
 /// A run directory's name, as the report's title.
