@@ -382,14 +382,13 @@ impl Importer {
         }
     }
 
-    /// Records a skipped entry (or fails, in strict mode).
-    fn skip(
-        &mut self,
-        file_index: usize,
+    /// The diagnostic of something about to be skipped; in strict mode, the error instead.
+    fn unless_strict(
+        &self,
         location: Location,
         issue: Issue,
         message: String,
-    ) -> Result<(), ImportError> {
+    ) -> Result<Diagnostic, ImportError> {
         let diagnostic = Diagnostic {
             issue,
             location,
@@ -398,6 +397,18 @@ impl Importer {
         if self.options.strict {
             return Err(ImportError::Strict(diagnostic));
         }
+        Ok(diagnostic)
+    }
+
+    /// Records a skipped entry (or fails, in strict mode).
+    fn skip(
+        &mut self,
+        file_index: usize,
+        location: Location,
+        issue: Issue,
+        message: String,
+    ) -> Result<(), ImportError> {
+        let diagnostic = self.unless_strict(location, issue, message)?;
         tracing::debug!("skipped {diagnostic}");
         let file = &mut self.report.files[file_index];
         file.read += 1;
@@ -414,14 +425,7 @@ impl Importer {
         issue: Issue,
         message: String,
     ) -> Result<(), ImportError> {
-        let diagnostic = Diagnostic {
-            issue,
-            location,
-            message,
-        };
-        if self.options.strict {
-            return Err(ImportError::Strict(diagnostic));
-        }
+        let diagnostic = self.unless_strict(location, issue, message)?;
         tracing::warn!("skipped file {diagnostic}");
         self.report.files.push(FileSummary {
             path: path.to_path_buf(),
