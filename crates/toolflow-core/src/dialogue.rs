@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{SamplingStrategy, Tool};
+use crate::subset::SamplingStrategy;
+use crate::tool::Tool;
 
 /// One synthesized dialogue: a line of `dialogues.jsonl`, and what the filter, the
 /// measures and the exports read.
@@ -220,7 +221,11 @@ mod tests {
     #[test]
     fn turns_are_tagged_by_role() {
         let turns = vec![
-            Turn::User(UserTurn { content: "Hi".into(), plan_step: Some(1), generation: None }),
+            Turn::User(UserTurn {
+                content: "Hi".into(),
+                plan_step: Some(1),
+                generation: None,
+            }),
             Turn::Assistant(AssistantTurn {
                 content: None,
                 tool_calls: vec![ToolCall {

@@ -16,6 +16,7 @@ pub struct ToolGraph {
     pub meta: GraphMeta,
 }
 
+/// Two tools that can be used together, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Edge {
     /// For `param-param`: the tool earlier in `nodes`. For `return-param`: the producer,
@@ -23,12 +24,15 @@ pub struct Edge {
     pub a: String,
     /// For `param-param`: the later tool. For `return-param`: the consumer.
     pub b: String,
+    /// Which slots of the two tools are alike.
     pub kind: EdgeKind,
     /// Cosine similarity of the evidence pair; always above the graph's τ.
     pub score: f32,
+    /// The slots the score was measured on.
     pub evidence: Evidence,
 }
 
+/// Which slots an edge joins: two parameters, or a return value and a parameter.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -121,6 +125,7 @@ pub struct Signals {
     pub specificity: f32,
 }
 
+/// How a graph was built: method, threshold, model and input, for staleness checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GraphMeta {
     /// How the edges were found; absent means the paper's method.
@@ -189,6 +194,7 @@ impl ToolGraph {
     }
 }
 
+/// An edge names a tool the graph's nodes lack (a graph file edited or cut by hand).
 #[derive(Debug, thiserror::Error)]
 #[error("edge names tool `{0}`, which is not among the graph's nodes")]
 pub struct UnknownNode(pub String);

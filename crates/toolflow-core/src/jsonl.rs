@@ -41,21 +41,31 @@ pub fn stream<T: DeserializeOwned>(
     path: &Path,
 ) -> Result<impl Iterator<Item = Result<T, JsonlError>>, JsonlError> {
     let path = path.to_path_buf();
-    let file = File::open(&path).map_err(|source| JsonlError::Io { path: path.clone(), source })?;
+    let file = File::open(&path).map_err(|source| JsonlError::Io {
+        path: path.clone(),
+        source,
+    })?;
     let lines = BufReader::new(file).lines().enumerate();
     Ok(lines.filter_map(move |(number, line)| {
         let line = match line {
             Ok(line) => line,
-            Err(source) => return Some(Err(JsonlError::Io { path: path.clone(), source })),
+            Err(source) => {
+                return Some(Err(JsonlError::Io {
+                    path: path.clone(),
+                    source,
+                }));
+            }
         };
         if line.trim().is_empty() {
             return None;
         }
-        Some(serde_json::from_str(&line).map_err(|source| JsonlError::Parse {
-            path: path.clone(),
-            line: number + 1,
-            source,
-        }))
+        Some(
+            serde_json::from_str(&line).map_err(|source| JsonlError::Parse {
+                path: path.clone(),
+                line: number + 1,
+                source,
+            }),
+        )
     }))
 }
 
@@ -79,13 +89,19 @@ pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<(), JsonlError> {
-    let io = |source| JsonlError::Io { path: path.to_path_buf(), source };
+    let io = |source| JsonlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".partial");
     let temporary = PathBuf::from(temporary);
     let mut out = BufWriter::new(File::create(&temporary).map_err(io)?);
     fill(&mut out).map_err(io)?;
-    out.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+    out.into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .sync_all()
+        .map_err(io)?;
     std::fs::rename(&temporary, path).map_err(io)
 }
 

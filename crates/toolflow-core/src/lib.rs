@@ -5,6 +5,8 @@
 //! `subsets.jsonl` ([`Subset`]) → `dialogues.jsonl` ([`Dialogue`]). Each record has a
 //! JSON Schema ([`schemas`]) published under `schemas/` in the repository.
 
+#![warn(missing_docs)]
+
 pub mod dialogue;
 pub mod graph;
 pub mod jsonl;
@@ -16,8 +18,8 @@ pub mod subset;
 pub mod tool;
 
 pub use dialogue::{
-    AssistantTurn, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan,
-    PlanStep, StepKind, SystemContext, ToolCall, ToolTurn, Turn, Usage, UserTurn,
+    AssistantTurn, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan, PlanStep,
+    StepKind, SystemContext, ToolCall, ToolTurn, Turn, Usage, UserTurn,
 };
 pub use graph::{
     Edge, EdgeKind, Evidence, GraphMeta, GraphMethod, LinkRule, Signals, SlotLink, ToolGraph,

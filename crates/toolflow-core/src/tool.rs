@@ -73,10 +73,10 @@ impl Tool {
 /// schema is not an object, or has no string description, has an empty description.
 fn schema_slots(schema: &Value) -> Vec<Slot<'_>> {
     let mut schema = schema;
-    if schema.get("type").and_then(Value::as_str) == Some("array") {
-        if let Some(items) = schema.get("items").filter(|items| items.is_object()) {
-            schema = items;
-        }
+    if schema.get("type").and_then(Value::as_str) == Some("array")
+        && let Some(items) = schema.get("items").filter(|items| items.is_object())
+    {
+        schema = items;
     }
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
         return Vec::new();
@@ -85,7 +85,10 @@ fn schema_slots(schema: &Value) -> Vec<Slot<'_>> {
         .iter()
         .map(|(name, property)| Slot {
             name,
-            description: property.get("description").and_then(Value::as_str).unwrap_or(""),
+            description: property
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
         })
         .collect()
 }
@@ -110,7 +113,9 @@ mod tests {
     fn slots_follow_the_paper_template() {
         let t = tool(
             json!({"type":"object","properties":{"city":{"type":"string","description":"City name"},"n":{"type":"integer"}},"required":["city"]}),
-            Some(json!({"type":"array","items":{"type":"object","properties":{"temp":{"description":"Celsius"}}}})),
+            Some(
+                json!({"type":"array","items":{"type":"object","properties":{"temp":{"description":"Celsius"}}}}),
+            ),
         );
         let params: Vec<String> = t.parameter_slots().iter().map(Slot::text).collect();
         assert_eq!(params, ["city: City name", "n: "]);

@@ -6,7 +6,7 @@
 //! own tokens, so there is nothing to mask and no compute goes to padding.
 //!
 //! A batch runs on the calling thread alone; callers run whole batches in parallel
-//! ([`crate::SentenceEmbedder::embed_tokens`]). On a few cores that beats splitting each
+//! ([`crate::model::SentenceEmbedder::embed_tokens`]). On a few cores that beats splitting each
 //! product and each attention across threads, which leaves cores idle at every join and
 //! the element-wise loops on one core.
 
@@ -16,7 +16,8 @@ use gemm::Parallelism;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
-use crate::{EmbedError, bf16};
+use crate::bf16;
+use crate::error::EmbedError;
 
 /// The `config.json` fields the forward pass needs.
 #[derive(Debug, Clone, Deserialize)]

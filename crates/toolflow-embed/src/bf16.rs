@@ -32,7 +32,7 @@ pub fn supported() -> bool {
 
 /// Whether a weight of this shape can be packed: whole strips and whole input pairs.
 pub fn fits(inputs: usize, outputs: usize) -> bool {
-    inputs % 2 == 0 && outputs % STRIP == 0 && inputs > 0 && outputs > 0
+    inputs.is_multiple_of(2) && outputs.is_multiple_of(STRIP) && inputs > 0 && outputs > 0
 }
 
 /// `x` rounded to the nearest bf16, ties to even; NaN stays NaN.
@@ -91,7 +91,10 @@ pub unsafe fn round_activations(input: &[f32], rounded: &mut Vec<u16>) {
         // SAFETY: both chunks are 16 elements long; the CPU has the features.
         unsafe {
             let halves = _mm512_cvtneps_pbh(_mm512_loadu_ps(chunk.as_ptr()));
-            _mm256_storeu_si256(out.as_mut_ptr().cast(), std::mem::transmute(halves));
+            _mm256_storeu_si256(
+                out.as_mut_ptr().cast(),
+                std::mem::transmute::<__m256bh, __m256i>(halves),
+            );
         }
     }
     for (x, out) in chunks.remainder().iter().zip(out.into_remainder()) {

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::EmbedError;
+use crate::error::EmbedError;
 
+/// Embeddings on disk in SQLite, keyed by the model identity and the text's hash.
 pub struct EmbeddingCache {
     connection: Connection,
     path: PathBuf,
@@ -44,6 +45,7 @@ impl EmbeddingCache {
         })
     }
 
+    /// The SQLite file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -4,7 +4,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::{EmbedError, EmbeddingCache, ModelOptions, Precision, SentenceEmbedder, resolve_model};
+use crate::cache::EmbeddingCache;
+use crate::error::EmbedError;
+use crate::model::SentenceEmbedder;
+use crate::precision::Precision;
+use crate::resolve::{ModelOptions, resolve_model};
 
 /// What an embedder has done so far, summed over calls.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,6 +23,7 @@ pub struct EmbedStats {
     pub load_seconds: f64,
     /// Tokenizing and running the model.
     pub embed_seconds: f64,
+    /// Whether the model had to be loaded (some text was not cached).
     pub model_loaded: bool,
 }
 
@@ -35,6 +40,7 @@ pub struct CachedEmbedder {
 }
 
 impl CachedEmbedder {
+    /// Opens the cache; the model is not loaded until a text is missing from it.
     pub fn open(options: ModelOptions) -> Result<Self, EmbedError> {
         let precision = options.precision.effective()?;
         let cache = EmbeddingCache::open(&options.cache_dir.join("embeddings.sqlite"))?;
@@ -52,10 +58,12 @@ impl CachedEmbedder {
         self.precision.model_id()
     }
 
+    /// The cache's SQLite file.
     pub fn cache_path(&self) -> &Path {
         self.cache.path()
     }
 
+    /// What the cache and the model did so far.
     pub fn stats(&self) -> EmbedStats {
         self.stats.clone()
     }

@@ -7,7 +7,9 @@ use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::bert::{Bert, BertConfig, Scratch};
-use crate::{EmbedError, MAX_TOKENS, Precision};
+use crate::error::EmbedError;
+use crate::precision::Precision;
+use crate::spec::MAX_TOKENS;
 
 /// At most this many sequences go through the model at once.
 const MAX_BATCH_SEQUENCES: usize = 128;
@@ -16,6 +18,7 @@ const MAX_BATCH_SEQUENCES: usize = 128;
 /// caches.
 const MAX_BATCH_TOKENS: usize = 4096;
 
+/// all-MiniLM-L6-v2 loaded and ready to embed sentences.
 pub struct SentenceEmbedder {
     model: Bert,
     tokenizer: Tokenizer,
@@ -72,10 +75,12 @@ impl SentenceEmbedder {
         self.precision.model_id()
     }
 
+    /// The precision its matrix products run at (never `Auto`).
     pub fn precision(&self) -> Precision {
         self.precision
     }
 
+    /// The length of its embeddings (384).
     pub fn dim(&self) -> usize {
         self.model.hidden_size()
     }

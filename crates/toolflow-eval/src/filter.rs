@@ -42,8 +42,9 @@ pub use toolflow_core::rejection::{Level, Reason, Rule};
 use toolflow_core::{Dialogue, OutcomeStatus, StepKind, Tool, Turn};
 
 use crate::coherence::EmbedFn;
+use crate::error::EvalError;
 use crate::minhash::{LshIndex, MinHasher};
-use crate::{EvalError, input, text, words};
+use crate::{input, text, words};
 
 mod content;
 mod judge_gate;

@@ -13,7 +13,8 @@ use std::path::Path;
 use serde_json::Value;
 use toolflow_core::Dialogue;
 
-use crate::{EvalError, multiwoz, sgd};
+use crate::error::EvalError;
+use crate::{multiwoz, sgd};
 
 /// The format a dialogue file was read as.
 pub use toolflow_core::metrics::DialogueFormat as Format;

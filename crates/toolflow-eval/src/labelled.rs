@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::coherence::EmbedFn;
+use crate::error::EvalError;
 use crate::filter::{Filter, FilterConfig, Level, Rule, rejects};
-use crate::{EvalError, input};
+use crate::input;
 
 /// What the filter said about one labelled dialogue.
 #[derive(Debug, Clone, Serialize)]

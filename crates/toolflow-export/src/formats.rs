@@ -10,14 +10,19 @@ use toolflow_core::{
     AssistantTurn, Dialogue, SystemContext, Tool, ToolCall, ToolTurn, Turn, UserTurn,
 };
 
-use crate::ExportError;
-use crate::template::python_json;
+use crate::error::ExportError;
+use crate::python::{date_string, python_json};
 
+/// The training-data formats an export writes (see the crate's documentation for each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// OpenAI-style `messages` and `tools`, as TRL's `SFTTrainer` takes them.
     Trl,
+    /// LLaMA-Factory's ShareGPT `conversations`.
     Sharegpt,
+    /// Hermes `conversations` with `<tool_call>` and `<tool_response>` text.
     Hermes,
+    /// `{"text": ...}` through a model's own chat template.
     Template,
 }
 
@@ -172,7 +177,7 @@ pub fn openai_messages(dialogue: &Dialogue) -> Vec<Value> {
 pub fn to_trl(dialogue: &Dialogue) -> Value {
     let mut row =
         json!({"messages": openai_messages(dialogue), "tools": openai_tools(&dialogue.tools)});
-    if let Some(date) = crate::template::date_string(&dialogue.context.current_time) {
+    if let Some(date) = date_string(&dialogue.context.current_time) {
         row["chat_template_kwargs"] = json!({"date_string": date});
     }
     row

@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{FetchError, hub_disabled, hub_files, link_or_copy, pip_download};
+use crate::error::FetchError;
+use crate::hub::{hub_disabled, hub_files, link_or_copy};
+use crate::pip::pip_download;
 
 /// How a model sits in the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +109,15 @@ pub fn resolve(
         }
     }
     Err(attempts)
+}
+
+/// The names of `files` that `dir` lacks, for a check's message.
+pub fn missing_files(dir: &Path, files: &[&str]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|name| !dir.join(name).is_file())
+        .map(|name| name.to_string())
+        .collect()
 }
 
 /// Fills a fresh staging directory beside the entry, checks what `fill` put there (for a

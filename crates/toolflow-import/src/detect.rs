@@ -32,9 +32,13 @@ fn detect_item(value: &Value) -> Option<Format> {
     if object.contains_key("input_parameters") || object.contains_key("output_parameters") {
         return Some(Format::Apibank);
     }
-    if object.get("apis").and_then(first_object).is_some_and(|api| {
-        api.contains_key("input_parameters") || api.contains_key("output_parameters")
-    }) {
+    if object
+        .get("apis")
+        .and_then(first_object)
+        .is_some_and(|api| {
+            api.contains_key("input_parameters") || api.contains_key("output_parameters")
+        })
+    {
         return Some(Format::Apibank);
     }
     if let Some(tools) = object.get("tools") {

@@ -6,16 +6,24 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// OpenAI function or tool lists.
     Openai,
+    /// ToolBench API lists.
     Toolbench,
+    /// OpenAPI 3.x and Swagger 2.0 documents.
     Openapi,
+    /// MCP `tools/list` results.
     Mcp,
+    /// BFCL function docs.
     Bfcl,
+    /// toolflow's own `tools.jsonl`.
     Toolflow,
+    /// API-Bank API dumps.
     Apibank,
 }
 
 impl Format {
+    /// Every format the importer reads.
     pub const ALL: [Format; 7] = [
         Format::Openai,
         Format::Toolbench,
@@ -26,6 +34,7 @@ impl Format {
         Format::Apibank,
     ];
 
+    /// The name `--format` and `[tools] format` take.
     pub fn name(self) -> &'static str {
         match self {
             Format::Openai => "openai",

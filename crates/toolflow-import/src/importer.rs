@@ -11,6 +11,7 @@ use crate::format::Format;
 use crate::report::{Diagnostic, FileSummary, Issue, Location, Summary};
 use crate::{detect, document, formats, names, schema};
 
+/// How files are read.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     /// Read every file as this format instead of detecting it.
@@ -22,20 +23,25 @@ pub struct ImportOptions {
 /// The tools read, in input order, and what happened on the way.
 #[derive(Debug, Clone, Default)]
 pub struct ImportReport {
+    /// The tools, uniquely named.
     pub tools: Vec<Tool>,
+    /// The counts of each file, in input order.
     pub files: Vec<FileSummary>,
     /// Every skip, rename and repair, in input order.
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl ImportReport {
+    /// The totals and grouped issues of the whole import.
     pub fn summary(&self) -> Summary {
         Summary::new(&self.files, &self.diagnostics)
     }
 }
 
+/// Why an import stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// Nothing to import.
     #[error("no input paths given")]
     NoInputs,
     /// Strict mode met something it would otherwise have skipped.
@@ -72,6 +78,7 @@ pub struct Importer {
 }
 
 impl Importer {
+    /// An importer with no tools yet.
     pub fn new(options: ImportOptions) -> Importer {
         Importer {
             options,
@@ -107,6 +114,7 @@ impl Importer {
         Ok(())
     }
 
+    /// One file, whatever its name; an unreadable one is a diagnostic unless strict.
     pub fn add_file(&mut self, path: &Path) -> Result<(), ImportError> {
         match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
@@ -240,6 +248,7 @@ impl Importer {
         Ok(())
     }
 
+    /// The tools and diagnostics of every file added.
     pub fn finish(self) -> ImportReport {
         self.report
     }
@@ -373,14 +382,13 @@ impl Importer {
         }
     }
 
-    /// Records a skipped entry (or fails, in strict mode).
-    fn skip(
-        &mut self,
-        file_index: usize,
+    /// The diagnostic of something about to be skipped; in strict mode, the error instead.
+    fn unless_strict(
+        &self,
         location: Location,
         issue: Issue,
         message: String,
-    ) -> Result<(), ImportError> {
+    ) -> Result<Diagnostic, ImportError> {
         let diagnostic = Diagnostic {
             issue,
             location,
@@ -389,6 +397,18 @@ impl Importer {
         if self.options.strict {
             return Err(ImportError::Strict(diagnostic));
         }
+        Ok(diagnostic)
+    }
+
+    /// Records a skipped entry (or fails, in strict mode).
+    fn skip(
+        &mut self,
+        file_index: usize,
+        location: Location,
+        issue: Issue,
+        message: String,
+    ) -> Result<(), ImportError> {
+        let diagnostic = self.unless_strict(location, issue, message)?;
         tracing::debug!("skipped {diagnostic}");
         let file = &mut self.report.files[file_index];
         file.read += 1;
@@ -405,14 +425,7 @@ impl Importer {
         issue: Issue,
         message: String,
     ) -> Result<(), ImportError> {
-        let diagnostic = Diagnostic {
-            issue,
-            location,
-            message,
-        };
-        if self.options.strict {
-            return Err(ImportError::Strict(diagnostic));
-        }
+        let diagnostic = self.unless_strict(location, issue, message)?;
         tracing::warn!("skipped file {diagnostic}");
         self.report.files.push(FileSummary {
             path: path.to_path_buf(),

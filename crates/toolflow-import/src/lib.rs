@@ -23,6 +23,8 @@
 //! file or entry becomes a [`Diagnostic`] naming the file, the line (JSON Lines) and a JSON
 //! pointer. Nothing is printed; warnings go through `tracing`, one per file and kind.
 
+#![warn(missing_docs)]
+
 mod detect;
 mod document;
 mod format;

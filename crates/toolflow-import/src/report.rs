@@ -12,9 +12,12 @@ use crate::format::Format;
 /// into the record (empty for the whole record or file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Location {
+    /// The file, as given.
     pub file: PathBuf,
+    /// The line, 1-based, in a JSON Lines file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// A JSON pointer into the record or file.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub pointer: String,
 }
@@ -67,6 +70,7 @@ impl Issue {
         !matches!(self, Issue::Renamed | Issue::SchemaRepaired)
     }
 
+    /// A few words for the summary's table.
     pub fn describe(self) -> &'static str {
         match self {
             Issue::UnreadableFile => "unreadable file",
@@ -87,8 +91,11 @@ impl Issue {
 /// One problem, where it is, and what happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diagnostic {
+    /// What kind of problem.
     pub issue: Issue,
+    /// Where.
     pub location: Location,
+    /// What exactly, for a person.
     pub message: String,
 }
 
@@ -102,18 +109,23 @@ impl fmt::Display for Diagnostic {
 /// that fails as a whole has `error` set and counts nothing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FileSummary {
+    /// The file, as given.
     pub path: PathBuf,
     /// The format it was read as; none when it could not be read or recognised.
     pub format: Option<Format>,
+    /// Entries read.
     pub read: usize,
+    /// Entries kept as tools.
     pub kept: usize,
     /// Kept under a suffixed name because another definition had the name.
     pub renamed: usize,
     /// Identical to a tool already kept (same name, description and schemas): dropped silently.
     pub deduplicated: usize,
+    /// Entries dropped for a problem (see the diagnostics).
     pub skipped: usize,
     /// Kept after schema repairs.
     pub repaired: usize,
+    /// Why the whole file failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -121,24 +133,36 @@ pub struct FileSummary {
 /// The counts and grouped reasons an import run ends with (`--json` prints this).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
+    /// Input files.
     pub files: usize,
     /// Files that failed as a whole (unreadable, not parseable, not recognised).
     pub files_failed: usize,
+    /// Entries read, over all files.
     pub read: usize,
+    /// Entries kept as tools.
     pub kept: usize,
+    /// Kept under a suffixed name.
     pub renamed: usize,
+    /// Dropped as identical to a tool already kept.
     pub deduplicated: usize,
+    /// Dropped for a problem.
     pub skipped: usize,
+    /// Kept after schema repairs.
     pub repaired: usize,
+    /// The counts of each file.
     pub per_file: Vec<FileSummary>,
     /// Diagnostics grouped by issue, most frequent first.
     pub issues: Vec<IssueGroup>,
 }
 
+/// The diagnostics of one issue, counted, with a few examples.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IssueGroup {
+    /// The issue.
     pub issue: Issue,
+    /// Whether it drops data ([`Issue::is_skip`]).
     pub skip: bool,
+    /// How many diagnostics have it.
     pub count: usize,
     /// The first few, in input order, as `location: message`.
     pub examples: Vec<String>,

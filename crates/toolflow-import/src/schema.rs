@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 use toolflow_core::Tool;
 use toolflow_core::tool::empty_object_schema;
 
-use crate::report::Problem;
 use crate::document::kind;
 use crate::report::Issue;
+use crate::report::Problem;
 
 /// Keywords whose value is a number (OpenAPI documents sometimes quote them: `"50"`).
 const NUMERIC: [&str; 12] = [

@@ -421,6 +421,9 @@ fn apibank_apis_with_python_types() {
     assert_eq!(searcher.returns, None);
     // The broken entry is skipped with a pointer to its parameter dict.
     assert_eq!(report.diagnostics.len(), 1);
-    assert_eq!(report.diagnostics[0].location.pointer, "/3/input_parameters");
+    assert_eq!(
+        report.diagnostics[0].location.pointer,
+        "/3/input_parameters"
+    );
     assert_eq!(report.diagnostics[0].issue, Issue::WrongType);
 }

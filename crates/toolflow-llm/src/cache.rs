@@ -23,6 +23,7 @@ pub enum CacheMode {
     Only,
 }
 
+/// SQLite failed on the response cache.
 #[derive(Debug, thiserror::Error)]
 #[error("response cache {path}: {source}")]
 pub struct CacheError {
@@ -31,6 +32,7 @@ pub struct CacheError {
     source: rusqlite::Error,
 }
 
+/// Chat answers on disk in SQLite, keyed by [`cache_key`].
 pub struct ResponseCache {
     path: PathBuf,
     connection: Mutex<Connection>,
@@ -42,6 +44,7 @@ impl ResponseCache {
         cache_dir.join("responses.sqlite3")
     }
 
+    /// Opens (creating) the cache file.
     pub fn open(path: &Path) -> Result<Self, CacheError> {
         let error = |source| CacheError {
             path: path.to_owned(),
@@ -70,6 +73,7 @@ impl ResponseCache {
         })
     }
 
+    /// The answer stored under `key`; `None` for a miss or a row this version cannot read.
     pub fn get(&self, key: &str) -> Result<Option<ChatResponse>, CacheError> {
         let connection = self.connection.lock().expect("cache connection");
         let stored: Option<String> = connection
@@ -87,6 +91,7 @@ impl ResponseCache {
         Ok(stored.and_then(|text| serde_json::from_str(&text).ok()))
     }
 
+    /// Stores `response` under `key`, replacing what was there.
     pub fn put(&self, key: &str, model: &str, response: &ChatResponse) -> Result<(), CacheError> {
         let text = serde_json::to_string(response).expect("a response serialises");
         let connection = self.connection.lock().expect("cache connection");

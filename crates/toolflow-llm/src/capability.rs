@@ -195,6 +195,7 @@ pub enum ProbeOutcome {
 pub struct ProbeCheck {
     /// What was tried (`structured_output: json_schema`, `tool_choice: required`, …).
     pub feature: String,
+    /// Whether the server took it.
     pub outcome: ProbeOutcome,
     /// What the server answered, shortened.
     pub detail: String,
@@ -203,7 +204,9 @@ pub struct ProbeCheck {
 /// Everything the probe of one endpoint found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeReport {
+    /// The endpoint's name.
     pub endpoint: String,
+    /// Each check, in the order it ran.
     pub checks: Vec<ProbeCheck>,
     /// The capabilities the endpoint is used with from now on.
     pub capabilities: Capabilities,

@@ -8,9 +8,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+/// An endpoints file: the engine's retry policy and the endpoints.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The `[engine]` table.
     #[serde(default)]
     pub engine: EngineConfig,
     /// `[[endpoint]]` tables; the same model may be served by several.
@@ -26,6 +28,7 @@ pub struct EngineConfig {
     pub max_attempts: u32,
     /// Backoff before retry n is drawn uniformly from [0, min(cap, base · 2^(n-1))].
     pub backoff_base_ms: u64,
+    /// The longest backoff, in milliseconds.
     pub backoff_cap_ms: u64,
     /// The longest `Retry-After` the engine honours as given; longer ones are cut to this.
     pub max_retry_after_s: f64,
@@ -42,6 +45,8 @@ impl Default for EngineConfig {
     }
 }
 
+/// One `[[endpoint]]` table: where a model is served, and the limits and prices it is used
+/// under.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
@@ -55,12 +60,14 @@ pub struct EndpointConfig {
     /// The environment variable holding the API key, sent as a bearer token.
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// Extra HTTP headers sent with every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Fields merged into every request body (vLLM's `top_k`, llama.cpp's `cache_prompt`, …);
     /// they win over the fields toolflow sets.
     #[serde(default)]
     pub extra_body: Map<String, Value>,
+    /// Requests in flight at most (16 by default).
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
     /// Requests per minute.
@@ -72,6 +79,7 @@ pub struct EndpointConfig {
     /// US dollars per million prompt tokens.
     #[serde(default)]
     pub price_prompt_per_million: f64,
+    /// US dollars per million completion tokens.
     #[serde(default)]
     pub price_completion_per_million: f64,
     /// Seconds one attempt may take.
@@ -81,8 +89,10 @@ pub struct EndpointConfig {
     /// over the endpoints that serve it.
     #[serde(default = "default_weight")]
     pub weight: f64,
+    /// How JSON Schema answers are asked for.
     #[serde(default)]
     pub structured_output: FeatureMode,
+    /// How tools are offered and calls read back.
     #[serde(default)]
     pub tool_calling: FeatureMode,
 }
@@ -94,6 +104,7 @@ pub enum FeatureMode {
     /// Native, switching to the prompted form for good when the server rejects it with 400.
     #[default]
     Auto,
+    /// Always native, never switching to the prompted form.
     Native,
     /// Described in the system prompt and parsed from the answer text.
     Prompted,
@@ -109,25 +120,41 @@ fn default_weight() -> f64 {
     1.0
 }
 
+/// Why an endpoints file is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// The file is not valid TOML of the expected shape.
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        message: String,
+    },
+    /// An endpoint's values are out of range.
     #[error("{path}: endpoint {index} ({name}): {message}")]
     Invalid {
+        /// The file.
         path: PathBuf,
+        /// The endpoint's position, from 0.
         index: usize,
+        /// Its name.
         name: String,
+        /// What is wrong.
         message: String,
     },
 }
 
 impl Config {
+    /// Reads and checks an endpoints file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -218,12 +245,14 @@ impl EndpointConfig {
         }
     }
 
+    /// The configured name, else `model@base_url`.
     pub fn name(&self) -> String {
         self.name
             .clone()
             .unwrap_or_else(|| format!("{}@{}", self.model, self.base_url))
     }
 
+    /// `timeout_s` as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout_s)
     }

@@ -21,13 +21,21 @@ use crate::validate::check_response;
 
 /// A backend with the limits and prices it is used under.
 pub struct Endpoint {
+    /// The name logs and errors give it.
     pub name: String,
+    /// What answers its requests.
     pub backend: Arc<dyn ChatBackend>,
+    /// Requests in flight at most; the engine narrows it after a 429.
     pub max_concurrency: usize,
+    /// Requests per minute, if limited.
     pub rpm: Option<u64>,
+    /// Tokens per minute, if limited.
     pub tpm: Option<u64>,
+    /// How long one attempt may take.
     pub timeout: Duration,
+    /// US dollars per million prompt tokens.
     pub price_prompt_per_million: f64,
+    /// US dollars per million completion tokens.
     pub price_completion_per_million: f64,
     /// Share in the per-dialogue model draw.
     pub weight: f64,
@@ -65,33 +73,60 @@ impl Endpoint {
     }
 }
 
+/// Why the engine returned no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The request names a model no endpoint serves.
     #[error("no endpoint serves model `{model}` (configured: {known})")]
-    UnknownModel { model: String, known: String },
+    UnknownModel {
+        /// The model asked for.
+        model: String,
+        /// The models served, comma-separated.
+        known: String,
+    },
+    /// The engine was built without endpoints.
     #[error("no endpoints configured")]
     NoEndpoints,
+    /// Cache-only mode, and the cache lacks the answer.
     #[error("cache-only mode: no cached answer for this request to `{model}` (key {key})")]
-    CacheMiss { model: String, key: String },
+    CacheMiss {
+        /// The model asked.
+        model: String,
+        /// The request's cache key.
+        key: String,
+    },
+    /// The response cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// An endpoint could not be set up.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// Every attempt failed in a way worth retrying, or the answers were never usable.
     #[error("`{model}` at {endpoint}: gave up after {attempts} attempts: {last}")]
     Exhausted {
+        /// The model asked.
         model: String,
+        /// The endpoint of the last attempt.
         endpoint: String,
+        /// Attempts made.
         attempts: u32,
+        /// The last attempt's error.
         last: BackendError,
     },
+    /// An attempt failed in a way retrying cannot fix.
     #[error("`{model}` at {endpoint}: {error}")]
     Failed {
+        /// The model asked.
         model: String,
+        /// The endpoint.
         endpoint: String,
+        /// Its error.
         error: BackendError,
     },
+    /// The endpoint was found unusable earlier in the run.
     #[error("{0}")]
     Unusable(FatalEndpoint),
+    /// The caller cancelled the request.
     #[error("cancelled")]
     Cancelled,
 }
@@ -101,6 +136,7 @@ pub enum EngineError {
 /// work; requests to it fail at once with [`EngineError::Unusable`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FatalEndpoint {
+    /// The endpoint's name.
     pub endpoint: String,
     /// What went wrong, with the server's own words.
     pub error: String,
@@ -227,19 +263,28 @@ fn advice(refusal: &str) -> String {
 pub struct Tally {
     /// Answers returned, from the cache or a server.
     pub answers: u64,
+    /// Answers taken from the response cache.
     pub cache_hits: u64,
     /// Requests sent to a server, retries included.
     pub attempts: u64,
+    /// Requests that ended without an answer.
     pub failures: u64,
+    /// Prompt tokens of the answers that came from a server.
     pub prompt_tokens: u64,
+    /// Completion tokens of those answers.
     pub completion_tokens: u64,
+    /// Their cost at the endpoints' prices, in US dollars.
     pub cost_usd: f64,
 }
 
+/// One row of [`Engine::tallies`]: a (model, role) pair and its totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TallyRow {
+    /// The model.
     pub model: String,
+    /// Who asked (an agent role, `judge`, `enrich`, `chat`).
     pub role: String,
+    /// The totals.
     #[serde(flatten)]
     pub tally: Tally,
 }
@@ -266,6 +311,8 @@ struct Model {
     endpoints: Vec<usize>,
 }
 
+/// Sends chat requests to the endpoints that serve their model: the response cache first,
+/// then concurrency and rate limits, retries with backoff, answer checks and accounting.
 pub struct Engine {
     endpoints: Vec<EndpointState>,
     models: Vec<Model>,
@@ -349,6 +396,7 @@ impl Engine {
         )
     }
 
+    /// The ids of the models the endpoints serve.
     pub fn models(&self) -> impl Iterator<Item = &str> {
         self.models.iter().map(|model| model.id.as_str())
     }

@@ -21,14 +21,28 @@ use crate::request::{
 use crate::textcalls::{call_id, parse_text_calls};
 use crate::validate::check_response;
 
+/// Why an HTTP endpoint could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// The variable that should hold the API key is not set.
     #[error(
         "endpoint `{endpoint}`: environment variable `{variable}` (its api_key_env) is not set"
     )]
-    MissingKey { endpoint: String, variable: String },
+    MissingKey {
+        /// The endpoint.
+        endpoint: String,
+        /// The variable.
+        variable: String,
+    },
+    /// A configured header name or value is not valid HTTP.
     #[error("endpoint `{endpoint}`: header `{header}` is not a valid HTTP header")]
-    BadHeader { endpoint: String, header: String },
+    BadHeader {
+        /// The endpoint.
+        endpoint: String,
+        /// The header's name.
+        header: String,
+    },
+    /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Client(String),
 }
@@ -45,6 +59,8 @@ pub fn http_client() -> Result<reqwest::Client, SetupError> {
         .map_err(|error| SetupError::Client(error.to_string()))
 }
 
+/// An OpenAI-compatible `/chat/completions` endpoint, with the features it turned out to
+/// support.
 pub struct OpenAiBackend {
     endpoint: String,
     url: String,
@@ -77,6 +93,7 @@ struct Plan {
 }
 
 impl OpenAiBackend {
+    /// The backend of one `[[endpoint]]`, sending through the shared `client`.
     pub fn new(config: &EndpointConfig, client: reqwest::Client) -> Result<Self, SetupError> {
         let endpoint = config.name();
         let mut headers = HeaderMap::new();

@@ -4,6 +4,8 @@
 //! (in `toolflow-local`). With the `standin` feature, [`standin::StandInServer`] is an
 //! OpenAI-compatible server for tests that answers from a script and injects faults.
 
+#![warn(missing_docs)]
+
 pub mod cache;
 pub mod capability;
 pub mod config;

@@ -31,6 +31,7 @@ struct ConcurrencyState {
 }
 
 impl AdaptiveConcurrency {
+    /// A limit starting at, and never above, `max` (at least 1).
     pub fn new(max: usize) -> Self {
         let max = max.max(1);
         AdaptiveConcurrency {
@@ -47,6 +48,7 @@ impl AdaptiveConcurrency {
         }
     }
 
+    /// Waits for a free slot; the permit gives it back when dropped.
     pub async fn acquire(&self) -> ConcurrencyPermit<'_> {
         let demand = Demand::new(&self.demand);
         let permit = self
@@ -64,10 +66,12 @@ impl AdaptiveConcurrency {
         }
     }
 
+    /// Requests allowed in flight now.
     pub fn limit(&self) -> usize {
         self.state.lock().expect("limit state").limit
     }
 
+    /// Requests in flight now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -105,6 +109,8 @@ pub struct ConcurrencyPermit<'a> {
 }
 
 impl ConcurrencyPermit<'_> {
+    /// The request succeeded: the limit grows by one every `limit` successes, up to the
+    /// maximum.
     pub fn succeeded(&self) {
         let mut state = self.owner.state.lock().expect("limit state");
         if state.limit >= self.owner.max {
@@ -122,6 +128,7 @@ impl ConcurrencyPermit<'_> {
         }
     }
 
+    /// The request was rate limited: the limit halves, once per burst of 429s.
     pub fn rate_limited(&self) {
         let mut state = self.owner.state.lock().expect("limit state");
         if state.epoch != self.epoch {
@@ -160,6 +167,7 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
+    /// A bucket that refills `per_minute` units a minute, starting full.
     pub fn per_minute(per_minute: u64) -> Self {
         let capacity = per_minute.max(1) as f64;
         TokenBucket {
@@ -169,6 +177,7 @@ impl TokenBucket {
         }
     }
 
+    /// Waits until `amount` units are available and takes them.
     pub async fn acquire(&self, amount: u64) {
         loop {
             let wait = {

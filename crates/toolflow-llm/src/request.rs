@@ -9,21 +9,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use toolflow_core::Usage;
 
+/// One chat completion request, whatever backend answers it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
+    /// The conversation so far.
     pub messages: Vec<Message>,
     /// Tools the model may call; sent in OpenAI function format:
     /// `{"type":"function","function":{"name","description","parameters"}}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
+    /// Sampling temperature; the server's default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// Nucleus sampling mass; the server's default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
+    /// The answer is cut at this many tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Strings that end the answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
+    /// Sampling seed, for answers that repeat (and cache keys that differ per draw).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// When set, the answer must be one JSON value valid against this schema.
@@ -53,12 +60,14 @@ pub enum ToolChoice {
 }
 
 impl ToolChoice {
+    /// Whether it is the default, which requests leave out.
     pub fn is_auto(&self) -> bool {
         *self == ToolChoice::Auto
     }
 }
 
 impl ChatRequest {
+    /// A request of `messages` with every option at its default.
     pub fn new(messages: Vec<Message>) -> Self {
         ChatRequest {
             messages,
@@ -96,27 +105,38 @@ impl ChatRequest {
     }
 }
 
+/// A tool as a request offers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
+    /// The function's name.
     pub name: String,
+    /// What it does, for the model.
     #[serde(default)]
     pub description: String,
     /// JSON Schema of the arguments.
     pub parameters: Value,
 }
 
+/// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Instructions and context.
     System,
+    /// The user.
     User,
+    /// The model.
     Assistant,
+    /// A tool's result.
     Tool,
 }
 
+/// One message of a conversation, in OpenAI's chat form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
+    /// Who wrote it.
     pub role: Role,
+    /// Its text; none for an assistant message that only calls tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     /// Calls made by an assistant message.
@@ -128,6 +148,7 @@ pub struct Message {
 }
 
 impl Message {
+    /// A text message from `role`.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
         Message {
             role,
@@ -137,14 +158,17 @@ impl Message {
         }
     }
 
+    /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
         Message::new(Role::System, content)
     }
 
+    /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         Message::new(Role::User, content)
     }
 
+    /// An assistant message with text only.
     pub fn assistant(content: impl Into<String>) -> Self {
         Message::new(Role::Assistant, content)
     }
@@ -162,17 +186,25 @@ impl Message {
 /// arguments may not be JSON at all (the engine checks them against the tool's schema).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCallRequest {
+    /// The call's id, which the tool message answering it names.
     pub id: String,
+    /// The tool called.
     pub name: String,
+    /// The arguments as the model wrote them.
     pub arguments: String,
 }
 
+/// A model's answer: text, tool calls, or both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
+    /// The answer's text, if any.
     pub text: Option<String>,
+    /// The calls it makes, in order.
     #[serde(default)]
     pub tool_calls: Vec<ToolCallRequest>,
+    /// Why the model stopped.
     pub finish_reason: FinishReason,
+    /// The tokens it took.
     pub usage: Usage,
     /// The model id that answered, as the backend reported it.
     pub model: String,
@@ -189,8 +221,11 @@ impl ChatResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
 pub enum FinishReason {
+    /// The model ended its answer.
     Stop,
+    /// The answer hit `max_tokens`.
     Length,
+    /// The model stopped to call tools.
     ToolCalls,
     /// Anything else a server says (`content_filter`, vLLM's `abort`, …).
     Other(String),
@@ -218,6 +253,7 @@ impl From<FinishReason> for String {
     }
 }
 
+/// The future a [`ChatBackend`] returns (the trait is object-safe, so no `async fn`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One way of answering chat requests: an HTTP endpoint, or the embedded model.
@@ -225,6 +261,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait ChatBackend: Send + Sync {
     /// The model this backend answers with, for cache keys and accounting.
     fn model(&self) -> &str;
+    /// One attempt at answering `request`.
     fn complete<'a>(
         &'a self,
         request: &'a ChatRequest,
@@ -237,12 +274,14 @@ pub trait ChatBackend: Send + Sync {
     }
 }
 
+/// What kind of passing failure a [`BackendError::Transient`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransientKind {
     /// HTTP 429: the engine also narrows the endpoint's concurrency.
     RateLimited,
     /// HTTP 5xx (and 408).
     Server,
+    /// The attempt took longer than the endpoint's timeout.
     Timeout,
     /// Reset or dropped connections, truncated bodies.
     Connection,
@@ -252,13 +291,17 @@ pub enum TransientKind {
     InvalidBody,
 }
 
+/// Why one attempt failed, sorted by what the engine does next.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// Worth retrying: 429, 5xx, timeouts, dropped connections, garbled bodies.
     #[error("{message}")]
     Transient {
+        /// What failed.
         kind: TransientKind,
+        /// The server's or the client's words.
         message: String,
+        /// How long the server asked to wait, if it did.
         retry_after: Option<Duration>,
     },
     /// The model answered, but not as the request demanded (no JSON where a schema was
@@ -271,6 +314,7 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// A transient error without a `Retry-After`.
     pub fn transient(kind: TransientKind, message: impl Into<String>) -> Self {
         BackendError::Transient {
             kind,

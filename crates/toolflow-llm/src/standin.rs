@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 pub enum Reply {
     /// The last user message, sent back as the answer.
     Echo,
+    /// This text.
     Text(String),
     /// A structured answer: the value, written as the message text.
     Json(Value),
@@ -27,11 +28,14 @@ pub enum Reply {
     ToolCalls(Vec<(String, Value)>),
     /// Any status and body, for lenient-format tests.
     Raw {
+        /// The HTTP status.
         status: u16,
+        /// The body, as written.
         body: String,
     },
     /// 429, with this `Retry-After` header value if given.
     RateLimited {
+        /// The header's value.
         retry_after: Option<String>,
     },
     /// This status (500, 503, 400, …) with an OpenAI-style error body.
@@ -49,6 +53,7 @@ pub enum Reply {
 /// A request as the stand-in received it.
 #[derive(Debug, Clone)]
 pub struct SeenRequest {
+    /// The HTTP headers, as received.
     pub headers: Vec<(String, String)>,
     /// The parsed body, or the raw text when it is not JSON.
     pub body: Value,
@@ -69,6 +74,7 @@ impl SeenRequest {
             .unwrap_or_default()
     }
 
+    /// The value of header `name`, compared without regard to case.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -85,6 +91,7 @@ struct Shared {
     answered: AtomicUsize,
 }
 
+/// An OpenAI-compatible server for tests, answering from a script.
 pub struct StandInServer {
     address: SocketAddr,
     shared: Arc<Shared>,
@@ -135,6 +142,7 @@ impl StandInServer {
         format!("http://{}/v1", self.address)
     }
 
+    /// The address it listens on.
     pub fn address(&self) -> SocketAddr {
         self.address
     }
@@ -144,6 +152,7 @@ impl StandInServer {
         self.shared.seen.lock().expect("seen").clone()
     }
 
+    /// Requests answered so far.
     pub fn request_count(&self) -> usize {
         self.shared.answered.load(Ordering::Relaxed)
     }

@@ -10,6 +10,7 @@ use crate::request::{ToolCallRequest, ToolSpec};
 /// Calls found in an answer's text, and the prose around them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextCalls {
+    /// The calls, in the order the text has them.
     pub calls: Vec<ToolCallRequest>,
     /// What is left of the text once the calls are taken out; `None` when nothing is.
     pub prose: Option<String>,

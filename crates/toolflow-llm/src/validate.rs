@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use crate::request::{ChatRequest, ChatResponse, ToolChoice};
 
+/// Why `response` does not answer `request` as it demanded (a call where none was allowed,
+/// an unknown tool, arguments that break the tool's schema, text that is not the JSON asked
+/// for), if it does not.
 pub fn check_response(request: &ChatRequest, response: &ChatResponse) -> Result<(), String> {
     if !request.tools.is_empty() {
         match (request.tool_choice, response.tool_calls.is_empty()) {

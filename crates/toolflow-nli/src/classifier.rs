@@ -16,7 +16,8 @@ use candle_transformers::models::{bert, debertav2, xlm_roberta};
 use serde_json::Value;
 use tokenizers::{Tokenizer, TruncationParams};
 
-use crate::{ENTAILMENT, NliError};
+use crate::checkpoint::ENTAILMENT;
+use crate::error::NliError;
 
 /// Pairs run through the network together; padding is to the longest pair of a batch, and
 /// pairs are sorted by length first so that batches pad little.
@@ -25,10 +26,14 @@ const BATCH_SIZE: usize = 16;
 /// Positions beyond this are never used, whatever the config allows.
 const MAX_TOKENS: usize = 512;
 
+/// The encoder families a checkpoint may be; each has its own candle model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
+    /// BERT (`bert`).
     Bert,
+    /// RoBERTa and XLM-RoBERTa (`roberta`).
     Roberta,
+    /// DeBERTa-v2 and -v3 (`deberta-v2`).
     DebertaV2,
 }
 
@@ -56,7 +61,8 @@ enum Network {
         classifier: Linear,
     },
     Roberta(xlm_roberta::XLMRobertaForSequenceClassification),
-    DebertaV2(debertav2::DebertaV2SeqClassificationModel),
+    /// Boxed: it is five times the size of the others.
+    DebertaV2(Box<debertav2::DebertaV2SeqClassificationModel>),
 }
 
 /// A loaded NLI cross-encoder.
@@ -156,10 +162,10 @@ impl NliClassifier {
             Architecture::DebertaV2 => {
                 let cfg: debertav2::Config =
                     serde_json::from_value(config).map_err(|err| invalid(err.to_string()))?;
-                Network::DebertaV2(
+                Network::DebertaV2(Box::new(
                     debertav2::DebertaV2SeqClassificationModel::load(vb.pp("deberta"), &cfg, None)
                         .map_err(weights)?,
-                )
+                ))
             }
         };
 
@@ -198,10 +204,12 @@ impl NliClassifier {
         })
     }
 
+    /// The checkpoint directory it was loaded from (part of the eval stage's key).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The family its config names.
     pub fn architecture(&self) -> Architecture {
         self.architecture
     }

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use toolflow_fetch::{CacheEntry, Layout, Source};
 
-use crate::{DEFAULT_MODEL, MODEL_FILES, NliError};
+use crate::checkpoint::{DEFAULT_MODEL, MODEL_FILES};
+use crate::error::NliError;
 
+/// Where a checkpoint is looked for.
 #[derive(Debug, Clone)]
 pub struct NliOptions {
     /// Use exactly this directory; no other source is tried.
@@ -62,11 +64,7 @@ pub fn resolve_model(opts: &NliOptions) -> Result<PathBuf, NliError> {
 
 /// Fails with the names of whichever checkpoint files `dir` lacks.
 pub(crate) fn check_model_dir(dir: &Path) -> Result<(), NliError> {
-    let missing: Vec<String> = MODEL_FILES
-        .iter()
-        .filter(|name| !dir.join(name).is_file())
-        .map(|name| name.to_string())
-        .collect();
+    let missing = toolflow_fetch::missing_files(dir, &MODEL_FILES);
     if missing.is_empty() {
         Ok(())
     } else {

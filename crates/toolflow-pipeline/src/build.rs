@@ -7,11 +7,11 @@ use std::path::Path;
 use toolflow_core::{GraphMethod, SamplingStrategy, Subset, Tool, ToolGraph, jsonl};
 use toolflow_embed::{CachedEmbedder, EmbedStats, ModelOptions};
 use toolflow_graph::{
-    BuildOptions, BuildReport, FlowOptions, build_flow_graph, build_graph, forward_steps,
-    sample_subsets,
+    BuildOptions, BuildReport, FlowOptions, GraphStats, build_flow_graph, build_graph,
+    forward_steps, sample_subsets,
 };
 
-use crate::PipelineError;
+use crate::error::PipelineError;
 use crate::observe::Observer;
 
 /// A built graph with what it cost.
@@ -22,6 +22,36 @@ pub struct BuiltGraph {
     pub report: BuildReport,
     /// What the embedding cache and model did.
     pub embedding: EmbedStats,
+}
+
+impl BuiltGraph {
+    /// `toolflow graph --json`'s summary: the output, the threshold and model, the build's
+    /// sizes and timings, the embedding cache's work, the graph's statistics.
+    pub fn summary(
+        &self,
+        output: &Path,
+        tau: f32,
+        stats: &GraphStats,
+        seconds: f64,
+    ) -> serde_json::Value {
+        let embedding = &self.embedding;
+        serde_json::json!({
+            "output": output,
+            "tau": tau,
+            "model": self.graph.meta.model,
+            "build": self.report,
+            "embedding": {
+                "cache_hits": embedding.cache_hits,
+                "computed": embedding.computed,
+                "tokens": embedding.tokens,
+                "model_loaded": embedding.model_loaded,
+                "model_load_seconds": embedding.load_seconds,
+                "model_seconds": embedding.embed_seconds,
+            },
+            "stats": stats,
+            "total_seconds": seconds,
+        })
+    }
 }
 
 /// Builds the graph of the tools in `tools_path` by `method` with threshold `tau`, through
@@ -100,9 +130,46 @@ pub fn sample_graph(
     };
     let adjacency = graph.adjacency().map_err(unknown)?;
     let forward = forward_steps(graph).map_err(unknown)?;
+    if size > graph.nodes.len() {
+        tracing::warn!(
+            "subsets of {size} asked from a graph of {} tools: every subset will be short",
+            graph.nodes.len()
+        );
+    }
     let sampled = sample_subsets(&adjacency, &forward, strategy, size, count, seed, threads);
     Ok(sampled
         .into_iter()
         .map(|s| s.into_subset(&graph.nodes, &forward))
         .collect())
+}
+
+/// How a sample's walks went, for `toolflow sample`'s summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SampleCounts {
+    /// Subsets drawn.
+    pub subsets: usize,
+    /// Subsets with fewer tools than asked for.
+    pub short: usize,
+    /// Subsets whose walk restarted at least once.
+    pub restarted: usize,
+    /// Restarts over all walks.
+    pub restarts: u64,
+    /// Producer-to-consumer links recorded by chain walks.
+    pub links: usize,
+    /// Graph steps taken where a chain could not grow.
+    pub fallbacks: u64,
+}
+
+impl SampleCounts {
+    /// The counts of `subsets`.
+    pub fn of(subsets: &[Subset]) -> Self {
+        SampleCounts {
+            subsets: subsets.len(),
+            short: subsets.iter().filter(|s| s.short).count(),
+            restarted: subsets.iter().filter(|s| s.restarts > 0).count(),
+            restarts: subsets.iter().map(|s| u64::from(s.restarts)).sum(),
+            links: subsets.iter().map(|s| s.links.len()).sum(),
+            fallbacks: subsets.iter().map(|s| u64::from(s.fallbacks)).sum(),
+        }
+    }
 }

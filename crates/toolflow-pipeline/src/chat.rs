@@ -8,7 +8,7 @@ use std::time::Duration;
 use toolflow_llm::{CacheMode, Config, Endpoint, Engine, ResponseCache};
 use toolflow_local::{LocalBackend, LocalOptions};
 
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 /// Where the chat models come from.
 #[derive(Debug, Clone)]
@@ -74,6 +74,14 @@ pub fn build_engine(settings: &ChatSettings) -> Result<Engine, PipelineError> {
         Some(&cache),
         settings.cache_mode,
     )?)
+}
+
+/// The multi-threaded async runtime the chat stages and the engine run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, PipelineError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(PipelineError::Runtime)
 }
 
 /// The chat engine, built the first time a stage needs it: a run whose chat stages are all

@@ -186,6 +186,7 @@ impl RunConfig {
         config
             .synth
             .check()
+            .map_err(|error| error.to_string())
             .and_then(|()| config.filter.check().map_err(filter))
             .map_err(|detail| ConfigError::Invalid {
                 path: path.to_path_buf(),

@@ -89,6 +89,14 @@ pub enum PipelineError {
     /// A prompt file is missing or malformed.
     #[error(transparent)]
     Prompts(#[from] toolflow_synth::PromptError),
+    /// A model asked for by name is served by no endpoint.
+    #[error("model {model}: no endpoint serves it (configured: {served})")]
+    UnknownModel {
+        /// The model asked for.
+        model: String,
+        /// The models the endpoints serve, comma-separated.
+        served: String,
+    },
     /// The synthesizer refused its settings.
     #[error(transparent)]
     Synth(#[from] toolflow_synth::SynthError),

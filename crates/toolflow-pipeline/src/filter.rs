@@ -11,14 +11,18 @@ use toolflow_llm::Engine;
 use toolflow_synth::Prompts;
 use toolflow_synth::judge::JudgeOptions;
 
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 /// The judge the gate asks, with the settings of its requests (its `sample` is ignored:
 /// the gate judges every dialogue the rules keep).
 pub struct GateJudge<'a> {
+    /// The endpoints, or the embedded model.
     pub engine: &'a Engine,
+    /// The prompts, the judge's among them.
     pub prompts: &'a Prompts,
+    /// Seed, model, attempts and answer form of the judge's requests.
     pub options: JudgeOptions,
+    /// Runs the engine's requests.
     pub runtime: &'a tokio::runtime::Runtime,
 }
 

@@ -10,9 +10,12 @@
 //! This is the one crate that joins the stage crates; the `toolflow` binary only parses
 //! arguments and prints, through an [`Observer`].
 
+#![warn(missing_docs)]
+
 pub mod build;
 pub mod chat;
 pub mod config;
+pub mod enrich;
 mod error;
 pub mod filter;
 pub mod measure;
@@ -21,6 +24,7 @@ pub mod overlap;
 mod run;
 pub mod stage;
 pub mod synth;
+pub mod tables;
 
 pub use chat::{ChatModels, ChatSettings, build_engine};
 pub use config::{ConfigError, RunConfig};

@@ -11,7 +11,9 @@ use toolflow_nli::{NliClassifier, NliError, NliOptions};
 use toolflow_synth::Prompts;
 use toolflow_synth::judge::JudgeOptions;
 
-use crate::PipelineError;
+use crate::chat::{ChatSettings, build_engine, runtime};
+use crate::error::PipelineError;
+use crate::filter::GateJudge;
 
 /// Pairs handed to the NLI model at a time, so that long datasets show progress in the log.
 const NLI_CHUNK: usize = 256;
@@ -134,4 +136,56 @@ pub fn judge_file(
         tracing::warn!("judge: dialogue {}: {}", failure.id, failure.error);
     }
     Ok(report.to_metrics(options))
+}
+
+/// The LLM judge as `toolflow eval` and `toolflow filter` run it: a runtime of its own, the
+/// engine built in it, the prompts and the request settings.
+pub struct Judge {
+    /// Runs the engine's requests.
+    pub runtime: tokio::runtime::Runtime,
+    /// The endpoints, or the embedded model.
+    pub engine: Engine,
+    /// The prompts, the judge's among them.
+    pub prompts: Prompts,
+    /// Sample, seed, model and answer form.
+    pub options: JudgeOptions,
+}
+
+impl Judge {
+    /// Starts a runtime and builds `chat`'s engine in it.
+    pub fn open(
+        chat: &ChatSettings,
+        prompts: Prompts,
+        options: JudgeOptions,
+    ) -> Result<Self, PipelineError> {
+        let runtime = runtime()?;
+        let engine = runtime.block_on(async { build_engine(chat) })?;
+        Ok(Judge {
+            runtime,
+            engine,
+            prompts,
+            options,
+        })
+    }
+
+    /// The verdicts on a seeded sample of `path`'s dialogues (see [`judge_file`]).
+    pub fn file(&self, path: &Path) -> Result<toolflow_core::metrics::JudgeMetrics, PipelineError> {
+        judge_file(
+            path,
+            &self.engine,
+            &self.prompts,
+            &self.options,
+            &self.runtime,
+        )
+    }
+
+    /// This judge as the filter's gate asks it.
+    pub fn gate(&self) -> GateJudge<'_> {
+        GateJudge {
+            engine: &self.engine,
+            prompts: &self.prompts,
+            options: self.options.clone(),
+            runtime: &self.runtime,
+        }
+    }
 }

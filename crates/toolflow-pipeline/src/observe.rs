@@ -53,6 +53,10 @@ pub trait Observer: Sync {
     fn synth_progress(&self, _progress: &SynthProgress) {}
     /// Synthesis is over (finished or interrupted).
     fn synth_finished(&self) {}
+    /// `done` of `total` tools are through enrichment.
+    fn tools_enriched(&self, _done: usize, _total: usize) {}
+    /// Enrichment is over.
+    fn enrich_finished(&self) {}
 }
 
 /// An observer that ignores everything.

@@ -12,7 +12,7 @@ use toolflow_embed::{CachedEmbedder, ModelOptions};
 use toolflow_eval::overlap::{OverlapOptions, TestSet, overlap};
 use toolflow_import::{ImportOptions, Importer};
 
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 /// Measures the tools of `train` against each test set in `against`, with the embedding
 /// model `model` for the cosines.

@@ -17,12 +17,13 @@ use toolflow_synth::Prompts;
 use toolflow_synth::enrich::EnrichOptions;
 use toolflow_synth::judge::JudgeOptions;
 
-use crate::PipelineError;
 use crate::build::{build_tool_graph, read_graph, sample_graph, write_graph_json};
 use crate::chat::{ChatModels, ChatSettings};
 use crate::config::{
     DEMO_TOOLS, DEMO_TOOLS_PATH, ExportConfig, GraphConfig, RunConfig, SampleConfig, ToolsConfig,
 };
+use crate::enrich::enrich;
+use crate::error::PipelineError;
 use crate::filter::{GateJudge, filter_dialogues};
 use crate::measure::{CoherenceModels, evaluate, judge_file};
 use crate::observe::{Observer, StageReport};
@@ -132,14 +133,8 @@ pub fn run(options: &RunOptions, observer: &dyn Observer) -> Result<RunSummary, 
         Some(endpoints) => endpoints.clone(),
         None => config.llm(&origin)?,
     };
-    let prompts = match &options.prompts {
-        Some(dir) => Prompts::from_dir(dir)?,
-        None => Prompts::builtin()?,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(PipelineError::Runtime)?;
+    let prompts = Prompts::load(options.prompts.as_deref())?;
+    let runtime = crate::chat::runtime()?;
     let mut runner = Runner::open(&options.out, options.force, observer)?;
     let mut chat = ChatModels::new(
         ChatSettings {
@@ -154,7 +149,14 @@ pub fn run(options: &RunOptions, observer: &dyn Observer) -> Result<RunSummary, 
 
     let imported = import_stage(&mut runner, &config.tools, &config_dir)?;
     let tools = match &config.enrich {
-        Some(enrich) => enrich_stage(&mut runner, &imported, enrich, &prompts, &mut chat)?,
+        Some(enrich) => enrich_stage(
+            &mut runner,
+            &imported,
+            enrich,
+            &prompts,
+            &mut chat,
+            observer,
+        )?,
         None => imported,
     };
     let model = options.model_options(config.graph.model_dir.as_ref().map(|d| config_dir.join(d)));
@@ -257,6 +259,7 @@ fn enrich_stage(
     options: &EnrichOptions,
     prompts: &Prompts,
     chat: &mut ChatModels,
+    observer: &dyn Observer,
 ) -> Result<PathBuf, PipelineError> {
     let settings = json!({
         "enrich": options,
@@ -265,13 +268,7 @@ fn enrich_stage(
     });
     let key = stage_key(&settings, &[tools])?;
     runner.stage("enrich", "tools.enriched.jsonl", key, |output| {
-        let read = jsonl::read(tools)?;
-        let engine = chat.engine()?;
-        let report = chat
-            .runtime()
-            .block_on(toolflow_synth::enrich::enrich_tools(
-                &engine, prompts, read, options,
-            ));
+        let report = enrich(jsonl::read(tools)?, options, prompts, chat, observer)?;
         for failure in &report.failed {
             tracing::warn!("enrich: `{}`: {}", failure.tool, failure.error);
         }

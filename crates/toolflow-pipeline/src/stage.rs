@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 use toolflow_core::{RunState, StageRecord, content_hash, jsonl};
 
-use crate::PipelineError;
+use crate::error::PipelineError;
 use crate::observe::{Observer, StageReport};
 
 /// The file in the output directory that records each stage's last run.

@@ -16,8 +16,10 @@ use toolflow_llm::{CancellationToken, Engine};
 use toolflow_store::{RunStore, Shard, StoreCounts, StoreError};
 use toolflow_synth::{Prompts, SynthConfig, Synthesizer};
 
-use crate::PipelineError;
+use crate::chat::ChatSettings;
+use crate::error::PipelineError;
 use crate::observe::{Observer, SynthProgress};
+use crate::stage::stage_key;
 
 /// What stops the synthesis loop early: what finished is kept, what was in flight is
 /// dropped (and written again by the next run).
@@ -96,6 +98,23 @@ pub struct SynthJob<'a> {
     pub fresh: bool,
     /// Write again the dialogues that failed before.
     pub retry_failed: bool,
+}
+
+/// What decides the dialogues of a synthesis outside a run (`toolflow synth`), and its key
+/// over the tools file: a store made for other settings is refused.
+pub fn standalone_key(
+    config: &SynthConfig,
+    chat: &ChatSettings,
+    prompts: &Prompts,
+    tools: &Path,
+) -> Result<(serde_json::Value, String), PipelineError> {
+    let settings = serde_json::json!({
+        "synth": config,
+        "models": chat.identity(),
+        "prompts": prompts.fingerprint(),
+    });
+    let key = stage_key(&settings, &[tools])?;
+    Ok((settings, key))
 }
 
 /// Writes the job's dialogues that the store lacks, then `output` from the store. The

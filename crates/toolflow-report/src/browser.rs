@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use serde_json::{Value, json};
-use toolflow_core::Dialogue;
+use toolflow_core::{Dialogue, Reason};
 
-use crate::html;
-use crate::{Reason, ReportInputs, absent_note};
+use crate::html::{self, absent_note};
+use crate::inputs::ReportInputs;
 
 /// The browser's record of one dialogue: the dialogue minus the tools' schemas (names and
 /// descriptions are enough to read it), plus the filter's reasons when it was rejected.
@@ -102,7 +102,7 @@ pub fn section(inputs: &ReportInputs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Input, InputPaths};
+    use crate::inputs::{Input, InputPaths};
 
     fn fixture_inputs() -> ReportInputs {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/run");

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use toolflow_core::{EdgeKind, ToolGraph};
 
-use crate::html::{self, escape};
-use crate::{Input, absent_note};
+use crate::html::{self, absent_note, escape};
+use crate::inputs::Input;
 
 /// Bars in the chart at most; wider degree ranges are binned.
 const MAX_BARS: usize = 40;

@@ -68,6 +68,11 @@ pub fn percent(share: f64) -> String {
     format!("{:.1} %", share * 100.0)
 }
 
+/// A paragraph standing in for a section whose input is absent.
+pub(crate) fn absent_note(text: &str) -> String {
+    format!("<p class=\"absent\">{}</p>\n", escape(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,205 +13,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod browser;
+mod error;
 mod graph;
 mod html;
+mod inputs;
 mod metrics;
 mod rejections;
 mod usage;
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
 
+pub use error::ReportError;
+pub use inputs::{
+    DEFAULT_BROWSER_LIMIT, DIALOGUES_FILE, GRAPH_FILE, Input, InputPaths, KEPT_FILE, METRICS_FILE,
+    REJECTED_FILE, ReportInputs, run_title,
+};
 pub use toolflow_core::{Reason, Rejection};
-use toolflow_core::{Dialogue, MetricsDocument, ToolGraph};
-
-/// The standard file names of a run directory (see the README's quick start).
-pub const METRICS_FILE: &str = "metrics.json";
-pub const GRAPH_FILE: &str = "graph.json";
-pub const DIALOGUES_FILE: &str = "dialogues.jsonl";
-/// Browsed when the run directory has no `dialogues.jsonl` (a filter run on its own).
-pub const KEPT_FILE: &str = "kept.jsonl";
-pub const REJECTED_FILE: &str = "rejected.jsonl";
-
-/// How many dialogues the browser holds by default: enough for any demo or review sample,
-/// while keeping a report of a large run a file a browser opens in a second or two.
-pub const DEFAULT_BROWSER_LIMIT: usize = 5000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: not valid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error("{path}: not a tool graph: {source}")]
-    Graph {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    /// A JSON Lines file with a line that is not the expected record.
-    #[error(transparent)]
-    Jsonl(#[from] toolflow_core::jsonl::JsonlError),
-}
-
-/// One input file: loaded, looked for but absent, or not asked for.
-#[derive(Debug, Clone)]
-pub enum Input<T> {
-    Loaded { path: PathBuf, value: T },
-    Missing { path: PathBuf },
-    NotGiven,
-}
-
-impl<T> Input<T> {
-    pub fn value(&self) -> Option<&T> {
-        match self {
-            Input::Loaded { value, .. } => Some(value),
-            _ => None,
-        }
-    }
-
-    /// Reads `path` with `load` when it exists; `None` means not asked for.
-    fn load(
-        path: Option<&Path>,
-        load: impl FnOnce(&Path) -> Result<T, ReportError>,
-    ) -> Result<Self, ReportError> {
-        Ok(match path {
-            None => Input::NotGiven,
-            Some(path) if !path.exists() => Input::Missing {
-                path: path.to_path_buf(),
-            },
-            Some(path) => Input::Loaded {
-                path: path.to_path_buf(),
-                value: load(path)?,
-            },
-        })
-    }
-
-    /// The sentence a section shows in place of its content when this input is absent.
-    fn absence(&self, what: &str, produced_by: &str) -> Option<String> {
-        match self {
-            Input::Loaded { .. } => None,
-            Input::Missing { path } => Some(format!(
-                "No {what}: {} does not exist ({produced_by} writes it).",
-                path.display()
-            )),
-            Input::NotGiven => Some(format!("No {what}: no file was given.")),
-        }
-    }
-}
-
-/// Where each input lives; `None` leaves that section empty.
-#[derive(Debug, Clone, Default)]
-pub struct InputPaths {
-    pub metrics: Option<PathBuf>,
-    pub graph: Option<PathBuf>,
-    pub dialogues: Option<PathBuf>,
-    pub rejected: Option<PathBuf>,
-}
-
-impl InputPaths {
-    /// The standard files of a run directory; `kept.jsonl` stands in for `dialogues.jsonl`
-    /// when only the latter is absent.
-    pub fn in_run_dir(dir: &Path) -> Self {
-        let dialogues = dir.join(DIALOGUES_FILE);
-        let kept = dir.join(KEPT_FILE);
-        let dialogues = if !dialogues.exists() && kept.exists() {
-            kept
-        } else {
-            dialogues
-        };
-        InputPaths {
-            metrics: Some(dir.join(METRICS_FILE)),
-            graph: Some(dir.join(GRAPH_FILE)),
-            dialogues: Some(dialogues),
-            rejected: Some(dir.join(REJECTED_FILE)),
-        }
-    }
-}
-
-/// Everything a report shows, read and checked before rendering.
-#[derive(Debug, Clone)]
-pub struct ReportInputs {
-    /// The page's heading, e.g. the run directory's name.
-    pub title: String,
-    /// `metrics.json` as written by `toolflow eval`.
-    pub metrics: Input<MetricsDocument>,
-    pub graph: Input<ToolGraph>,
-    pub dialogues: Input<Vec<Dialogue>>,
-    pub rejected: Input<Vec<Rejection>>,
-    /// The browser holds at most this many dialogues (rejected ones first); the statistics
-    /// always count them all.
-    pub browser_limit: usize,
-}
-
-impl ReportInputs {
-    /// Reads the standard files of a run directory; absent files leave their section empty.
-    pub fn from_run_dir(dir: &Path) -> Result<ReportInputs, ReportError> {
-        ReportInputs::load(run_title(dir), &InputPaths::in_run_dir(dir))
-    }
-
-    /// Reads each given file; a file that exists but does not parse is an error naming it.
-    pub fn load(title: String, paths: &InputPaths) -> Result<ReportInputs, ReportError> {
-        let metrics = Input::load(paths.metrics.as_deref(), |path| {
-            let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            serde_json::from_str(&text).map_err(|source| ReportError::Json {
-                path: path.to_path_buf(),
-                source,
-            })
-        })?;
-        let graph = Input::load(paths.graph.as_deref(), |path| {
-            let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            serde_json::from_str(&text).map_err(|source| ReportError::Graph {
-                path: path.to_path_buf(),
-                source,
-            })
-        })?;
-        let dialogues = Input::load(paths.dialogues.as_deref(), |path| {
-            Ok(toolflow_core::jsonl::read(path)?)
-        })?;
-        let rejected = Input::load(paths.rejected.as_deref(), |path| {
-            Ok(toolflow_core::jsonl::read(path)?)
-        })?;
-        tracing::debug!(
-            metrics = metrics.value().is_some(),
-            graph = graph.value().is_some(),
-            dialogues = dialogues.value().map_or(0, Vec::len),
-            rejected = rejected.value().map_or(0, Vec::len),
-            "report inputs read"
-        );
-        Ok(ReportInputs {
-            title,
-            metrics,
-            graph,
-            dialogues,
-            rejected,
-            browser_limit: DEFAULT_BROWSER_LIMIT,
-        })
-    }
-}
-
-/// A run directory's name, as the report's title.
-pub fn run_title(dir: &Path) -> String {
-    dir.canonicalize()
-        .ok()
-        .and_then(|dir| {
-            dir.file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| dir.display().to_string())
-}
 
 const STYLE: &str = include_str!("report.css");
 const SCRIPT: &str = include_str!("browser.js");
@@ -285,11 +105,6 @@ fn inputs_list(inputs: &ReportInputs) -> String {
     item(&mut out, "rejected", &inputs.rejected);
     out.push_str("</ul>\n");
     out
-}
-
-/// A paragraph standing in for a section whose input is absent.
-fn absent_note(text: &str) -> String {
-    format!("<p class=\"absent\">{}</p>\n", html::escape(text))
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::fmt::Write;
 use toolflow_core::MetricsDocument;
 use toolflow_core::metrics::RunMetrics;
 
-use crate::html::{self, escape};
-use crate::{Input, absent_note};
+use crate::html::{self, absent_note, escape};
+use crate::inputs::Input;
 
 #[derive(Clone, Copy)]
 enum Format {

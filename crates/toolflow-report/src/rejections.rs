@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use toolflow_core::Dialogue;
+use toolflow_core::{Dialogue, Rejection};
 
-use crate::html::{self, escape};
-use crate::{Input, Rejection, absent_note};
+use crate::html::{self, absent_note, escape};
+use crate::inputs::Input;
 
 /// The longest meter bar, for the rule that rejects the most dialogues.
 const METER_EM: f64 = 5.0;

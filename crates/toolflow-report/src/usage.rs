@@ -6,8 +6,8 @@ use std::fmt::Write;
 use toolflow_core::MetricsDocument;
 use toolflow_core::{Dialogue, ToolGraph, Turn};
 
-use crate::html::{self, escape};
-use crate::{Input, absent_note};
+use crate::html::{self, absent_note, escape};
+use crate::inputs::Input;
 
 /// The longest bar, for the most-called tool.
 const BAR_EM: f64 = 16.0;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use toolflow_core::Dialogue;
 use toolflow_core::jsonl::JsonlError;
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 /// What a merge read and wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

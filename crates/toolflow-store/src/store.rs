@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use toolflow_core::{Dialogue, OutcomeStatus, Usage};
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 /// The table layout written by this version, kept in SQLite's `user_version`.
 const LAYOUT: i64 = 1;

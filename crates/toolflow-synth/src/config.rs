@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::{DateError, parse_date};
+use crate::role::Role;
+
+/// How dialogues are written: the `[synth]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SynthConfig {
@@ -30,6 +34,7 @@ pub struct SynthConfig {
     /// The current date of the system context is drawn from this inclusive range
     /// (`YYYY-MM-DD`), the time of day from 07:00 to 22:55.
     pub dates: [String; 2],
+    /// The sampling temperature of every agent's requests.
     pub temperature: f32,
     /// The answer limit of every request.
     pub max_tokens: u32,
@@ -54,15 +59,18 @@ pub struct SynthConfig {
     pub structured_answers: bool,
     /// The model per role (`planner`, `user`, `assistant`, `tool`); a role not named uses
     /// the model drawn for the dialogue from the endpoint pool.
-    pub models: BTreeMap<String, String>,
+    pub models: BTreeMap<Role, String>,
     /// Dialogues written at the same time; the engine bounds requests per endpoint.
     pub concurrency: usize,
 }
 
+/// Who decides whether the assistant calls a tool (see [`SynthConfig::tool_choice`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ToolChoicePolicy {
+    /// The assistant.
     Auto,
+    /// The plan's step kinds.
     Plan,
 }
 
@@ -110,48 +118,85 @@ impl Default for SynthConfig {
     }
 }
 
-pub const ROLES: [&str; 4] = ["planner", "user", "assistant", "tool"];
+/// A `[synth]` setting that serde accepts but the synthesis cannot work with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SynthConfigError {
+    /// `turns` is not a range of at least one step.
+    #[error("synth.turns = [{min}, {max}]: need 1 ≤ min ≤ max")]
+    Turns {
+        /// The fewest steps.
+        min: u32,
+        /// The most steps.
+        max: u32,
+    },
+    /// A list to draw from is empty.
+    #[error("synth.{0} is empty")]
+    Empty(&'static str),
+    /// A count is below what the synthesis needs.
+    #[error("synth.{field} must be at least {least}")]
+    TooSmall {
+        /// The setting.
+        field: &'static str,
+        /// Its smallest usable value.
+        least: u32,
+    },
+    /// An end of `dates` is not a date.
+    #[error("synth.dates[{index}]: {source}")]
+    Date {
+        /// 0 for the first date, 1 for the last.
+        index: usize,
+        /// Why it is not one.
+        source: DateError,
+    },
+    /// `dates` ends before it starts.
+    #[error("synth.dates: {first} is after {last}")]
+    DatesReversed {
+        /// The first date.
+        first: String,
+        /// The last date.
+        last: String,
+    },
+}
 
 impl SynthConfig {
-    /// Checks what serde cannot: ranges, non-empty lists, dates, role names.
-    pub fn check(&self) -> Result<(), String> {
+    /// Checks what serde cannot: ranges, non-empty lists, dates.
+    pub fn check(&self) -> Result<(), SynthConfigError> {
         let [min, max] = self.turns;
         if min == 0 || min > max {
-            return Err(format!("synth.turns = [{min}, {max}]: need 1 ≤ min ≤ max"));
+            return Err(SynthConfigError::Turns { min, max });
         }
         if self.styles.is_empty() {
-            return Err("synth.styles is empty".into());
+            return Err(SynthConfigError::Empty("styles"));
         }
         if self.locations.is_empty() {
-            return Err("synth.locations is empty".into());
+            return Err(SynthConfigError::Empty("locations"));
         }
+        let too_small = |field, least| SynthConfigError::TooSmall { field, least };
         if self.plan_attempts == 0 {
-            return Err("synth.plan_attempts must be at least 1".into());
+            return Err(too_small("plan_attempts", 1));
         }
         if self.max_message_chars < 20 {
-            return Err("synth.max_message_chars must be at least 20".into());
+            return Err(too_small("max_message_chars", 20));
         }
         if self.concurrency == 0 {
-            return Err("synth.concurrency must be at least 1".into());
+            return Err(too_small("concurrency", 1));
         }
+        self.days().map(|_| ())
+    }
+
+    /// The first and last day of `dates`, in days since 1970-01-01.
+    pub(crate) fn days(&self) -> Result<(i64, i64), SynthConfigError> {
         let [first, last] = &self.dates;
-        let (first_day, last_day) = (
-            crate::context::parse_date(first).map_err(|e| format!("synth.dates[0]: {e}"))?,
-            crate::context::parse_date(last).map_err(|e| format!("synth.dates[1]: {e}"))?,
-        );
+        let day = |index: usize, text: &str| {
+            parse_date(text).map_err(|source| SynthConfigError::Date { index, source })
+        };
+        let (first_day, last_day) = (day(0, first)?, day(1, last)?);
         if first_day > last_day {
-            return Err(format!("synth.dates: {first} is after {last}"));
+            return Err(SynthConfigError::DatesReversed {
+                first: first.clone(),
+                last: last.clone(),
+            });
         }
-        if let Some(role) = self
-            .models
-            .keys()
-            .find(|role| !ROLES.contains(&role.as_str()))
-        {
-            return Err(format!(
-                "synth.models: unknown role `{role}` (roles: {})",
-                ROLES.join(", ")
-            ));
-        }
-        Ok(())
+        Ok((first_day, last_day))
     }
 }

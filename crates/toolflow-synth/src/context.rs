@@ -74,9 +74,14 @@ const WEEKDAYS: [&str; 7] = [
     "Sunday",
 ];
 
+/// A text that is not a calendar date `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a date YYYY-MM-DD")]
+pub struct DateError(pub String);
+
 /// `YYYY-MM-DD` → days since 1970-01-01.
-pub fn parse_date(text: &str) -> Result<i64, String> {
-    let bad = || format!("`{text}` is not a date YYYY-MM-DD");
+pub fn parse_date(text: &str) -> Result<i64, DateError> {
+    let bad = || DateError(text.to_owned());
     let mut parts = text.split('-');
     let (Some(y), Some(m), Some(d), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

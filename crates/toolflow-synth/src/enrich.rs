@@ -53,6 +53,7 @@ pub struct EnrichOptions {
     pub infer_returns: bool,
     /// Mixed with each tool's name into the request seed (and the model draw).
     pub seed: u64,
+    /// The requests' sampling temperature.
     pub temperature: f32,
     /// Requests in flight at once; the engine still enforces each endpoint's own limits.
     pub max_concurrency: usize,
@@ -72,16 +73,37 @@ impl Default for EnrichOptions {
     }
 }
 
+/// Why one tool could not be enriched; it is then kept as it was.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrichError {
+    /// The prompt did not render.
     #[error(transparent)]
     Prompt(#[from] PromptError),
+    /// The request failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The model's answer is not JSON.
     #[error("the answer is not JSON: {0}")]
     NotJson(serde_json::Error),
+    /// Every proposed return schema was unusable.
     #[error("the proposed return schema is unusable after {draws} draws: {reason}")]
-    BadReturns { draws: u64, reason: String },
+    BadReturns {
+        /// Answers asked for.
+        draws: u64,
+        /// What was wrong with the last one.
+        reason: ReturnsError,
+    },
+}
+
+/// Why a proposed return schema cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ReturnsError {
+    /// It is not a JSON Schema that compiles.
+    #[error("{0}")]
+    Invalid(String),
+    /// It describes something other than an object with named fields.
+    #[error("not an object schema with properties")]
+    NotAnObject,
 }
 
 /// Counts of filled fields, by kind.
@@ -98,22 +120,27 @@ pub struct FieldCounts {
 /// A tool whose request failed; it was kept as its source had it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnrichFailure {
+    /// The tool's name.
     pub tool: String,
+    /// Why its request failed.
     pub error: String,
 }
 
 /// The tools after enrichment, in input order, and what happened to them.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EnrichReport {
+    /// Every tool, enriched or not, in input order.
     #[serde(skip)]
     pub tools: Vec<Tool>,
     /// Tools read.
     pub read: usize,
     /// Tools that got at least one field.
     pub enriched: usize,
+    /// The fields filled, by kind.
     pub fields: FieldCounts,
     /// Tools that needed nothing.
     pub unchanged: usize,
+    /// The tools whose request failed.
     pub failed: Vec<EnrichFailure>,
 }
 
@@ -242,7 +269,6 @@ async fn ask(
     let mut request = ChatRequest::new(vec![Message::user(prompt)]);
     request.json_schema = Some(missing.answer_schema());
     request.temperature = Some(temperature);
-    let mut reason = String::new();
     for draw in 0..SCHEMA_DRAWS {
         request.seed = Some(if draw == 0 {
             seed
@@ -259,27 +285,29 @@ async fn ask(
             .filter(|_| missing.returns)
             .map(check_returns_schema)
         {
+            Some(Err(reason)) if draw + 1 == SCHEMA_DRAWS => {
+                return Err(EnrichError::BadReturns {
+                    draws: SCHEMA_DRAWS,
+                    reason,
+                });
+            }
             Some(Err(error)) => {
                 tracing::debug!(tool = %tool.name, draw, %error, "unusable return schema; drawing again");
-                reason = error;
             }
             _ => return Ok(answer),
         }
     }
-    Err(EnrichError::BadReturns {
-        draws: SCHEMA_DRAWS,
-        reason,
-    })
+    unreachable!("the last draw returns")
 }
 
-fn check_returns_schema(schema: &Value) -> Result<(), String> {
-    jsonschema::validator_for(schema).map_err(|error| error.to_string())?;
+fn check_returns_schema(schema: &Value) -> Result<(), ReturnsError> {
+    jsonschema::validator_for(schema).map_err(|error| ReturnsError::Invalid(error.to_string()))?;
     let is_object = schema.get("type").and_then(Value::as_str) == Some("object")
         && schema.get("properties").is_some_and(Value::is_object);
     if is_object {
         Ok(())
     } else {
-        Err("not an object schema with properties".into())
+        Err(ReturnsError::NotAnObject)
     }
 }
 

@@ -14,19 +14,23 @@ use crate::prompts::{PromptKind, Prompts};
 
 pub use toolflow_core::metrics::JUDGE_CRITERIA as CRITERIA;
 
+/// How the judge runs; also the `[judge]` table of a run config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JudgeOptions {
     /// Dialogues judged: a sample of this size, drawn by `seed` (all of them when fewer).
     pub sample: usize,
+    /// Draws the sample and seeds the requests.
     pub seed: u64,
     /// The judge's model, by its id in the endpoints; by default the first one drawn.
     pub model: Option<String>,
+    /// The requests' sampling temperature (0: the most likely verdict).
     pub temperature: f32,
     /// Answers asked for per dialogue before it counts as a failure.
     pub attempts: u32,
     /// Ask for the JSON form (structured output); off, the Table 15 text form is parsed.
     pub structured: bool,
+    /// Dialogues judged at the same time.
     pub concurrency: usize,
     /// The longest comment the JSON form allows, in characters: a bound the answer schema
     /// enforces, so that a small grammar-constrained model closes its verdict in time.
@@ -54,20 +58,28 @@ impl Default for JudgeOptions {
 /// One dialogue's scores, in [`CRITERIA`] order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
+    /// The dialogue's id.
     pub id: String,
+    /// Scores from 1 to 5.
     pub scores: [u8; 4],
+    /// The judge's comment on each score.
     pub comments: [String; 4],
 }
 
 pub use toolflow_core::metrics::JudgeFailure;
 
+/// What a judge run found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JudgeReport {
+    /// The judge's model.
     pub model: String,
+    /// Dialogues in the sample.
     pub sampled: usize,
     /// Mean score per criterion over the judged dialogues; `None` when none was.
     pub means: Option<JudgeMeans>,
+    /// Each judged dialogue's verdict.
     pub verdicts: Vec<Verdict>,
+    /// Each sampled dialogue the judge gave no usable verdict on.
     pub failures: Vec<JudgeFailure>,
 }
 
@@ -247,7 +259,7 @@ async fn judge_one(
             }
             Err(error) => {
                 tracing::debug!(id = %dialogue.id, attempt, %error, "unusable verdict");
-                last = error;
+                last = error.to_string();
             }
         }
     }
@@ -277,15 +289,33 @@ fn verdict_schema(comment_chars: u32) -> Value {
 
 type Scores = ([u8; 4], [String; 4]);
 
-fn parse_json(text: &str) -> Result<Scores, String> {
-    let value: Value =
-        serde_json::from_str(text.trim()).map_err(|error| format!("not JSON: {error}"))?;
+/// Why a judge's answer holds no verdict; its text is the failure's `error` in
+/// `metrics.json` once the attempts are spent.
+#[derive(Debug, thiserror::Error)]
+enum VerdictError {
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// The JSON form's score of a criterion is missing or out of range.
+    #[error("`{0}` has no score from 1 to 5")]
+    BadScore(&'static str),
+    /// The text form's line of a criterion has no score from 1 to 5.
+    #[error("`{criterion}` has no score from 1 to 5: {line}")]
+    BadScoreLine {
+        criterion: &'static str,
+        line: String,
+    },
+    /// The text form has no line for a criterion.
+    #[error("no score for `{0}`")]
+    NoScore(&'static str),
+}
+
+fn parse_json(text: &str) -> Result<Scores, VerdictError> {
+    let value: Value = serde_json::from_str(text.trim()).map_err(VerdictError::NotJson)?;
     let mut scores = [0u8; 4];
     let mut comments: [String; 4] = Default::default();
-    for (k, name) in CRITERIA.iter().enumerate() {
+    for (k, &name) in CRITERIA.iter().enumerate() {
         let entry = &value[name];
-        scores[k] = score(entry["score"].as_u64())
-            .ok_or_else(|| format!("`{name}` has no score from 1 to 5"))?;
+        scores[k] = score(entry["score"].as_u64()).ok_or(VerdictError::BadScore(name))?;
         comments[k] = entry["comment"]
             .as_str()
             .unwrap_or_default()
@@ -296,7 +326,7 @@ fn parse_json(text: &str) -> Result<Scores, String> {
 }
 
 /// The Table 15 form: `N. Criterion: S / 5` then a `Comments:` line, in any order.
-fn parse_text(text: &str) -> Result<Scores, String> {
+fn parse_text(text: &str) -> Result<Scores, VerdictError> {
     let mut scores = [0u8; 4];
     let mut comments: [String; 4] = Default::default();
     let mut current: Option<usize> = None;
@@ -313,8 +343,10 @@ fn parse_text(text: &str) -> Result<Scores, String> {
                 .chars()
                 .take_while(char::is_ascii_digit)
                 .collect::<String>();
-            scores[k] = score(number.parse().ok())
-                .ok_or_else(|| format!("`{}` has no score from 1 to 5: {line}", CRITERIA[k]))?;
+            scores[k] = score(number.parse().ok()).ok_or_else(|| VerdictError::BadScoreLine {
+                criterion: CRITERIA[k],
+                line: line.to_owned(),
+            })?;
             current = Some(k);
         } else if let (Some(k), Some(rest)) = (
             current,
@@ -326,7 +358,7 @@ fn parse_text(text: &str) -> Result<Scores, String> {
         }
     }
     if let Some(k) = scores.iter().position(|&s| s == 0) {
-        return Err(format!("no score for `{}`", CRITERIA[k]));
+        return Err(VerdictError::NoScore(CRITERIA[k]));
     }
     Ok((scores, comments))
 }
@@ -372,11 +404,13 @@ mod tests {
         assert!(
             parse_text("1. Naturalness: 7 / 5")
                 .unwrap_err()
+                .to_string()
                 .contains("naturalness")
         );
         assert!(
             parse_text("1. Naturalness: 4 / 5")
                 .unwrap_err()
+                .to_string()
                 .contains("coherence")
         );
         let json = r#"{"naturalness": {"score": 5, "comment": "a"}, "coherence": {"score": 4, "comment": "b"},

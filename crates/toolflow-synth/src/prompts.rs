@@ -24,6 +24,7 @@ pub enum PromptKind {
 }
 
 impl PromptKind {
+    /// Every prompt, in pipeline order.
     pub const ALL: [PromptKind; 6] = [
         PromptKind::Planner,
         PromptKind::User,
@@ -57,12 +58,27 @@ impl PromptKind {
     }
 }
 
+/// Why a prompt could not be read, compiled or rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
+    /// An override file could not be read.
     #[error("reading prompt {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// A template does not compile, or fails to render.
     #[error("prompt `{name}` ({origin}): {source}")]
-    Template { name: &'static str, origin: String, source: minijinja::Error },
+    Template {
+        /// The prompt's name.
+        name: &'static str,
+        /// `built-in`, or the file it came from.
+        origin: String,
+        /// minijinja's error.
+        source: minijinja::Error,
+    },
 }
 
 /// A compiled set of prompts: the built-in ones, with any overrides applied.
@@ -76,6 +92,14 @@ impl Prompts {
     /// The built-in prompts.
     pub fn builtin() -> Result<Self, PromptError> {
         Self::with_overrides(std::iter::empty())
+    }
+
+    /// The built-in prompts, or with `dir`'s files where one is given ([`Prompts::from_dir`]).
+    pub fn load(dir: Option<&Path>) -> Result<Self, PromptError> {
+        match dir {
+            Some(dir) => Self::from_dir(dir),
+            None => Self::builtin(),
+        }
     }
 
     /// The built-in prompts, with `<dir>/<name>.txt` used instead wherever such a file exists.
@@ -93,12 +117,23 @@ impl Prompts {
     ) -> Result<Self, PromptError> {
         let mut templates: Vec<(PromptKind, String, String)> = PromptKind::ALL
             .into_iter()
-            .map(|kind| (kind, kind.default_template().to_string(), "built-in".to_string()))
+            .map(|kind| {
+                (
+                    kind,
+                    kind.default_template().to_string(),
+                    "built-in".to_string(),
+                )
+            })
             .collect();
         for (kind, path) in overrides {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| PromptError::Read { path: path.clone(), source })?;
-            let slot = templates.iter_mut().find(|(k, _, _)| *k == kind).expect("every kind has a slot");
+            let text = std::fs::read_to_string(&path).map_err(|source| PromptError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let slot = templates
+                .iter_mut()
+                .find(|(k, _, _)| *k == kind)
+                .expect("every kind has a slot");
             slot.1 = text;
             slot.2 = path.display().to_string();
         }
@@ -113,38 +148,64 @@ impl Prompts {
         );
         let mut origins = Vec::new();
         for (kind, text, origin) in templates {
-            env.add_template_owned(kind.name(), text).map_err(|source| PromptError::Template {
-                name: kind.name(),
-                origin: origin.clone(),
-                source,
-            })?;
+            env.add_template_owned(kind.name(), text)
+                .map_err(|source| PromptError::Template {
+                    name: kind.name(),
+                    origin: origin.clone(),
+                    source,
+                })?;
             origins.push((kind, origin));
         }
         Ok(Prompts { env, origins })
     }
 
     /// Renders `kind` with the given variables.
-    pub fn render(&self, kind: PromptKind, variables: impl Serialize) -> Result<String, PromptError> {
-        let template = self.env.get_template(kind.name()).expect("every kind is compiled");
-        template.render(minijinja::Value::from(minijinja::value::Serde(variables))).map_err(|source| PromptError::Template {
-            name: kind.name(),
-            origin: self.origin(kind).to_string(),
-            source,
-        })
+    pub fn render(
+        &self,
+        kind: PromptKind,
+        variables: impl Serialize,
+    ) -> Result<String, PromptError> {
+        let template = self
+            .env
+            .get_template(kind.name())
+            .expect("every kind is compiled");
+        template
+            .render(minijinja::Value::from(minijinja::value::Serde(variables)))
+            .map_err(|source| PromptError::Template {
+                name: kind.name(),
+                origin: self.origin(kind).to_string(),
+                source,
+            })
     }
 
     /// A hash of every template's text: runs whose prompts differ must not share results.
     pub fn fingerprint(&self) -> String {
         let sources: Vec<String> = PromptKind::ALL
             .into_iter()
-            .map(|kind| self.env.get_template(kind.name()).expect("every kind is compiled").source().to_owned())
+            .map(|kind| {
+                self.env
+                    .get_template(kind.name())
+                    .expect("every kind is compiled")
+                    .source()
+                    .to_owned()
+            })
             .collect();
-        toolflow_core::content_hash(&sources.iter().map(|source| source.as_bytes()).collect::<Vec<_>>())
+        toolflow_core::content_hash(
+            &sources
+                .iter()
+                .map(|source| source.as_bytes())
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// `built-in`, or the path the prompt was read from.
     pub fn origin(&self, kind: PromptKind) -> &str {
-        &self.origins.iter().find(|(k, _)| *k == kind).expect("every kind has an origin").1
+        &self
+            .origins
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .expect("every kind has an origin")
+            .1
     }
 }
 
@@ -157,7 +218,10 @@ mod tests {
     fn builtin_prompts_render_with_their_variables() {
         let prompts = Prompts::builtin().unwrap();
         let planner = prompts
-            .render(PromptKind::Planner, json!({"tools": "[...]", "target_turns": 5, "structured": false}))
+            .render(
+                PromptKind::Planner,
+                json!({"tools": "[...]", "target_turns": 5, "structured": false}),
+            )
             .unwrap();
         assert!(planner.contains("Write exactly 5 turns"));
         assert!(planner.contains("N. Chitchat:"));
@@ -186,18 +250,32 @@ mod tests {
     #[test]
     fn a_missing_variable_is_an_error_naming_the_prompt() {
         let prompts = Prompts::builtin().unwrap();
-        let error = prompts.render(PromptKind::Tool, json!({"tools": "[]"})).unwrap_err();
-        assert!(error.to_string().starts_with("prompt `tool` (built-in)"), "{error}");
+        let error = prompts
+            .render(PromptKind::Tool, json!({"tools": "[]"}))
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with("prompt `tool` (built-in)"),
+            "{error}"
+        );
     }
 
     #[test]
     fn overrides_replace_only_their_prompt() {
         let dir = std::env::temp_dir().join(format!("toolflow-prompts-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("planner.txt"), "Plan {{ target_turns }} turns for {{ tools }}.").unwrap();
+        std::fs::write(
+            dir.join("planner.txt"),
+            "Plan {{ target_turns }} turns for {{ tools }}.",
+        )
+        .unwrap();
         let prompts = Prompts::from_dir(&dir).unwrap();
         assert_eq!(
-            prompts.render(PromptKind::Planner, json!({"tools": "T", "target_turns": 3})).unwrap(),
+            prompts
+                .render(
+                    PromptKind::Planner,
+                    json!({"tools": "T", "target_turns": 3})
+                )
+                .unwrap(),
             "Plan 3 turns for T."
         );
         assert!(prompts.origin(PromptKind::Planner).ends_with("planner.txt"));

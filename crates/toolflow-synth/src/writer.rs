@@ -15,30 +15,75 @@ use toolflow_core::{
     AssistantTurn, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan,
     SamplingStrategy, StepKind, Tool, ToolCall, ToolTurn, Turn, Usage, UserTurn,
 };
-use toolflow_llm::{ChatRequest, ChatResponse, Engine, Message, ToolChoice};
+use toolflow_llm::{ChatRequest, ChatResponse, Engine, EngineError, Message, ToolChoice};
 
-use crate::config::{ROLES, SynthConfig, ToolChoicePolicy};
-use crate::context::{
-    derive, describe, dialogue_id, dialogue_seed, draw, parse_date, system_context,
-};
-use crate::plan::{parse_plan, plan_schema};
-use crate::prompts::{PromptKind, Prompts};
+use crate::config::{SynthConfig, SynthConfigError, ToolChoicePolicy};
+use crate::context::{derive, describe, dialogue_id, dialogue_seed, draw, system_context};
+use crate::plan::{PlanError, parse_plan, plan_schema};
+use crate::prompts::{PromptError, PromptKind, Prompts};
+use crate::role::Role;
 use crate::transcript::{
     chat_messages, plan_text, tool_json, tool_spec, tools_json, tools_summary, user_view,
 };
 
+/// Why a [`Synthesizer`] cannot be made for these settings.
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
-    #[error("{0}")]
-    Config(String),
+    /// The `[synth]` table is unusable.
+    #[error(transparent)]
+    Config(#[from] SynthConfigError),
+    /// `[synth] models` names a model that no endpoint serves.
     #[error(
         "synth.models: role `{role}` names model `{model}`, which no endpoint serves (served: {served})"
     )]
     UnknownModel {
-        role: String,
+        /// The role it is named for.
+        role: Role,
+        /// The model.
         model: String,
+        /// The models the endpoints serve, comma-separated.
         served: String,
     },
+}
+
+/// Why a dialogue stopped before its end; its text is the dialogue's `outcome.reason`, so
+/// the wording is part of the recorded data.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// A request failed past the engine's retries.
+    #[error("{role} agent: {source}")]
+    Request { role: Role, source: EngineError },
+    /// An agent's answer cannot be used.
+    #[error("{role} agent: {source}")]
+    Answer { role: Role, source: AnswerError },
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    /// Every planner answer broke the plan's rules or did not parse.
+    #[error("planner: no usable plan in {attempts} attempts; the last: {last}")]
+    NoPlan { attempts: u32, last: PlanError },
+}
+
+/// What is wrong with an agent's answer.
+#[derive(Debug, thiserror::Error)]
+enum AnswerError {
+    #[error("the answer is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("the result is not JSON: {0}")]
+    ResultNotJson(serde_json::Error),
+    #[error("the answer has no `{0}`")]
+    Missing(&'static str),
+    #[error("an empty answer")]
+    EmptyAnswer,
+    #[error("an empty message")]
+    EmptyMessage,
+    #[error("the answer has a `Current step:` line but no `User:` line")]
+    NoUserLine,
+}
+
+impl AnswerError {
+    fn of(self, role: Role) -> Failure {
+        Failure::Answer { role, source: self }
+    }
 }
 
 /// Writes dialogues for one run: the engine, the prompts and the settings they share.
@@ -51,23 +96,24 @@ pub struct Synthesizer {
 }
 
 impl Synthesizer {
+    /// A synthesizer over `engine`, once `config` is checked and its named models are
+    /// served.
     pub fn new(
         engine: Arc<Engine>,
         prompts: Prompts,
         config: SynthConfig,
     ) -> Result<Self, SynthError> {
-        config.check().map_err(SynthError::Config)?;
-        for (role, model) in &config.models {
+        config.check()?;
+        for (&role, model) in &config.models {
             if !engine.models().any(|served| served == model) {
                 return Err(SynthError::UnknownModel {
-                    role: role.clone(),
+                    role,
                     model: model.clone(),
                     served: engine.models().collect::<Vec<_>>().join(", "),
                 });
             }
         }
-        let first_day = parse_date(&config.dates[0]).map_err(SynthError::Config)?;
-        let last_day = parse_date(&config.dates[1]).map_err(SynthError::Config)?;
+        let (first_day, last_day) = config.days()?;
         Ok(Synthesizer {
             engine,
             prompts,
@@ -77,10 +123,12 @@ impl Synthesizer {
         })
     }
 
+    /// The settings it writes with.
     pub fn config(&self) -> &SynthConfig {
         &self.config
     }
 
+    /// The engine its agents ask.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -98,6 +146,12 @@ impl Synthesizer {
         let config = &self.config;
         let [min, max] = config.turns;
         let target_turns = min + draw(seed, "turns", u64::from(max - min + 1)) as u32;
+        let models = Role::ALL.map(|role| {
+            config
+                .models
+                .get(&role)
+                .map_or_else(|| self.engine.draw_model(seed).to_owned(), Clone::clone)
+        });
         let settings = DialogueSettings {
             sampler,
             plan: config.plan,
@@ -106,15 +160,10 @@ impl Synthesizer {
             user_style: config.styles[draw(seed, "style", config.styles.len() as u64) as usize]
                 .clone(),
             seed,
-            models: ROLES
+            models: Role::ALL
                 .iter()
-                .map(|role| {
-                    let model = config
-                        .models
-                        .get(*role)
-                        .map_or_else(|| self.engine.draw_model(seed).to_owned(), Clone::clone);
-                    (role.to_string(), model)
-                })
+                .zip(&models)
+                .map(|(role, model)| (role.to_string(), model.clone()))
                 .collect(),
             temperature: config.temperature,
         };
@@ -123,6 +172,7 @@ impl Synthesizer {
             synth: self,
             context_text: describe(&context),
             settings,
+            models,
             tools,
             plan: None,
             turns: Vec::new(),
@@ -133,9 +183,9 @@ impl Synthesizer {
         };
         let outcome = match writer.converse().await {
             Ok(outcome) => outcome,
-            Err(reason) => Outcome {
+            Err(failure) => Outcome {
                 status: OutcomeStatus::Failed,
-                reason: Some(reason),
+                reason: Some(failure.to_string()),
                 steps_done: writer.addressed.len() as u32,
             },
         };
@@ -158,6 +208,8 @@ struct DialogueWriter<'a> {
     synth: &'a Synthesizer,
     context_text: String,
     settings: DialogueSettings,
+    /// The model of each role, in [`Role::ALL`]'s order (as in `settings.models`).
+    models: [String; Role::ALL.len()],
     tools: Vec<Tool>,
     plan: Option<Plan>,
     turns: Vec<Turn>,
@@ -171,7 +223,7 @@ struct DialogueWriter<'a> {
 }
 
 impl DialogueWriter<'_> {
-    async fn converse(&mut self) -> Result<Outcome, String> {
+    async fn converse(&mut self) -> Result<Outcome, Failure> {
         if self.settings.plan {
             self.plan = Some(self.write_plan().await?);
         }
@@ -227,20 +279,20 @@ impl DialogueWriter<'_> {
     /// Sends `request` for `role` with the dialogue's sampling settings and `seed`.
     async fn ask(
         &self,
-        role: &str,
+        role: Role,
         mut request: ChatRequest,
         seed: u64,
-    ) -> Result<(ChatResponse, Generation), String> {
+    ) -> Result<(ChatResponse, Generation), Failure> {
         request.seed = Some(seed);
         request.temperature = Some(self.settings.temperature);
         request.max_tokens = Some(self.synth.config.max_tokens);
-        let model = &self.settings.models[role];
+        let model = &self.models[role as usize];
         let answer = self
             .synth
             .engine
-            .complete(model, role, &request)
+            .complete(model, role.as_str(), &request)
             .await
-            .map_err(|error| format!("{role} agent: {error}"))?;
+            .map_err(|source| Failure::Request { role, source })?;
         let generation = Generation {
             model: answer.model.clone(),
             usage: answer.usage,
@@ -250,7 +302,7 @@ impl DialogueWriter<'_> {
         Ok((answer, generation))
     }
 
-    async fn write_plan(&mut self) -> Result<Plan, String> {
+    async fn write_plan(&mut self) -> Result<Plan, Failure> {
         let target = self.settings.target_turns as usize;
         let structured = self.synth.config.structured;
         let prompt = self
@@ -259,12 +311,11 @@ impl DialogueWriter<'_> {
             .render(
                 PromptKind::Planner,
                 json!({"tools": tools_json(&self.tools, false), "target_turns": target, "structured": structured}),
-            )
-            .map_err(|error| error.to_string())?;
+            )?;
         let names: Vec<String> = self.tools.iter().map(|tool| tool.name.clone()).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let attempts = self.synth.config.plan_attempts;
-        let mut last_error = String::new();
+        // `check` holds `plan_attempts` to at least 1.
+        let attempts = self.synth.config.plan_attempts.max(1);
         for attempt in 1..=attempts {
             let mut request = ChatRequest::new(vec![Message::user(prompt.clone())]);
             if structured {
@@ -274,19 +325,15 @@ impl DialogueWriter<'_> {
                 request.json_schema = Some(schema);
             }
             let seed = self.next_seed();
-            let (answer, _) = self.ask("planner", request, seed).await?;
+            let (answer, _) = self.ask(Role::Planner, request, seed).await?;
             self.usage += answer.usage;
             match parse_plan(answer.text.as_deref().unwrap_or_default(), target, &names) {
                 Ok(plan) => return Ok(plan),
-                Err(error) => {
-                    tracing::debug!(attempt, %error, "the planner's answer is unusable");
-                    last_error = error.to_string();
-                }
+                Err(last) if attempt == attempts => return Err(Failure::NoPlan { attempts, last }),
+                Err(error) => tracing::debug!(attempt, %error, "the planner's answer is unusable"),
             }
         }
-        Err(format!(
-            "planner: no usable plan in {attempts} attempts; the last: {last_error}"
-        ))
+        unreachable!("the last attempt returns")
     }
 
     /// Writes the next user turn; returns the plan step it belongs to.
@@ -295,7 +342,7 @@ impl DialogueWriter<'_> {
     /// user follows the outline in order, and a step stays open while the assistant asks
     /// for missing details. The writer knows it, so the user agent is told it and its
     /// answer is held to it (a small model left to work it out tends to stay on step 1).
-    async fn user_turn(&mut self) -> Result<Option<u32>, String> {
+    async fn user_turn(&mut self) -> Result<Option<u32>, Failure> {
         let structured = self.synth.config.structured;
         let steps = self.plan.as_ref().map(|plan| plan.steps.len() as u32);
         let open_step = self.plan.as_ref().and_then(|plan| {
@@ -305,23 +352,19 @@ impl DialogueWriter<'_> {
                 .find(|number| !self.addressed.contains(number))
         });
         let completed: Vec<String> = self.addressed.iter().map(u32::to_string).collect();
-        let prompt = self
-            .synth
-            .prompts
-            .render(
-                PromptKind::User,
-                json!({
-                    "context": self.context_text,
-                    "tools": tools_json(&self.tools, false),
-                    "plan": self.plan.as_ref().map(plan_text),
-                    "history": user_view(&self.turns),
-                    "style": self.settings.user_style,
-                    "structured": structured,
-                    "completed_steps": completed.join(", "),
-                    "current_step": open_step,
-                }),
-            )
-            .map_err(|error| error.to_string())?;
+        let prompt = self.synth.prompts.render(
+            PromptKind::User,
+            json!({
+                "context": self.context_text,
+                "tools": tools_json(&self.tools, false),
+                "plan": self.plan.as_ref().map(plan_text),
+                "history": user_view(&self.turns),
+                "style": self.settings.user_style,
+                "structured": structured,
+                "completed_steps": completed.join(", "),
+                "current_step": open_step,
+            }),
+        )?;
         let mut request = ChatRequest::new(vec![Message::user(prompt)]);
         if structured {
             request.json_schema = Some(user_schema(
@@ -330,7 +373,7 @@ impl DialogueWriter<'_> {
             ));
         }
         let seed = self.next_seed();
-        let (answer, generation) = self.ask("user", request, seed).await?;
+        let (answer, generation) = self.ask(Role::User, request, seed).await?;
         self.usage += answer.usage;
         let text = answer.text.as_deref().unwrap_or_default();
         let (message, step) = if structured {
@@ -338,7 +381,7 @@ impl DialogueWriter<'_> {
         } else {
             user_from_text(text)
         }
-        .map_err(|error| format!("user agent: {error}"))?;
+        .map_err(|error| error.of(Role::User))?;
         // The text form cannot be held to the open step while it is written.
         if step.is_some() && step != open_step {
             tracing::debug!(?step, ?open_step, "the user agent named another step");
@@ -354,16 +397,12 @@ impl DialogueWriter<'_> {
 
     /// The assistant's answer to the last user turn: calls and their results, round after
     /// round, until it answers in text. Returns whether it called any tool.
-    async fn assistant_turns(&mut self, step: Option<StepKind>) -> Result<bool, String> {
+    async fn assistant_turns(&mut self, step: Option<StepKind>) -> Result<bool, Failure> {
         let config = &self.synth.config;
-        let system = self
-            .synth
-            .prompts
-            .render(
-                PromptKind::Assistant,
-                json!({"context": self.context_text, "tools": tools_summary(&self.tools)}),
-            )
-            .map_err(|error| error.to_string())?;
+        let system = self.synth.prompts.render(
+            PromptKind::Assistant,
+            json!({"context": self.context_text, "tools": tools_summary(&self.tools)}),
+        )?;
         let mut called = false;
         for round in 0..=config.max_tool_rounds {
             let tool_choice = match (config.tool_choice, round, step) {
@@ -384,7 +423,7 @@ impl DialogueWriter<'_> {
             request.tool_choice = tool_choice;
             request.keep_invalid_arguments = config.keep_invalid_arguments;
             let seed = self.next_seed();
-            let (answer, generation) = self.ask("assistant", request, seed).await?;
+            let (answer, generation) = self.ask(Role::Assistant, request, seed).await?;
             self.usage += answer.usage;
             let calls: Vec<ToolCall> = answer
                 .tool_calls
@@ -414,17 +453,16 @@ impl DialogueWriter<'_> {
                 })
                 .collect();
             let content = match answer.text.as_deref() {
-                Some(text) if structured_answer => Some(
-                    answer_from_json(text)
-                        .map_err(|error| format!("assistant agent: {error}"))?,
-                ),
+                Some(text) if structured_answer => {
+                    Some(answer_from_json(text).map_err(|error| error.of(Role::Assistant))?)
+                }
                 text => text
                     .map(str::trim)
                     .filter(|text| !text.is_empty())
                     .map(str::to_owned),
             };
             if content.is_none() && calls.is_empty() {
-                return Err("assistant agent: an empty answer".into());
+                return Err(AnswerError::EmptyAnswer.of(Role::Assistant));
             }
             self.turns.push(Turn::Assistant(AssistantTurn {
                 content,
@@ -455,7 +493,7 @@ impl DialogueWriter<'_> {
     /// The tool agent's result for one call: an error object, without asking the model,
     /// when the arguments break the tool's schema; otherwise a simulated result that follows
     /// the tool's return schema (or is a realistic error).
-    async fn tool_result(&self, call: &ToolCall, seed: u64) -> Result<(ToolTurn, Usage), String> {
+    async fn tool_result(&self, call: &ToolCall, seed: u64) -> Result<(ToolTurn, Usage), Failure> {
         let error_turn = |message: String| {
             Ok((
                 ToolTurn {
@@ -477,24 +515,20 @@ impl DialogueWriter<'_> {
         if let Some(problem) = argument_problem(tool, &call.arguments) {
             return error_turn(format!("invalid arguments for `{}`: {problem}", tool.name));
         }
-        let prompt = self
-            .synth
-            .prompts
-            .render(
-                PromptKind::Tool,
-                json!({
-                    "tool": tool_json(tool, true).to_string(),
-                    "call": json!({"name": call.name, "arguments": call.arguments}).to_string(),
-                    "context_line": self.context_text,
-                }),
-            )
-            .map_err(|error| error.to_string())?;
+        let prompt = self.synth.prompts.render(
+            PromptKind::Tool,
+            json!({
+                "tool": tool_json(tool, true).to_string(),
+                "call": json!({"name": call.name, "arguments": call.arguments}).to_string(),
+                "context_line": self.context_text,
+            }),
+        )?;
         let mut request = ChatRequest::new(vec![Message::user(prompt)]);
         request.json_schema = Some(result_schema(tool));
-        let (answer, generation) = self.ask("tool", request, seed).await?;
+        let (answer, generation) = self.ask(Role::Tool, request, seed).await?;
         let answer_json = answer
             .json()
-            .map_err(|error| format!("tool agent: the result is not JSON: {error}"))?;
+            .map_err(|error| AnswerError::ResultNotJson(error).of(Role::Tool))?;
         let result = answer_json.get("result").cloned().unwrap_or(Value::Null);
         let is_error = result.as_object().is_some_and(|object| {
             object.len() == 1 && object.get("error").is_some_and(Value::is_string)
@@ -559,7 +593,9 @@ fn closed(schema: &Value) -> Value {
     let mut map = map.clone();
     let each_value = |value: &mut Value| {
         if let Value::Object(schemas) = value {
-            schemas.values_mut().for_each(|schema| *schema = closed(schema));
+            schemas
+                .values_mut()
+                .for_each(|schema| *schema = closed(schema));
         }
     };
     for key in ["properties", "$defs", "definitions"] {
@@ -569,7 +605,9 @@ fn closed(schema: &Value) -> Value {
     }
     for key in ["anyOf", "oneOf", "allOf", "prefixItems"] {
         if let Some(Value::Array(schemas)) = map.get_mut(key) {
-            schemas.iter_mut().for_each(|schema| *schema = closed(schema));
+            schemas
+                .iter_mut()
+                .for_each(|schema| *schema = closed(schema));
         }
     }
     if let Some(items) = map.get_mut("items") {
@@ -627,32 +665,30 @@ fn answer_schema(max_chars: u32) -> Value {
     })
 }
 
-fn answer_from_json(text: &str) -> Result<String, String> {
-    let answer: Value =
-        serde_json::from_str(text).map_err(|error| format!("the answer is not JSON: {error}"))?;
+fn answer_from_json(text: &str) -> Result<String, AnswerError> {
+    let answer: Value = serde_json::from_str(text).map_err(AnswerError::NotJson)?;
     let answer = answer["answer"]
         .as_str()
-        .ok_or("the answer has no `answer`")?
+        .ok_or(AnswerError::Missing("answer"))?
         .trim();
     if answer.is_empty() {
-        return Err("an empty answer".into());
+        return Err(AnswerError::EmptyAnswer);
     }
     Ok(answer.to_owned())
 }
 
-fn user_from_json(text: &str) -> Result<(String, Option<u32>), String> {
-    let answer: Value =
-        serde_json::from_str(text).map_err(|error| format!("the answer is not JSON: {error}"))?;
+fn user_from_json(text: &str) -> Result<(String, Option<u32>), AnswerError> {
+    let answer: Value = serde_json::from_str(text).map_err(AnswerError::NotJson)?;
     let message = answer["message"]
         .as_str()
-        .ok_or("the answer has no `message`")?;
+        .ok_or(AnswerError::Missing("message"))?;
     let step = answer["current_step"].as_u64().map(|step| step as u32);
     Ok((clean_message(message)?, step))
 }
 
 /// The text form: optional `Completed steps:` and `Current step:` lines, then `User:` and
 /// the message (which may run over several lines).
-fn user_from_text(text: &str) -> Result<(String, Option<u32>), String> {
+fn user_from_text(text: &str) -> Result<(String, Option<u32>), AnswerError> {
     let mut step = None;
     for line in text.lines() {
         let line = line.trim().replace("**", "");
@@ -663,13 +699,13 @@ fn user_from_text(text: &str) -> Result<(String, Option<u32>), String> {
     let message = match text.find("User:") {
         Some(at) => &text[at + "User:".len()..],
         None if step.is_none() => text,
-        None => return Err("the answer has a `Current step:` line but no `User:` line".into()),
+        None => return Err(AnswerError::NoUserLine),
     };
     Ok((clean_message(message)?, step))
 }
 
 /// Strips what models wrap messages in: whitespace, quotes, a leading `User:`.
-fn clean_message(message: &str) -> Result<String, String> {
+fn clean_message(message: &str) -> Result<String, AnswerError> {
     let message = message.trim();
     let message = message.strip_prefix("User:").unwrap_or(message).trim();
     let message = message
@@ -678,7 +714,7 @@ fn clean_message(message: &str) -> Result<String, String> {
         .unwrap_or(message)
         .trim();
     if message.is_empty() {
-        return Err("an empty message".into());
+        return Err(AnswerError::EmptyMessage);
     }
     Ok(message.to_owned())
 }
@@ -711,12 +747,19 @@ mod tests {
         let closed = closed(&returns);
         assert_eq!(closed["items"]["required"], json!(["id", "tags"]));
         assert_eq!(closed["items"]["additionalProperties"], false);
-        assert_eq!(closed["items"]["properties"]["tags"]["required"], json!(["a"]));
+        assert_eq!(
+            closed["items"]["properties"]["tags"]["required"],
+            json!(["a"])
+        );
         // A returned field named `properties` is a field, not a schema keyword.
         let named = json!({"type": "object", "properties": {"properties": {"type": "string"}}});
-        assert_eq!(super::closed(&named)["properties"]["properties"], json!({"type": "string"}));
+        assert_eq!(
+            super::closed(&named)["properties"]["properties"],
+            json!({"type": "string"})
+        );
         // A schema that says what else it allows is left as it is.
-        let open = json!({"type": "object", "properties": {"id": {}}, "additionalProperties": true});
+        let open =
+            json!({"type": "object", "properties": {"id": {}}, "additionalProperties": true});
         assert_eq!(super::closed(&open), open);
     }
 
@@ -740,16 +783,18 @@ mod tests {
         assert_eq!(
             user_from_json(
                 r#"{"completed_steps": [1], "current_step": 2, "message": "User: \"And tomorrow?\""}"#
-            ),
-            Ok(("And tomorrow?".to_string(), Some(2)))
+            )
+            .unwrap(),
+            ("And tomorrow?".to_string(), Some(2))
         );
         assert_eq!(
-            user_from_text("Completed steps: 1\n**Current step:** 2\nUser: And tomorrow?\nThanks."),
-            Ok(("And tomorrow?\nThanks.".to_string(), Some(2)))
+            user_from_text("Completed steps: 1\n**Current step:** 2\nUser: And tomorrow?\nThanks.")
+                .unwrap(),
+            ("And tomorrow?\nThanks.".to_string(), Some(2))
         );
         assert_eq!(
-            user_from_text("Hi there"),
-            Ok(("Hi there".to_string(), None))
+            user_from_text("Hi there").unwrap(),
+            ("Hi there".to_string(), None)
         );
         assert!(user_from_text("Current step: 2").is_err());
         assert!(user_from_json(r#"{"current_step": 1, "message": "  "}"#).is_err());

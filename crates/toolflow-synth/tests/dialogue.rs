@@ -8,7 +8,7 @@ use toolflow_core::{OutcomeStatus, SamplingStrategy, StepKind, Tool, Turn};
 use toolflow_llm::standin::StandInServer;
 use toolflow_llm::{CacheMode, Endpoint, EndpointConfig, Engine, EngineConfig, http_client};
 use toolflow_synth::scripted::dialogue_script;
-use toolflow_synth::{Prompts, SynthConfig, Synthesizer, ToolChoicePolicy};
+use toolflow_synth::{Prompts, Role, SynthConfig, Synthesizer, ToolChoicePolicy};
 
 const MODEL: &str = "scripted";
 
@@ -343,19 +343,15 @@ async fn a_failing_endpoint_fails_the_dialogue_not_the_run() {
     );
     assert!(dialogue.turns.is_empty());
 
-    let bad = SynthConfig {
-        models: [("judge".to_string(), MODEL.to_string())].into(),
-        ..config()
-    };
+    let bad =
+        serde_json::from_value::<SynthConfig>(serde_json::json!({"models": {"judge": MODEL}}));
     assert!(
-        Synthesizer::new(engine(&server, None), Prompts::builtin().unwrap(), bad)
-            .err()
-            .unwrap()
+        bad.unwrap_err()
             .to_string()
-            .contains("unknown role `judge`")
+            .contains("unknown variant `judge`")
     );
     let unknown = SynthConfig {
-        models: [("user".to_string(), "gpt-9".to_string())].into(),
+        models: [(Role::User, "gpt-9".to_string())].into(),
         ..config()
     };
     assert!(

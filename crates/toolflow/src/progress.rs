@@ -13,6 +13,7 @@ pub struct CliObserver {
     bars: bool,
     embedding: Mutex<Option<ProgressBar>>,
     synth: Mutex<Option<ProgressBar>>,
+    enrich: Mutex<Option<ProgressBar>>,
 }
 
 impl CliObserver {
@@ -23,7 +24,16 @@ impl CliObserver {
             bars: global.show_progress(),
             embedding: Mutex::new(None),
             synth: Mutex::new(None),
+            enrich: Mutex::new(None),
         }
+    }
+
+    /// Moves the bar in `slot` (started on the first call) to `done` of `total`.
+    fn count(&self, slot: &Mutex<Option<ProgressBar>>, template: &str, done: usize, total: usize) {
+        let mut slot = slot.lock().expect("the bar lock");
+        let bar = slot.get_or_insert_with(|| self.bar(template));
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
     }
 
     fn bar(&self, template: &str) -> ProgressBar {
@@ -46,18 +56,12 @@ impl Observer for CliObserver {
     }
 
     fn embedding(&self, done: usize, total: usize) {
-        let mut slot = self.embedding.lock().expect("the bar lock");
-        let bar = slot.get_or_insert_with(|| {
-            self.bar("embedding {wide_bar} {pos}/{len} strings ({per_sec}, {eta})")
-        });
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
+        let template = "embedding {wide_bar} {pos}/{len} strings ({per_sec}, {eta})";
+        self.count(&self.embedding, template, done, total);
     }
 
     fn embedding_finished(&self) {
-        if let Some(bar) = self.embedding.lock().expect("the bar lock").take() {
-            bar.finish_and_clear();
-        }
+        finish(&self.embedding);
     }
 
     fn synth_started(&self, dialogues: u64) {
@@ -82,8 +86,22 @@ impl Observer for CliObserver {
     }
 
     fn synth_finished(&self) {
-        if let Some(bar) = self.synth.lock().expect("the bar lock").take() {
-            bar.finish_and_clear();
-        }
+        finish(&self.synth);
+    }
+
+    fn tools_enriched(&self, done: usize, total: usize) {
+        let template = "enriching {wide_bar} {pos}/{len} tools ({per_sec}, {eta})";
+        self.count(&self.enrich, template, done, total);
+    }
+
+    fn enrich_finished(&self) {
+        finish(&self.enrich);
+    }
+}
+
+/// Clears the bar in `slot`, if one was started.
+fn finish(slot: &Mutex<Option<ProgressBar>>) {
+    if let Some(bar) = slot.lock().expect("the bar lock").take() {
+        bar.finish_and_clear();
     }
 }

@@ -51,7 +51,10 @@ fn mixed_formats_and_the_report_percentages() {
     assert_eq!(report["train_tools"], 2);
     assert_eq!(report["options"]["ngram"], 11);
     let model = report["model"].as_str().unwrap();
-    assert!(model.starts_with("sentence-transformers/all-MiniLM-L6-v2"), "{model}");
+    assert!(
+        model.starts_with("sentence-transformers/all-MiniLM-L6-v2"),
+        "{model}"
+    );
 
     // QueryStock, read from API-Bank and from OpenAI tools, has the same JSON: every token
     // contaminated and a cosine of 1. One of two tools on each side: 50%.

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{FilterSummary, PartialFile};
-use crate::EvalError;
+use crate::error::EvalError;
 use toolflow_core::metrics::JUDGE_CRITERIA as CRITERIA;
 use toolflow_core::rejection::{Level, Reason, Rule};
 

@@ -12,9 +12,9 @@
 use serde_json::{Map, Value, json};
 
 use super::{Entry, as_object, name_field, new_tool, problem, text_field};
-use crate::report::Problem;
 use crate::document::{kind, pointer};
 use crate::report::Issue;
+use crate::report::Problem;
 
 pub(crate) fn read(value: &Value, at: &str, out: &mut Vec<Entry>) {
     match value {

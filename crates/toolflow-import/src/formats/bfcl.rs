@@ -8,9 +8,9 @@
 use serde_json::{Map, Value};
 
 use super::{Context, Entry, as_object, name_field, new_tool, problem, text_field};
-use crate::report::Problem;
 use crate::document::{kind, pointer};
 use crate::report::Issue;
+use crate::report::Problem;
 use crate::schema::visit_subschemas;
 
 pub(crate) fn read(value: &Value, at: &str, context: &Context, out: &mut Vec<Entry>) {

@@ -4,9 +4,9 @@
 use serde_json::Value;
 
 use super::{Entry, as_object, name_field, new_tool, problem, text_field};
-use crate::report::Problem;
 use crate::document::pointer;
 use crate::report::Issue;
+use crate::report::Problem;
 
 pub(crate) fn read(value: &Value, at: &str, out: &mut Vec<Entry>) {
     let Value::Object(object) = value else {

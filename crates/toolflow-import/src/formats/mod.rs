@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 use toolflow_core::Tool;
 
 use crate::document::{kind, pointer};
-use crate::report::Issue;
 use crate::format::Format;
+use crate::report::Issue;
 use crate::report::Problem;
 
 pub(crate) struct Entry {

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::{Entry, as_object, name_field, new_tool, problem, text_field};
 use crate::document::{kind, pointer};
-use crate::report::Issue;
 use crate::format::Format;
+use crate::report::Issue;
 use crate::report::Problem;
 
 pub(crate) fn read(format: Format, value: &Value, at: &str, out: &mut Vec<Entry>) {

@@ -21,10 +21,10 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::{Entry, as_object, new_tool, problem};
-use crate::report::Problem;
 use crate::document::{kind, pointer};
 use crate::names::snake_case;
 use crate::report::Issue;
+use crate::report::Problem;
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",

@@ -14,10 +14,10 @@
 use serde_json::{Map, Value, json};
 
 use super::{Entry, as_object, list_field, name_field, new_tool, problem, text_field};
-use crate::report::Problem;
 use crate::document::{kind, pointer};
 use crate::names::{toolbench_change_name, toolbench_function_name, toolbench_standardize};
 use crate::report::Issue;
+use crate::report::Problem;
 
 pub(crate) fn read(value: &Value, at: &str, out: &mut Vec<Entry>) {
     match value {

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use toolflow_llm::{ChatRequest, ChatResponse, Config, Engine, Message, ProbeReport};
+use toolflow_llm::{ChatRequest, ChatResponse, Config, Message, ProbeReport};
+use toolflow_pipeline::tables::{probe_table, usage_lines};
 
 use super::engine::EngineArgs;
 
@@ -60,11 +61,9 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         request.json_schema = Some(schema);
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let engine =
-        runtime.block_on(async { super::engine::build(&config, &args.engine, global, false) })?;
+    let runtime = toolflow_pipeline::chat::runtime()?;
+    let settings = args.engine.settings(&config, global, false);
+    let engine = runtime.block_on(async { toolflow_pipeline::build_engine(&settings) })?;
     let model = match &args.model {
         Some(model) => model.clone(),
         None => engine.draw_model(args.seed.unwrap_or(0)).to_owned(),
@@ -72,7 +71,9 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let answer = runtime.block_on(engine.complete(&model, "chat", &request))?;
     print_answer(&answer, &request, global)?;
     if !global.quiet {
-        print_usage(&engine);
+        for line in usage_lines(&engine.tallies()) {
+            eprintln!("{line}");
+        }
     }
     Ok(())
 }
@@ -83,11 +84,9 @@ fn probe(config: &Config, args: &Args, global: &super::Global) -> anyhow::Result
         !config.endpoints.is_empty(),
         "--probe asks HTTP endpoints what they support: pass --endpoints FILE (the embedded model needs no probe)"
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let engine =
-        runtime.block_on(async { super::engine::build(config, &args.engine, global, false) })?;
+    let runtime = toolflow_pipeline::chat::runtime()?;
+    let settings = args.engine.settings(config, global, false);
+    let engine = runtime.block_on(async { toolflow_pipeline::build_engine(&settings) })?;
     let reports: Vec<ProbeReport> = runtime
         .block_on(engine.probe())
         .into_iter()
@@ -97,19 +96,7 @@ fn probe(config: &Config, args: &Args, global: &super::Global) -> anyhow::Result
         println!("{}", serde_json::to_string_pretty(&reports)?);
         return Ok(());
     }
-    for report in &reports {
-        println!("{}", report.endpoint);
-        for check in &report.checks {
-            let outcome = serde_json::to_value(&check.outcome)?;
-            println!(
-                "  {:<40} {:<10} {}",
-                check.feature,
-                outcome.as_str().unwrap_or_default(),
-                check.detail.replace('\n', " ")
-            );
-        }
-        println!("  => {}", serde_json::to_string(&report.capabilities)?);
-    }
+    print!("{}", probe_table(&reports));
     Ok(())
 }
 
@@ -131,19 +118,4 @@ fn print_answer(
         }
     }
     Ok(())
-}
-
-fn print_usage(engine: &Engine) {
-    for row in engine.tallies() {
-        let tally = &row.tally;
-        let source = if tally.cache_hits > 0 {
-            ", from the cache".to_owned()
-        } else {
-            format!(", {} attempt(s)", tally.attempts)
-        };
-        eprintln!(
-            "{}: {} prompt + {} completion tokens, ${:.6}{source}",
-            row.model, tally.prompt_tokens, tally.completion_tokens, tally.cost_usd
-        );
-    }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use toolflow_llm::{CacheMode, Config, Engine};
+use toolflow_llm::{CacheMode, Config};
 use toolflow_pipeline::ChatSettings;
 
 /// The chat-model options shared by `chat`, `enrich` and `run`.
@@ -43,6 +43,15 @@ impl EngineArgs {
         }
     }
 
+    /// [`EngineArgs::settings`] over the endpoints file named on the command line.
+    pub fn chat_settings(
+        &self,
+        global: &super::Global,
+        offline: bool,
+    ) -> anyhow::Result<ChatSettings> {
+        Ok(self.settings(&self.config()?, global, offline))
+    }
+
     /// The endpoints file named on the command line, or no endpoints.
     pub fn config(&self) -> anyhow::Result<Config> {
         match &self.endpoints {
@@ -50,31 +59,4 @@ impl EngineArgs {
             None => Ok(Config::default()),
         }
     }
-}
-
-/// The engine over `config`'s endpoints, or over the embedded model when it has none.
-/// Must be called inside a tokio runtime (the HTTP client needs one).
-pub fn build(
-    config: &Config,
-    args: &EngineArgs,
-    global: &super::Global,
-    offline: bool,
-) -> anyhow::Result<Engine> {
-    Ok(toolflow_pipeline::build_engine(
-        &args.settings(config, global, offline),
-    )?)
-}
-
-/// A runtime and, inside it, the engine of the endpoints file named on the command line (or
-/// the embedded model): what the judge of `eval` and `filter` runs on.
-pub fn with_runtime(
-    args: &EngineArgs,
-    global: &super::Global,
-    offline: bool,
-) -> anyhow::Result<(tokio::runtime::Runtime, Engine)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let engine = runtime.block_on(async { build(&args.config()?, args, global, offline) })?;
-    Ok((runtime, engine))
 }

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::json;
 use toolflow_core::{Tool, jsonl};
-use toolflow_llm::TallyRow;
+use toolflow_pipeline::ChatModels;
+use toolflow_pipeline::enrich::enrich;
 use toolflow_synth::Prompts;
-use toolflow_synth::enrich::{
-    EnrichOptions, EnrichReport, enrich_tools_with_progress, needs_enrichment,
-};
+use toolflow_synth::enrich::EnrichOptions;
 
 use super::engine::EngineArgs;
+use crate::progress::CliObserver;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -50,25 +50,26 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         model: args.model.clone(),
         ..EnrichOptions::default()
     };
-    let needing = tools
-        .iter()
-        .filter(|tool| needs_enrichment(tool, options.infer_returns))
-        .count();
-    let (report, usage) = if needing == 0 {
-        // Nothing to ask: no engine, so no endpoint or model is needed at all.
-        let report = EnrichReport {
-            read: tools.len(),
-            unchanged: tools.len(),
-            tools,
-            ..EnrichReport::default()
-        };
-        (report, Vec::new())
-    } else {
-        enrich(tools, &options, &args, global)?
-    };
+    let prompts = Prompts::load(args.prompts.as_deref())?;
+    let settings = args
+        .engine
+        .settings(&args.engine.config()?, global, args.offline);
+    let runtime = toolflow_pipeline::chat::runtime()?;
+    let mut chat = ChatModels::new(settings, &runtime);
+    let report = enrich(
+        tools,
+        &options,
+        &prompts,
+        &mut chat,
+        &CliObserver::new(global),
+    )?;
+    let usage = chat
+        .built()
+        .map(|engine| engine.tallies())
+        .unwrap_or_default();
 
     anyhow::ensure!(
-        needing == 0 || report.failed.len() < needing,
+        report.enriched > 0 || report.failed.is_empty(),
         "every enrichment request failed, so {} was not written; the first: {}: {}",
         args.output.display(),
         report.failed[0].tool,
@@ -96,55 +97,4 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn enrich(
-    tools: Vec<Tool>,
-    options: &EnrichOptions,
-    args: &Args,
-    global: &super::Global,
-) -> anyhow::Result<(EnrichReport, Vec<TallyRow>)> {
-    let prompts = match &args.prompts {
-        Some(dir) => Prompts::from_dir(dir)?,
-        None => Prompts::builtin()?,
-    };
-    let config = args.engine.config()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let engine = runtime
-        .block_on(async { super::engine::build(&config, &args.engine, global, args.offline) })?;
-    if let Some(model) = &options.model {
-        anyhow::ensure!(
-            engine.models().any(|known| known == model),
-            "--model {model}: no endpoint serves it (configured: {})",
-            engine.models().collect::<Vec<_>>().join(", ")
-        );
-    }
-
-    let progress = global.show_progress().then(|| {
-        let bar = indicatif::ProgressBar::new(tools.len() as u64).with_message("enriching");
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} {wide_bar} {pos}/{len} tools ({per_sec}, {eta})",
-            )
-            .expect("a valid progress template"),
-        );
-        bar
-    });
-    let report = runtime.block_on(enrich_tools_with_progress(
-        &engine,
-        &prompts,
-        tools,
-        options,
-        |done, _| {
-            if let Some(bar) = &progress {
-                bar.set_position(done as u64);
-            }
-        },
-    ));
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    Ok((report, engine.tallies()))
 }

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use toolflow_core::metrics::JudgeMeans;
-use toolflow_eval::{RunMetrics, metrics_document};
-use toolflow_pipeline::measure::{CoherenceModels, evaluate, judge_file};
+use toolflow_eval::metrics_document;
+use toolflow_pipeline::measure::{CoherenceModels, Judge, evaluate};
+use toolflow_pipeline::tables::{coherence_notes, judge_table, metrics_table};
 use toolflow_synth::Prompts;
 use toolflow_synth::judge::JudgeOptions;
 
@@ -77,11 +77,6 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         )?)
     };
     let judge = if args.judge {
-        let (runtime, engine) = super::engine::with_runtime(&args.engine, global, args.offline)?;
-        let prompts = match &args.prompts {
-            Some(dir) => Prompts::from_dir(dir)?,
-            None => Prompts::builtin()?,
-        };
         let options = JudgeOptions {
             sample: args.judge_sample,
             seed: args.judge_seed,
@@ -91,7 +86,12 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
             max_tokens: args.judge_max_tokens,
             ..JudgeOptions::default()
         };
-        Some((runtime, engine, prompts, options))
+        let chat = args.engine.chat_settings(global, args.offline)?;
+        Some(Judge::open(
+            &chat,
+            Prompts::load(args.prompts.as_deref())?,
+            options,
+        )?)
     } else {
         None
     };
@@ -99,8 +99,9 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     for path in &args.dialogues {
         let mut run = evaluate(path, models.as_mut())
             .with_context(|| format!("evaluating {}", path.display()))?;
-        if let Some((runtime, engine, prompts, options)) = &judge {
-            run.judge = judge_file(path, engine, prompts, options, runtime)
+        if let Some(judge) = &judge {
+            run.judge = judge
+                .file(path)
                 .with_context(|| format!("reading {} for the judge", path.display()))?;
         }
         tracing::info!(run = %run.name, dialogues = run.statistics.dialogues, "measured");
@@ -114,8 +115,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     if global.json {
         println!("{text}");
     } else if !global.quiet {
-        eprint!("{}", table(runs));
-        for note in notes(runs) {
+        eprint!("{}", metrics_table(runs));
+        for note in coherence_notes(runs) {
             eprintln!("{note}");
         }
         if judge.is_some() {
@@ -123,87 +124,4 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// SS ×100 and EnR in percent, as the paper's Table 2 prints them; `-` for no value.
-fn table(runs: &[RunMetrics]) -> String {
-    let mut out = format!(
-        "{:<24} {:>9} {:>8} {:>11} {:>8} {:>10} {:>9} {:>8} {:>7} {:>6} {:>6}\n",
-        "run",
-        "dialogues",
-        "turns",
-        "tokens",
-        "calls",
-        "call turns",
-        "chitchat",
-        "H (bits)",
-        "D-3",
-        "SS",
-        "EnR"
-    );
-    for run in runs {
-        let (s, d) = (&run.statistics, &run.diversity);
-        let percent = |value: Option<f64>| match value {
-            Some(value) => format!("{:.2}", 100.0 * value),
-            None => "-".to_string(),
-        };
-        out.push_str(&format!(
-            "{:<24} {:>9} {:>8} {:>11} {:>8} {:>10} {:>8.1}% {:>8.2} {:>7.4} {:>6} {:>6}\n",
-            run.name,
-            s.dialogues,
-            s.turns,
-            s.tokens,
-            s.tool_calls,
-            s.call_turns,
-            100.0 * s.chitchat_share,
-            d.entropy_bits,
-            d.distinct_3,
-            percent(run.coherence.ss.value),
-            percent(run.coherence.enr.value),
-        ));
-    }
-    out
-}
-
-/// The judge's mean scores per run, with how many dialogues it judged and how many failed.
-fn judge_table(runs: &[RunMetrics]) -> String {
-    let mut out = format!(
-        "{:<24} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}\n",
-        "judge", "NAT", "COH", "HELP", "ACC", "judged", "failed"
-    );
-    for run in runs {
-        let judge = &run.judge;
-        let score = |mean: fn(&JudgeMeans) -> f64| match &judge.value {
-            Some(means) => format!("{:.2}", mean(means)),
-            None => "-".to_string(),
-        };
-        out.push_str(&format!(
-            "{:<24} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}\n",
-            run.name,
-            score(|m| m.nat),
-            score(|m| m.coh),
-            score(|m| m.help),
-            score(|m| m.acc),
-            judge.judged.unwrap_or_default(),
-            judge.failed.unwrap_or_default(),
-        ));
-    }
-    out
-}
-
-/// Why a coherence column is empty, once per distinct reason.
-fn notes(runs: &[RunMetrics]) -> Vec<String> {
-    let mut notes = Vec::new();
-    for run in runs {
-        let coherence = &run.coherence;
-        for (note, label) in [(&coherence.ss.note, "SS"), (&coherence.enr.note, "EnR")] {
-            if let Some(note) = note {
-                let line = format!("{label}: {note}");
-                if !notes.contains(&line) {
-                    notes.push(line);
-                }
-            }
-        }
-    }
-    notes
 }

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use toolflow_embed::CachedEmbedder;
-use toolflow_eval::{FilterConfig, FilterSummary};
-use toolflow_pipeline::filter::{GateJudge, filter_dialogues};
+use toolflow_eval::FilterConfig;
+use toolflow_pipeline::filter::filter_dialogues;
+use toolflow_pipeline::measure::Judge;
+use toolflow_pipeline::tables::filter_table;
 use toolflow_synth::Prompts;
 use toolflow_synth::judge::JudgeOptions;
 
@@ -49,71 +51,25 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         CachedEmbedder::open(global.model_options(args.model_dir.clone(), args.offline))?;
     let judge = match config.judge_min {
         Some(_) => {
-            let prompts = match &args.prompts {
-                Some(dir) => Prompts::from_dir(dir)?,
-                None => Prompts::builtin()?,
-            };
-            Some((
-                super::engine::with_runtime(&args.engine, global, args.offline)?,
-                prompts,
-            ))
+            let chat = args.engine.chat_settings(global, args.offline)?;
+            let prompts = Prompts::load(args.prompts.as_deref())?;
+            Some(Judge::open(&chat, prompts, JudgeOptions::default())?)
         }
         None => None,
     };
-    let gate = judge
-        .as_ref()
-        .map(|((runtime, engine), prompts)| GateJudge {
-            engine,
-            prompts,
-            options: JudgeOptions::default(),
-            runtime,
-        });
     let summary = filter_dialogues(
         &args.dialogues,
         &args.kept,
         &args.rejected,
         &config,
         Some(&mut embedder),
-        gate,
+        judge.as_ref().map(Judge::gate),
     )
     .with_context(|| format!("filtering {}", args.dialogues.display()))?;
     if global.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !global.quiet {
-        eprint!("{}", human_summary(&summary));
+        eprint!("{}", filter_table(&summary));
     }
     Ok(())
-}
-
-fn human_summary(summary: &FilterSummary) -> String {
-    let mut out = format!(
-        "{} dialogues: {} kept ({} with warnings), {} rejected\n",
-        summary.dialogues, summary.kept, summary.kept_with_warnings, summary.rejected
-    );
-    out.push_str(&format!(
-        "  {:<22} {:>7} {:>10} {:>8}\n",
-        "rule", "level", "dialogues", "reasons"
-    ));
-    for count in &summary.rules {
-        out.push_str(&format!(
-            "  {:<22} {:>7} {:>10} {:>8}\n",
-            count.rule.id(),
-            count.level.id(),
-            count.dialogues,
-            count.reasons
-        ));
-    }
-    if summary.off_plan_unmeasured > 0 {
-        out.push_str(&format!(
-            "  off-plan could not be measured on {} dialogues\n",
-            summary.off_plan_unmeasured
-        ));
-    }
-    if summary.judge_unscored > 0 {
-        out.push_str(&format!(
-            "  the judge gave no usable verdict on {} kept dialogues\n",
-            summary.judge_unscored
-        ));
-    }
-    out
 }

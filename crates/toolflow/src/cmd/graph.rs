@@ -1,14 +1,14 @@
 //! `toolflow graph`: tools.jsonl → graph.json (or GraphML), through the embedding cache.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::json;
 use toolflow_core::{GraphMethod, ToolGraph, jsonl};
 use toolflow_graph::{GraphStats, write_graphml};
-use toolflow_pipeline::build::{BuiltGraph, build_tool_graph, write_graph_json};
+use toolflow_pipeline::build::{build_tool_graph, write_graph_json};
 use toolflow_pipeline::config::DEFAULT_GRAPH_METHOD;
+use toolflow_pipeline::tables::graph_line;
 
 use crate::progress::CliObserver;
 
@@ -67,11 +67,7 @@ enum Format {
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let started = Instant::now();
     let method = args.method.map_or(DEFAULT_GRAPH_METHOD, GraphMethod::from);
-    let BuiltGraph {
-        graph,
-        report,
-        embedding: embed_stats,
-    } = build_tool_graph(
+    let built = build_tool_graph(
         &args.tools,
         method,
         args.tau,
@@ -79,55 +75,19 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         args.threads,
         &CliObserver::new(global),
     )?;
-    write_graph(&graph, &args)?;
-    let stats = GraphStats::of(&graph)?;
-    tracing::info!(
-        embed_s = report.embed_time.as_secs_f64(),
-        join_s = report.join_time.as_secs_f64(),
-        model_load_s = embed_stats.load_seconds,
-        cache_hits = embed_stats.cache_hits,
-        computed = embed_stats.computed,
-        "wrote {} ({} nodes, {} edges)",
-        args.output.display(),
-        stats.nodes,
-        stats.edges
-    );
-
+    write_graph(&built.graph, &args)?;
+    let stats = GraphStats::of(&built.graph)?;
+    let line = graph_line(&args.output, &built, &stats);
+    tracing::info!(model_load_s = built.embedding.load_seconds, "{line}");
     if global.json {
-        let summary = json!({
-            "output": args.output,
-            "method": method,
-            "tau": args.tau,
-            "model": graph.meta.model,
-            "build": report,
-            "embedding": {
-                "cache_hits": embed_stats.cache_hits,
-                "computed": embed_stats.computed,
-                "tokens": embed_stats.tokens,
-                "model_loaded": embed_stats.model_loaded,
-                "model_load_seconds": embed_stats.load_seconds,
-                "model_seconds": embed_stats.embed_seconds,
-            },
-            "stats": stats,
-            "total_seconds": started.elapsed().as_secs_f64(),
-        });
+        let seconds = started.elapsed().as_secs_f64();
+        let mut summary = built.summary(&args.output, args.tau, &stats, seconds);
+        summary["method"] = json!(method);
         println!("{summary}");
     } else if !global.quiet {
-        let mut err = std::io::stderr().lock();
-        writeln!(
-            err,
-            "{}: {} tools, {} edges ({} strings: {} from cache, {} embedded in {:.2}s; join {:.3}s)",
-            args.output.display(),
-            stats.nodes,
-            stats.edges,
-            report.strings,
-            embed_stats.cache_hits,
-            embed_stats.computed,
-            report.embed_time.as_secs_f64(),
-            report.join_time.as_secs_f64(),
-        )?;
+        eprintln!("{line}");
         if args.stats {
-            write!(err, "{stats}")?;
+            eprint!("{stats}");
         }
     }
     Ok(())

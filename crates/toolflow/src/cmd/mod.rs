@@ -10,8 +10,8 @@ pub mod filter;
 pub mod graph;
 pub mod import;
 pub mod merge;
-pub mod report;
 pub mod overlap;
+pub mod report;
 pub mod run;
 pub mod sample;
 pub mod schema;
@@ -48,12 +48,19 @@ fn parse_precision(text: &str) -> Result<Precision, String> {
 
 impl Global {
     pub fn cache_dir(&self) -> PathBuf {
-        self.cache_dir.clone().unwrap_or_else(toolflow_core::default_cache_dir)
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(toolflow_core::default_cache_dir)
     }
 
     /// Where and how the embedding model is found and run.
     pub fn model_options(&self, model_dir: Option<PathBuf>, offline: bool) -> ModelOptions {
-        ModelOptions { model_dir, cache_dir: self.cache_dir(), offline, precision: self.embed_precision }
+        ModelOptions {
+            model_dir,
+            cache_dir: self.cache_dir(),
+            offline,
+            precision: self.embed_precision,
+        }
     }
 
     /// Progress bars only for people: not with --json, --quiet, or when stderr is no terminal.

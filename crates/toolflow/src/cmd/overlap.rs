@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use toolflow_eval::overlap::{LeakCount, OverlapOptions, OverlapReport, TestSetOverlap};
+use toolflow_eval::overlap::OverlapOptions;
 use toolflow_pipeline::overlap::measure_overlap;
+use toolflow_pipeline::tables::overlap_table;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -62,7 +63,10 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     if global.json {
         println!("{text}");
     } else if !global.quiet {
-        eprint!("{}", table(&document.report, &args));
+        eprint!(
+            "{}",
+            overlap_table(&document.report, &args.train, &options, args.show)
+        );
         eprintln!(
             "wrote {} in {:.1}s",
             args.output.display(),
@@ -70,74 +74,4 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn table(report: &OverlapReport, args: &Args) -> String {
-    let mut out = format!(
-        "train: {} ({} tools); leaked when n-gram ({}-token) coverage > {} or cosine > {}\n",
-        args.train.display(),
-        report.train_tools,
-        args.ngram,
-        args.coverage,
-        args.cosine
-    );
-    out.push_str(&format!(
-        "{:<28} {:>6} | {:>26} | {:>26}\n",
-        "", "", "train tools leaked", "test tools leaked"
-    ));
-    out.push_str(&format!(
-        "{:<28} {:>6} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}\n",
-        "test set", "tools", "n-gram", "similar", "either", "n-gram", "similar", "either"
-    ));
-    let percent = |count: LeakCount| format!("{:.3}%", count.percent);
-    for set in &report.test_sets {
-        out.push_str(&format!(
-            "{:<28} {:>6} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}\n",
-            set.name,
-            set.test.tools,
-            percent(set.train.ngram),
-            percent(set.train.similarity),
-            percent(set.train.either),
-            percent(set.test.ngram),
-            percent(set.test.similarity),
-            percent(set.test.either),
-        ));
-    }
-    out.push_str("closest: highest n-gram coverage / cosine of any train tool, of any test tool\n");
-    for set in &report.test_sets {
-        out.push_str(&format!(
-            "{:<28} train {:>5.1}% / {:.3}   test {:>5.1}% / {:.3}\n",
-            set.name,
-            100.0 * set.train.max_ngram_coverage,
-            set.train.max_cosine,
-            100.0 * set.test.max_ngram_coverage,
-            set.test.max_cosine
-        ));
-    }
-    for set in &report.test_sets {
-        out.push_str(&leaked_list(set, args.show));
-    }
-    out
-}
-
-fn leaked_list(set: &TestSetOverlap, show: usize) -> String {
-    if set.leaked.is_empty() || show == 0 {
-        return String::new();
-    }
-    let mut out = format!(
-        "\nleaked training tools vs {} ({}, first {}):\n",
-        set.name,
-        set.leaked.len(),
-        show.min(set.leaked.len())
-    );
-    for tool in set.leaked.iter().take(show) {
-        out.push_str(&format!(
-            "  {:<40} n-gram {:>5.1}%  cosine {:.3} to {}\n",
-            tool.name,
-            100.0 * tool.ngram_coverage,
-            tool.cosine,
-            tool.best_match
-        ));
-    }
-    out
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use toolflow_core::{SamplingStrategy, jsonl};
-use toolflow_pipeline::build::{read_graph, sample_graph};
+use toolflow_pipeline::build::{SampleCounts, read_graph, sample_graph};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,13 +48,6 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         Strategy::Chain => SamplingStrategy::Chain,
         Strategy::Random => SamplingStrategy::Random,
     };
-    if args.size > graph.nodes.len() {
-        tracing::warn!(
-            "subsets of {} asked from a graph of {} tools: every subset will be short",
-            args.size,
-            graph.nodes.len()
-        );
-    }
 
     let subsets = sample_graph(
         &graph,
@@ -67,40 +60,32 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     )?;
     jsonl::write(&args.output, &subsets)?;
 
-    let short = subsets.iter().filter(|s| s.short).count();
-    let restarted = subsets.iter().filter(|s| s.restarts > 0).count();
-    let restarts: u64 = subsets.iter().map(|s| u64::from(s.restarts)).sum();
-    let links: usize = subsets.iter().map(|s| s.links.len()).sum();
-    let fallbacks: u64 = subsets.iter().map(|s| u64::from(s.fallbacks)).sum();
+    let counts = SampleCounts::of(&subsets);
     let seconds = started.elapsed().as_secs_f64();
     if global.json {
+        let c = counts;
         println!(
             "{}",
-            json!({
-                "output": args.output,
-                "subsets": subsets.len(),
-                "short": short,
-                "restarted": restarted,
-                "restarts": restarts,
-                "links": links,
-                "fallbacks": fallbacks,
-                "seconds": seconds,
-            })
+            json!({"output": args.output, "subsets": c.subsets, "short": c.short,
+                   "restarted": c.restarted, "restarts": c.restarts, "links": c.links,
+                   "fallbacks": c.fallbacks, "seconds": seconds})
         );
     } else if !global.quiet {
         let chained = if strategy == SamplingStrategy::Chain {
-            format!(", {links} links, {fallbacks} graph steps where a chain could not grow")
+            format!(
+                ", {} links, {} graph steps where a chain could not grow",
+                counts.links, counts.fallbacks
+            )
         } else {
             String::new()
         };
         eprintln!(
-            "{}: {} subsets of {} tools ({} short, {} needed a restart{chained}), {:.3}s",
+            "{}: {} subsets of {} tools ({} short, {} needed a restart{chained}), {seconds:.3}s",
             args.output.display(),
-            subsets.len(),
+            counts.subsets,
             args.size,
-            short,
-            restarted,
-            seconds
+            counts.short,
+            counts.restarted,
         );
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::json;
-use toolflow_pipeline::stage::stage_key;
+use toolflow_pipeline::synth::standalone_key;
 use toolflow_pipeline::{Interrupt, RunConfig, SynthJob, synthesize};
 use toolflow_store::Shard;
 
@@ -61,25 +61,14 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         Some(_) => args.engine.config()?,
         None => config.llm(&path)?,
     };
-    let prompts = match &args.prompts {
-        Some(dir) => toolflow_synth::Prompts::from_dir(dir)?,
-        None => toolflow_synth::Prompts::builtin()?,
-    };
+    let prompts = toolflow_synth::Prompts::load(args.prompts.as_deref())?;
     let settings = args.engine.settings(&endpoints, global, args.offline);
-    // What decides the dialogues' content; a store made for other settings is refused.
-    let key_settings = json!({
-        "synth": config.synth,
-        "models": settings.identity(),
-        "prompts": prompts.fingerprint(),
-    });
-    let run_key = stage_key(&key_settings, &[&args.tools])?;
+    let (key_settings, run_key) = standalone_key(&config.synth, &settings, &prompts, &args.tools)?;
     let store = args
         .store
         .clone()
         .unwrap_or_else(|| toolflow_pipeline::synth::default_store_path(&args.output));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = toolflow_pipeline::chat::runtime()?;
     let job = SynthJob {
         tools: &args.tools,
         subsets: &args.subsets,
