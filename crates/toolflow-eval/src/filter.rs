@@ -663,9 +663,9 @@ fn find_string(
             .iter()
             .enumerate()
             .find_map(|(i, item)| find_string(item, format!("{pointer}/{i}"), check)),
-        Value::Object(map) => map
-            .iter()
-            .find_map(|(key, item)| find_string(item, format!("{pointer}/{}", segment(key)), check)),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            find_string(item, format!("{pointer}/{}", segment(key)), check)
+        }),
         _ => None,
     }
 }
@@ -746,6 +746,20 @@ impl Copies {
     }
 }
 
+/// The first top-level argument whose string value is its parameter's own description (a
+/// small model filling the call from the tool's definition: `"date": "Date to list events
+/// for, YYYY-MM-DD"`). Descriptions of fewer than three words are left alone: a short one
+/// can be a real value.
+fn copied_description<'a>(tool: &'a Tool, arguments: &'a Value) -> Option<(&'a str, &'a str)> {
+    let properties = tool.parameters.get("properties")?.as_object()?;
+    arguments.as_object()?.iter().find_map(|(name, value)| {
+        let value = value.as_str()?.trim();
+        let description = properties.get(name)?.get("description")?.as_str()?.trim();
+        (description.split_whitespace().nth(2).is_some() && value.eq_ignore_ascii_case(description))
+            .then_some((name.as_str(), value))
+    })
+}
+
 // One call's checks need its place, the tools, the cache of compiled schemas, what was said
 // before it and how the tool answered it.
 #[allow(clippy::too_many_arguments)]
@@ -799,6 +813,19 @@ fn check_call(
         return;
     };
     let arguments_pointer = format!("{base}/arguments");
+    if reasons.on(Rule::Placeholder)
+        && let Some((name, _)) = copied_description(tool, &call.arguments)
+    {
+        reasons.push(
+            Rule::Placeholder,
+            at,
+            Some(format!("{arguments_pointer}/{}", segment(name))),
+            format!(
+                "argument `{name}` of `{}` copies the parameter's description",
+                call.name
+            ),
+        );
+    }
     let schema_checked = !rejected_by_tool;
     for required in tool
         .required_parameters()

@@ -549,6 +549,27 @@ fn degenerate_argument() {
     );
 }
 
+#[test]
+fn argument_copying_its_description_is_a_placeholder() {
+    let mut d = good("d");
+    d.tools[0].parameters["properties"]["city"]["description"] =
+        json!("The city to forecast, e.g. Lyon");
+    d.turns[1] = call(
+        "get_weather",
+        json!({"city": "the city to forecast, e.g. Lyon"}),
+    );
+    let found: Vec<_> = reasons(&d)
+        .into_iter()
+        .filter(|r| r.rule == Rule::Placeholder)
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].pointer.as_deref(),
+        Some("/turns/1/tool_calls/0/arguments/city")
+    );
+    assert!(!rules(&good("d")).contains(&Rule::Placeholder));
+}
+
 fn with_returns(returns: Value, content: Value) -> Dialogue {
     let mut d = good("d");
     d.tools[0].returns = Some(returns);
