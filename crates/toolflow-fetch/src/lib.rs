@@ -12,7 +12,7 @@ mod hub;
 mod install;
 mod pip;
 
-pub use error::FetchError;
+pub use error::{Attempt, FetchError};
 pub use hub::{HUB_TIMEOUT, hub_disabled, hub_files, link_or_copy};
 pub use install::{CacheEntry, Layout, Source, WheelExtract, install, missing_files, resolve};
 pub use pip::{Wheel, pip_download};

@@ -55,7 +55,7 @@ pub fn locate_model(source: &ModelSource) -> Result<PathBuf, LocalError> {
         |attempts| {
             LocalError::Fetch(format!(
                 "could not find {MODEL_FILE}:\n  - {}",
-                attempts.join("\n  - ")
+                toolflow_fetch::Attempt::join(&attempts, "\n  - ")
             ))
         },
     )

@@ -15,10 +15,13 @@ pub enum NliError {
     },
 
     /// No source had a checkpoint; EnR is then reported as unavailable.
-    #[error("no NLI model; tried: {}", attempts.join("; "))]
+    #[error(
+        "no NLI model; tried: {}",
+        toolflow_fetch::Attempt::join(attempts, "; ")
+    )]
     Unavailable {
         /// One line per place tried, with why it failed.
-        attempts: Vec<String>,
+        attempts: Vec<toolflow_fetch::Attempt>,
     },
 
     /// `config.json` does not describe a supported classifier.

@@ -40,7 +40,14 @@ impl CoherenceModels {
         let nli = match toolflow_nli::resolve_model(&options) {
             Ok(dir) => Ok(NliClassifier::load(&dir)?),
             Err(NliError::Unavailable { attempts }) => {
-                let why = format!("no NLI model (tried: {})", attempts.join("; "));
+                let why = format!(
+                    "no NLI model (tried: {})",
+                    attempts
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
                 tracing::warn!("EnR will not be measured: {why}");
                 Err(why)
             }
