@@ -11,6 +11,7 @@ pub mod dialogue;
 pub mod graph;
 pub mod jsonl;
 pub mod metrics;
+pub mod names;
 pub mod overlap;
 pub mod rejection;
 pub mod run_state;

@@ -25,7 +25,7 @@ pub struct BuiltGraph {
 }
 
 impl BuiltGraph {
-    /// `toolflow graph --json`'s summary: the output, the threshold and model, the build's
+    /// `toolflow graph --json`'s summary: the output, the method, the threshold and model, the build's
     /// sizes and timings, the embedding cache's work, the graph's statistics.
     pub fn summary(
         &self,
@@ -37,6 +37,7 @@ impl BuiltGraph {
         let embedding = &self.embedding;
         serde_json::json!({
             "output": output,
+            "method": self.graph.meta.method,
             "tau": tau,
             "model": self.graph.meta.model,
             "build": self.report,

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde_json::json;
 use toolflow_core::{GraphMethod, ToolGraph, jsonl};
 use toolflow_graph::{GraphStats, write_graphml};
 use toolflow_pipeline::build::{build_tool_graph, write_graph_json};
@@ -19,10 +18,11 @@ pub struct Args {
     /// Where to write the graph
     #[arg(short, long, default_value = "graph.json")]
     output: PathBuf,
-    /// How edges are found: `flow` (return→param data flow and specific shared slots, each
-    /// edge with its evidence) or `paper` (the paper's cosine above τ, exact) [default: flow]
-    #[arg(long, value_enum)]
-    method: Option<Method>,
+    /// How edges are found: `paper` (the paper's cosine above τ, exact) or `flow`
+    /// (return→param data flow and specific shared slots, each edge with its evidence)
+    /// [default: paper]
+    #[arg(long)]
+    method: Option<GraphMethod>,
     /// Similarity threshold: an edge needs a cosine strictly above it
     #[arg(long, default_value_t = 0.82)]
     tau: f32,
@@ -44,21 +44,6 @@ pub struct Args {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum Method {
-    Paper,
-    Flow,
-}
-
-impl From<Method> for GraphMethod {
-    fn from(method: Method) -> Self {
-        match method {
-            Method::Paper => GraphMethod::Paper,
-            Method::Flow => GraphMethod::Flow,
-        }
-    }
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
 enum Format {
     Json,
     Graphml,
@@ -66,10 +51,9 @@ enum Format {
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let started = Instant::now();
-    let method = args.method.map_or(DEFAULT_GRAPH_METHOD, GraphMethod::from);
     let built = build_tool_graph(
         &args.tools,
-        method,
+        args.method.unwrap_or(DEFAULT_GRAPH_METHOD),
         args.tau,
         global.model_options(args.model_dir.clone(), args.offline),
         args.threads,
@@ -81,9 +65,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     tracing::info!(model_load_s = built.embedding.load_seconds, "{line}");
     if global.json {
         let seconds = started.elapsed().as_secs_f64();
-        let mut summary = built.summary(&args.output, args.tau, &stats, seconds);
-        summary["method"] = json!(method);
-        println!("{summary}");
+        println!("{}", built.summary(&args.output, args.tau, &stats, seconds));
     } else if !global.quiet {
         eprintln!("{line}");
         if args.stats {

@@ -26,33 +26,21 @@ pub struct Args {
     seed: u64,
     /// `graph`: random walk on the tool graph (Algorithm 1); `chain`: a walk along return→param
     /// edges, each subset recording its links; `random`: uniform, the ablation
-    #[arg(long, value_enum, default_value_t = Strategy::Graph)]
-    strategy: Strategy,
+    #[arg(long, default_value = "graph")]
+    strategy: SamplingStrategy,
     /// Threads (0: all cores); the output does not depend on it
     #[arg(long, default_value_t = 0)]
     threads: usize,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Strategy {
-    Graph,
-    Chain,
-    Random,
-}
-
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let started = Instant::now();
     let graph = read_graph(&args.graph)?;
-    let strategy = match args.strategy {
-        Strategy::Graph => SamplingStrategy::Graph,
-        Strategy::Chain => SamplingStrategy::Chain,
-        Strategy::Random => SamplingStrategy::Random,
-    };
 
     let subsets = sample_graph(
         &graph,
         &args.graph,
-        strategy,
+        args.strategy,
         args.size,
         args.count,
         args.seed,
@@ -63,15 +51,12 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     let counts = SampleCounts::of(&subsets);
     let seconds = started.elapsed().as_secs_f64();
     if global.json {
-        let c = counts;
-        println!(
-            "{}",
-            json!({"output": args.output, "subsets": c.subsets, "short": c.short,
-                   "restarted": c.restarted, "restarts": c.restarts, "links": c.links,
-                   "fallbacks": c.fallbacks, "seconds": seconds})
-        );
+        let mut summary = json!(counts);
+        summary["output"] = json!(args.output);
+        summary["seconds"] = json!(seconds);
+        println!("{summary}");
     } else if !global.quiet {
-        let chained = if strategy == SamplingStrategy::Chain {
+        let chained = if args.strategy == SamplingStrategy::Chain {
             format!(
                 ", {} links, {} graph steps where a chain could not grow",
                 counts.links, counts.fallbacks
