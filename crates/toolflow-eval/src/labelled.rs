@@ -26,7 +26,7 @@ pub struct Verdict {
     pub expected: BTreeSet<Rule>,
     /// The rules that flagged it (at `warn` or `reject`).
     pub flagged: BTreeSet<Rule>,
-    /// Whether its label names a rule at the `reject` level.
+    /// Whether a rule its label names runs at the `reject` level.
     pub should_reject: bool,
     /// Whether the filter rejected it.
     pub rejected: bool,
