@@ -3,7 +3,7 @@
 //!
 //! The product is computed a block at a time with `gemm` and thresholded inside the block, so
 //! memory stays at one `BLOCK × BLOCK` tile per thread whatever the number of vectors. `gemm`
-//! reorders its sums, so a cosine within [`ROUND_OFF_MARGIN`] of τ could land on either side
+//! reorders its sums, so a cosine within `ROUND_OFF_MARGIN` of τ could land on either side
 //! depending on where the pair falls in a tile; every candidate above `τ - margin` is therefore
 //! decided by one fixed-order dot product in `f64`. The decision and the score are thus the
 //! same on every machine, whatever the blocking or thread count.
