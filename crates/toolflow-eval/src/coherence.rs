@@ -33,23 +33,40 @@ pub type EmbedFn<'a> = dyn FnMut(&[String]) -> Result<Vec<Vec<f32>>, String> + '
 /// Says, for each (premise, hypothesis) pair in order, whether the premise entails it.
 pub type EntailFn<'a> = dyn FnMut(&[Pair]) -> Result<Vec<bool>, String> + 'a;
 
+/// Why SS or EnR could not be measured: the model failed or answered the wrong shape.
 #[derive(Debug, thiserror::Error)]
 pub enum CoherenceError {
+    /// The embedding function returned an error, given here.
     #[error("SS: the embedding model failed: {0}")]
     Embed(String),
+    /// The embedding function returned a different number of vectors than texts.
     #[error("SS: the embedding model returned {got} vectors for {expected} texts")]
-    EmbedCount { expected: usize, got: usize },
+    EmbedCount {
+        /// Texts sent.
+        expected: usize,
+        /// Vectors returned.
+        got: usize,
+    },
+    /// Two vectors of a pair differ in length, so they have no cosine.
     #[error("SS: vectors of different lengths ({0} and {1})")]
     EmbedDimensions(usize, usize),
+    /// The entailment function returned an error, given here.
     #[error("EnR: the NLI model failed: {0}")]
     Classify(String),
+    /// The entailment function returned a different number of labels than pairs.
     #[error("EnR: the NLI model returned {got} labels for {expected} pairs")]
-    ClassifyCount { expected: usize, got: usize },
+    ClassifyCount {
+        /// Pairs sent.
+        expected: usize,
+        /// Labels returned.
+        got: usize,
+    },
 }
 
 /// One user turn and the reply it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Round<'a> {
+    /// The user turn's text.
     pub request: &'a str,
     /// The last assistant text before the next user turn; empty when there is none.
     pub response: &'a str,
@@ -58,7 +75,10 @@ pub struct Round<'a> {
 /// The previous round (premise) and the current request (hypothesis).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pair {
+    /// The previous round's request, a space, and its response (just the request when it
+    /// got none).
     pub premise: String,
+    /// The current round's request.
     pub hypothesis: String,
 }
 
@@ -108,6 +128,7 @@ pub fn pairs(dialogue: &Dialogue) -> Vec<Pair> {
 pub struct SemanticSimilarity {
     /// The mean cosine; `None` when there are no pairs.
     pub value: Option<f64>,
+    /// Pairs averaged over.
     pub pairs: u64,
     /// Distinct texts actually embedded.
     pub texts: u64,
@@ -186,7 +207,9 @@ fn cosine(a: &[f32], b: &[f32]) -> Result<f64, CoherenceError> {
 pub struct EntailmentRatio {
     /// Entailed pairs over pairs; `None` when there are no pairs.
     pub value: Option<f64>,
+    /// Pairs classified, counting repeats.
     pub pairs: u64,
+    /// Of those, the ones labelled `entailment`.
     pub entailed: u64,
 }
 
@@ -230,9 +253,11 @@ pub fn entailment_ratio(
 
 /// The NLI model EnR is measured with, or why there is none.
 pub enum Nli<'a> {
+    /// A model to classify the pairs with.
     Model {
         /// The checkpoint's name or directory, recorded next to the value.
         name: String,
+        /// The classifier itself.
         entails: &'a mut EntailFn<'a>,
     },
     /// What was tried; EnR is then reported as unavailable with this note.
@@ -243,7 +268,9 @@ pub enum Nli<'a> {
 pub struct Coherence<'a> {
     /// The sentence embedding model's name, recorded next to SS.
     pub embed_model: String,
+    /// The sentence embedding function SS is measured with.
     pub embed: &'a mut EmbedFn<'a>,
+    /// The NLI model EnR is measured with, or why there is none.
     pub nli: Nli<'a>,
 }
 
@@ -254,10 +281,12 @@ pub struct CoherencePairs {
 }
 
 impl CoherencePairs {
+    /// Adds the pairs of `dialogue`.
     pub fn add(&mut self, dialogue: &Dialogue) {
         self.pairs.extend(pairs(dialogue));
     }
 
+    /// Every pair gathered so far, in order.
     pub fn pairs(&self) -> &[Pair] {
         &self.pairs
     }

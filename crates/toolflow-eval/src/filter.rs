@@ -55,10 +55,13 @@ pub use judge_gate::{JudgeMin, apply_judge_gate};
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FilterConfig {
+    /// Levels set in the file; a rule not named here runs at its [`Rule::default_level`].
     #[serde(default)]
     pub rules: BTreeMap<Rule, Level>,
+    /// Settings of [`Rule::NearDuplicate`].
     #[serde(default)]
     pub near_duplicate: NearDuplicateConfig,
+    /// Settings of [`Rule::OffPlan`].
     #[serde(default)]
     pub off_plan: OffPlanConfig,
     /// Turns [`Rule::Judge`] on: the judge's lowest acceptable scores.
@@ -86,13 +89,20 @@ impl Default for OffPlanConfig {
 /// The default [`OffPlanConfig::threshold`].
 pub const OFF_PLAN_THRESHOLD: f32 = 0.2;
 
+/// Settings of [`Rule::NearDuplicate`]: the MinHash and LSH parameters of [`crate::minhash`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NearDuplicateConfig {
+    /// The estimated Jaccard similarity to a kept dialogue at or above which a dialogue is
+    /// a near-duplicate; in (0, 1].
     pub threshold: f64,
+    /// Words per shingle.
     pub shingle_words: usize,
+    /// Hash functions, so slots in each signature.
     pub hashes: usize,
+    /// LSH bands the signature is cut into; at most `hashes`.
     pub bands: usize,
+    /// Seeds the hash functions, so the same seed finds the same duplicates.
     pub seed: u64,
 }
 
@@ -111,6 +121,8 @@ impl Default for NearDuplicateConfig {
 }
 
 impl FilterConfig {
+    /// The level `rule` runs at: set in the file, else its default; [`Rule::Judge`] is off
+    /// without `judge-min`.
     pub fn level(&self, rule: Rule) -> Level {
         if rule == Rule::Judge && self.judge_min.is_none() {
             return Level::Off;
@@ -121,6 +133,7 @@ impl FilterConfig {
             .unwrap_or_else(|| rule.default_level())
     }
 
+    /// Parses and checks a rules file's text; `path` only names it in errors.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, EvalError> {
         let rules = |detail: String| EvalError::Rules {
             path: path.to_path_buf(),
@@ -149,6 +162,7 @@ impl FilterConfig {
         problem.map_or(Ok(()), Err)
     }
 
+    /// Reads, parses and checks the rules file at `path`.
     pub fn load(path: &Path) -> Result<Self, EvalError> {
         let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
             path: path.to_path_buf(),
@@ -177,6 +191,7 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// A filter that has seen no dialogues yet.
     pub fn new(config: FilterConfig) -> Self {
         let near = &config.near_duplicate;
         Filter {
@@ -1117,9 +1132,13 @@ fn dialogue_words(dialogue: &Dialogue) -> Vec<String> {
 /// Counts per rule for one filter run.
 #[derive(Debug, Clone, Serialize)]
 pub struct FilterSummary {
+    /// The dialogue file filtered.
     pub input: PathBuf,
+    /// Dialogues read.
     pub dialogues: u64,
+    /// Dialogues kept, with or without warnings.
     pub kept: u64,
+    /// Dialogues rejected.
     pub rejected: u64,
     /// Kept dialogues that carry warnings.
     pub kept_with_warnings: u64,
@@ -1132,9 +1151,12 @@ pub struct FilterSummary {
     pub rules: Vec<RuleCount>,
 }
 
+/// What one rule did over a filter run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleCount {
+    /// The rule.
     pub rule: Rule,
+    /// The level it ran at.
     pub level: Level,
     /// Dialogues with at least one reason from this rule.
     pub dialogues: u64,

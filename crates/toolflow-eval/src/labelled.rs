@@ -18,13 +18,17 @@ use crate::input;
 /// What the filter said about one labelled dialogue.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
+    /// The dialogue's id.
     pub id: String,
+    /// The dialogue file it was read from.
     pub file: PathBuf,
     /// The rules its label names.
     pub expected: BTreeSet<Rule>,
     /// The rules that flagged it (at `warn` or `reject`).
     pub flagged: BTreeSet<Rule>,
+    /// Whether a rule its label names runs at the `reject` level.
     pub should_reject: bool,
+    /// Whether the filter rejected it.
     pub rejected: bool,
 }
 
@@ -134,11 +138,13 @@ fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
 /// The gate's figures over a labelled corpus.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateScores {
-    /// Dialogues that should be rejected, and how many were.
+    /// Dialogues that should be rejected.
     pub bad: u64,
+    /// Of those, how many were.
     pub bad_rejected: u64,
-    /// Dialogues that should be kept, and how many were.
+    /// Dialogues that should be kept.
     pub good: u64,
+    /// Of those, how many were.
     pub good_kept: u64,
     /// Per rule, in [`Rule::ALL`] order.
     pub rules: Vec<(Rule, RuleScore)>,

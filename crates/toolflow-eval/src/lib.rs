@@ -5,6 +5,8 @@
 //! in ([`evaluate_file_with`]); the LLM judge is not computed here. A measure without a
 //! value is reported as explicitly unavailable, with why, rather than left out.
 
+#![warn(missing_docs)]
+
 pub mod coherence;
 mod error;
 mod evaluate;

@@ -36,6 +36,7 @@ pub struct DatasetMeasures {
 }
 
 impl DatasetMeasures {
+    /// Counts one more dialogue.
     pub fn add(&mut self, dialogue: &Dialogue) {
         self.dialogues += 1;
         self.offered_tools += dialogue.tools.len() as u64;
@@ -91,6 +92,7 @@ impl DatasetMeasures {
         }
     }
 
+    /// The Table 1 statistics of the dialogues added so far.
     pub fn statistics(&self) -> Statistics {
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         Statistics {
@@ -121,6 +123,7 @@ impl DatasetMeasures {
         }
     }
 
+    /// The diversity measures (H and Distinct-3) of the dialogues added so far.
     pub fn diversity(&self) -> Diversity {
         self.diversity.finish()
     }
@@ -211,6 +214,7 @@ impl DiversityCounter {
         n
     }
 
+    /// H and Distinct-3 over the utterances added so far; it can go on adding after.
     pub fn finish(&self) -> Diversity {
         let words: u64 = self.counts.iter().sum();
         let entropy_bits = if words == 0 {

@@ -18,6 +18,8 @@ pub fn estimated_jaccard(a: &[u64], b: &[u64]) -> f64 {
     equal as f64 / a.len().max(1) as f64
 }
 
+/// The splitmix64 finaliser: a fixed, well-mixing 64-bit hash, used for the permutations,
+/// their seeds and the band keys.
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -44,6 +46,8 @@ pub struct MinHasher {
 }
 
 impl MinHasher {
+    /// `hashes` hash functions seeded from `seed`, over shingles of `shingle_words` words
+    /// (at least 1).
     pub fn new(hashes: usize, shingle_words: usize, seed: u64) -> Self {
         let mut state = seed;
         let seeds = (0..hashes)
@@ -84,6 +88,7 @@ pub struct LshIndex {
 }
 
 impl LshIndex {
+    /// An empty index cutting signatures into `bands` bands (at least 1).
     pub fn new(bands: usize) -> Self {
         LshIndex {
             bands: bands.max(1),

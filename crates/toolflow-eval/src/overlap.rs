@@ -48,16 +48,28 @@ pub const TOOL_JSON_RULE: &str = "{name, description, parameters, returns (when 
 /// What [`embedding_text`] embeds, recorded in reports.
 pub const EMBEDDED_TEXT_RULE: &str = "\"{name}: {description}\"";
 
+/// Why an overlap check could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum OverlapError {
+    /// The embedding function failed.
     #[error("embedding {what}: {message}")]
-    Embedding { what: String, message: String },
+    Embedding {
+        /// Whose tools were being embedded: the training tools or a named test set's.
+        what: String,
+        /// What the embedding function said.
+        message: String,
+    },
+    /// The embedding function returned a different number of vectors than texts.
     #[error("embedding {what}: {got} vectors for {expected} texts")]
     EmbeddingCount {
+        /// Whose tools were being embedded: the training tools or a named test set's.
         what: String,
+        /// Texts sent.
         expected: usize,
+        /// Vectors returned.
         got: usize,
     },
+    /// An n-gram length of 0 was asked for.
     #[error("the n-gram length must be at least 1")]
     ZeroNgram,
 }
@@ -130,6 +142,7 @@ pub struct NgramIndex {
 }
 
 impl NgramIndex {
+    /// An empty index of `n`-grams; an error when `n` is 0.
     pub fn new(n: usize) -> Result<NgramIndex, OverlapError> {
         if n == 0 {
             return Err(OverlapError::ZeroNgram);
@@ -163,6 +176,7 @@ impl NgramIndex {
         self.ngrams.len()
     }
 
+    /// Whether it holds no n-gram.
     pub fn is_empty(&self) -> bool {
         self.ngrams.is_empty()
     }

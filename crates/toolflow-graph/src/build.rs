@@ -17,26 +17,43 @@ use toolflow_core::{Edge, EdgeKind, Evidence, GraphMeta, Tool, ToolGraph};
 
 use crate::join::{Rows, join};
 
+/// Why a graph could not be built; `E` is the embedding function's error.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError<E: std::error::Error + 'static> {
+    /// τ outside [-1, 1), given here.
     #[error("the similarity threshold τ must lie in [-1, 1), got {0}")]
     InvalidTau(f32),
+    /// Two tools share a name, which nodes are known by.
     #[error(
         "tool #{second} is named `{name}`, like tool #{first}; names must be unique (`toolflow import` renames duplicates)"
     )]
     DuplicateName {
+        /// The shared name.
         name: String,
+        /// The first tool with it, counted from 1.
         first: usize,
+        /// The next tool with it, counted from 1.
         second: usize,
     },
+    /// The embedding function failed.
     #[error("embedding failed")]
     Embed(#[source] E),
+    /// The embedding function returned a different number of vectors than strings.
     #[error("the embedder returned {got} vectors for {expected} strings")]
-    EmbeddingCount { expected: usize, got: usize },
+    EmbeddingCount {
+        /// Strings sent.
+        expected: usize,
+        /// Vectors returned.
+        got: usize,
+    },
+    /// A vector whose length differs from the first one's.
     #[error("embedding #{index} has {got} dimensions where the first had {expected}")]
     EmbeddingDimension {
+        /// Its position, from 0.
         index: usize,
+        /// The first vector's length.
         expected: usize,
+        /// Its length.
         got: usize,
     },
 }
@@ -57,16 +74,22 @@ pub struct BuildOptions {
 /// Sizes and timings of one build.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BuildReport {
+    /// Parameters over all tools.
     pub parameter_slots: usize,
+    /// Return fields over all tools.
     pub return_slots: usize,
     /// Distinct strings embedded.
     pub strings: usize,
+    /// Distinct strings that are some tool's parameter.
     pub parameter_strings: usize,
+    /// Distinct strings that are some tool's return field.
     pub return_strings: usize,
     /// String pairs above τ found by the join (before expansion to tools).
     pub string_pairs: usize,
+    /// Time spent in the embedding function; written in seconds.
     #[serde(serialize_with = "seconds")]
     pub embed_time: Duration,
+    /// Time from the join to the finished edge list; written in seconds.
     #[serde(serialize_with = "seconds")]
     pub join_time: Duration,
 }
@@ -84,11 +107,14 @@ pub struct SlotStrings {
     pub parameter_owners: Vec<Vec<u32>>,
     /// For each string, the tools having it as a return field, ascending.
     pub return_owners: Vec<Vec<u32>>,
+    /// Parameters over all tools, repeats included.
     pub parameter_slots: usize,
+    /// Return fields over all tools, repeats included.
     pub return_slots: usize,
 }
 
 impl SlotStrings {
+    /// Gathers the slot strings of `tools`, a tool's index being its node id.
     pub fn collect(tools: &[Tool]) -> Self {
         let mut slots = SlotStrings::default();
         let mut index: HashMap<String, usize> = HashMap::new();

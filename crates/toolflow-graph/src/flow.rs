@@ -93,10 +93,15 @@ impl Default for FlowOptions {
 /// A set of signals, for ablations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SignalSet {
+    /// The JSON type agreement of field and parameter.
     pub types: bool,
+    /// The token match of the qualified names.
     pub names: bool,
+    /// The cosine of the qualified names' embeddings.
     pub qualified_cosine: bool,
+    /// The paper's cosine of `"{name}: {description}"`.
     pub paper_cosine: bool,
+    /// How few tools have the consumer's parameter (scaled IDF).
     pub specificity: bool,
     /// Qualifying names by owner and tool context (without it, names are the raw tokens).
     pub context: bool,

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 
 use toolflow_core::{EdgeKind, ToolGraph};
 
+/// Writes `graph` as a GraphML document to `out`.
 pub fn write_graphml(graph: &ToolGraph, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(

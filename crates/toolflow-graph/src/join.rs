@@ -3,7 +3,7 @@
 //!
 //! The product is computed a block at a time with `gemm` and thresholded inside the block, so
 //! memory stays at one `BLOCK × BLOCK` tile per thread whatever the number of vectors. `gemm`
-//! reorders its sums, so a cosine within [`ROUND_OFF_MARGIN`] of τ could land on either side
+//! reorders its sums, so a cosine within `ROUND_OFF_MARGIN` of τ could land on either side
 //! depending on where the pair falls in a tile; every candidate above `τ - margin` is therefore
 //! decided by one fixed-order dot product in `f64`. The decision and the score are thus the
 //! same on every machine, whatever the blocking or thread count.
@@ -20,19 +20,25 @@ const ROUND_OFF_MARGIN: f32 = 1e-4;
 /// A pair of row indices `(left, right)` and their cosine.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
+    /// The row of the left matrix.
     pub left: u32,
+    /// The row of the right matrix.
     pub right: u32,
+    /// Their cosine, from [`exact_cosine`].
     pub score: f32,
 }
 
 /// Row-major `rows × dim` matrix of `f32`, borrowed.
 #[derive(Debug, Clone, Copy)]
 pub struct Rows<'a> {
+    /// The rows one after another; its length is a multiple of `dim`.
     pub data: &'a [f32],
+    /// The length of a row.
     pub dim: usize,
 }
 
 impl Rows<'_> {
+    /// The number of rows; 0 when `dim` is 0.
     pub fn len(&self) -> usize {
         if self.dim == 0 {
             0
@@ -41,6 +47,7 @@ impl Rows<'_> {
         }
     }
 
+    /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -8,6 +8,8 @@
 //! The crate takes an embedding *function*, not a model, so it does not depend on the
 //! embedding crate and its tests run on fake embedders.
 
+#![warn(missing_docs)]
+
 pub mod build;
 pub mod flow;
 pub mod graphml;

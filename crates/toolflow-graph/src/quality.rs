@@ -22,29 +22,40 @@ use toolflow_core::{EdgeKind, ToolGraph};
 /// One gold data-flow link, one line of `nestful_dependencies.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DataFlowLink {
+    /// The tool whose output was passed on.
     pub producer: String,
     /// Path of the output field, e.g. `location.name`, `results[0].id`.
     pub output_field: String,
+    /// The tool it was passed to.
     pub consumer: String,
+    /// The consumer's parameter that took it.
     pub parameter: String,
 }
 
 /// Recall figures of a graph on a set of gold links.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LinkScore {
+    /// Gold links scored.
     pub links: usize,
     /// Links naming a tool that is not a node of the graph (counted as misses).
     pub unknown_tools: usize,
+    /// Share of links whose producer → consumer pair has a `return-param` edge that way.
     pub directed_recall: f64,
+    /// Share of links whose two tools are joined by any edge.
     pub undirected_recall: f64,
     /// Directed, and the edge's evidence names the gold field (leaf name) and parameter.
     pub field_recall: f64,
     /// The same figures over distinct producer → consumer pairs.
     pub pairs: usize,
+    /// `directed_recall` over the distinct pairs.
     pub pair_directed_recall: f64,
+    /// `undirected_recall` over the distinct pairs.
     pub pair_undirected_recall: f64,
+    /// Share of unordered tool pairs joined by any edge: what chance would score.
     pub density: f64,
+    /// `directed_recall` over `density`; 0 when the graph has no edge.
     pub directed_lift: f64,
+    /// `undirected_recall` over `density`; 0 when the graph has no edge.
     pub undirected_lift: f64,
 }
 
@@ -55,8 +66,11 @@ pub struct CoUsageScore {
     pub pairs: usize,
     /// Members of the sets that are not nodes of the graph (left out of the pairs).
     pub unknown_tools: usize,
+    /// Share of those pairs joined by any edge.
     pub joined: f64,
+    /// Share of unordered tool pairs joined by any edge: what chance would score.
     pub density: f64,
+    /// `joined` over `density`; 0 when the graph has no edge.
     pub lift: f64,
 }
 

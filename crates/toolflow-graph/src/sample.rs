@@ -98,8 +98,11 @@ fn pick<T: Copy>(rng: &mut impl Rng, items: &[T]) -> T {
 /// field and parameter of the edge's best link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardStep {
+    /// The consumer's node index.
     pub consumer: u32,
+    /// Path of the producer's return field.
     pub field: String,
+    /// The consumer's parameter that can take it.
     pub parameter: String,
 }
 
@@ -374,14 +377,21 @@ impl<'a> Sampler<'a> {
 /// A subset as node indexes, before names are attached.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampledNodes {
+    /// Position in the subsets file, from 0.
     pub index: u64,
+    /// The tools' node indexes, in the order they were added.
     pub nodes: Vec<u32>,
+    /// How the tools were drawn.
     pub strategy: SamplingStrategy,
+    /// The seed this subset was drawn with.
     pub seed: u64,
+    /// Fewer tools than asked for: the walk could not find enough distinct tools.
     pub short: bool,
+    /// How many times the walk jumped to a fresh start node because it was stuck.
     pub restarts: u32,
     /// Chain steps: (producer, index of the step in the producer's forward list).
     pub links: Vec<(u32, usize)>,
+    /// Chain steps that followed an edge of any kind, no data-flow step being open.
     pub fallbacks: u32,
 }
 

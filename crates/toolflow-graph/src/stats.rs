@@ -4,38 +4,52 @@ use serde::Serialize;
 use toolflow_core::graph::UnknownNode;
 use toolflow_core::{EdgeKind, ToolGraph};
 
+/// Size, density, connectivity and degrees of a tool graph. A node's degree is its number
+/// of distinct neighbours, over edges of every kind and direction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GraphStats {
+    /// Tools.
     pub nodes: usize,
+    /// Edges of both kinds.
     pub edges: usize,
+    /// `param-param` edges.
     pub param_param_edges: usize,
+    /// `return-param` edges.
     pub return_param_edges: usize,
     /// Pairs of tools joined by at least one edge of any kind or direction.
     pub undirected_pairs: usize,
     /// Joined pairs over all unordered pairs of tools.
     pub density: f64,
+    /// Tools with no edge.
     pub isolated_nodes: usize,
+    /// Connected components, isolated tools included.
     pub components: usize,
     /// Sizes of the largest connected components, largest first (at most [`LARGEST_SHOWN`]).
     pub largest_components: Vec<usize>,
+    /// The highest degree.
     pub max_degree: usize,
+    /// The mean degree over all tools.
     pub mean_degree: f64,
     /// Undirected degree histogram in power-of-two buckets: `0`, `1`, `2-3`, `4-7`, ...
     pub degree_histogram: Vec<DegreeBucket>,
 }
 
+/// One bar of [`GraphStats::degree_histogram`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DegreeBucket {
     /// Smallest degree of the bucket.
     pub from: usize,
     /// Largest degree of the bucket.
     pub to: usize,
+    /// Tools whose degree lies in it.
     pub nodes: usize,
 }
 
+/// How many component sizes [`GraphStats::largest_components`] keeps.
 pub const LARGEST_SHOWN: usize = 5;
 
 impl GraphStats {
+    /// The figures of `graph`; an error when an edge names a tool that is not a node.
     pub fn of(graph: &ToolGraph) -> Result<Self, UnknownNode> {
         let adjacency = graph.adjacency()?;
         let degrees: Vec<usize> = adjacency.iter().map(Vec::len).collect();

@@ -33,8 +33,12 @@ pub struct Timings {
     pub prompt_tokens_processed: usize,
     /// Prompt tokens whose keys and values were reused from the previous request.
     pub prompt_tokens_reused: usize,
+    /// From [`LocalModel::begin`] to the prompt's logits: checking, tokenizing and running
+    /// the prompt, shared by the requests begun together.
     pub prompt: Duration,
+    /// Tokens of the answer.
     pub generated_tokens: usize,
+    /// From the prompt's logits to the end of the answer.
     pub generation: Duration,
 }
 
@@ -85,6 +89,8 @@ struct Prepared {
     sampler: Sampler,
 }
 
+/// The embedded model driven directly on the calling thread: requests are begun, then
+/// decoded together one token per [`LocalModel::step`], which returns those that ended.
 pub struct LocalModel {
     llama: Llama,
     tokenizer: Arc<GgufTokenizer>,
@@ -139,10 +145,12 @@ impl LocalModel {
         })
     }
 
+    /// The tokenizer read from the model file.
     pub fn tokenizer(&self) -> &GgufTokenizer {
         &self.tokenizer
     }
 
+    /// The chat template read from the model file.
     pub fn template(&self) -> &ChatTemplate {
         &self.template
     }

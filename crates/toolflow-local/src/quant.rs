@@ -143,14 +143,17 @@ fn pack<B, G: Copy>(
     groups
 }
 
-/// GGUF's type ids for the two block types kept as they are.
+/// GGUF's type id for Q4_1, one of the two block types kept as they are.
 pub const GGML_TYPE_Q4_1: u32 = 3;
+/// GGUF's type id for Q8_0, the other block type kept as it is.
 pub const GGML_TYPE_Q8_0: u32 = 8;
 
 /// A weight matrix of `rows` outputs by `cols` inputs, in groups of eight rows.
 #[derive(Debug, Clone)]
 pub struct QMatrix {
+    /// Outputs.
     pub rows: usize,
+    /// Inputs, a multiple of [`QK`].
     pub cols: usize,
     blocks: Blocks,
 }
@@ -165,8 +168,11 @@ enum Blocks {
 /// The instruction set the dot products use on this CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
+    /// AVX-512 VNNI (with AVX-512VL), on top of AVX2, FMA and F16C.
     Avx512Vnni,
+    /// AVX2 with FMA and F16C.
     Avx2,
+    /// Plain Rust, for any CPU.
     Scalar,
 }
 
@@ -515,7 +521,9 @@ unsafe impl Sync for SharedOut {}
 /// Rows of activations quantized to [`BlockQ8_1`], the right-hand side of every product.
 #[derive(Debug, Clone, Default)]
 pub struct QuantizedRows {
+    /// Rows held.
     pub rows: usize,
+    /// Values per row, a multiple of [`QK`].
     pub cols: usize,
     blocks: Vec<BlockQ8_1>,
 }

@@ -11,6 +11,7 @@ use crate::LocalError;
 
 const TEMPLATE_NAME: &str = "chat";
 
+/// A model's Jinja chat template, compiled, turning a chat request into prompt text.
 pub struct ChatTemplate {
     env: Environment<'static>,
     /// Whether the template reads `tools`; when it does not, the tools are described in the
@@ -19,6 +20,7 @@ pub struct ChatTemplate {
 }
 
 impl ChatTemplate {
+    /// Compiles the template `source` (the GGUF `tokenizer.chat_template`).
     pub fn new(source: &str) -> Result<Self, LocalError> {
         let mut env = Environment::new();
         let syntax = SyntaxConfig::builder()

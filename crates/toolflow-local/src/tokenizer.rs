@@ -18,10 +18,13 @@ use crate::LocalError;
 /// GGUF `tokenizer.ggml.token_type` of a control token such as `<|im_end|>`.
 const CONTROL_TOKEN: i32 = 3;
 
+/// The byte-level BPE tokenizer a GGUF file describes in its metadata.
 pub struct GgufTokenizer {
     tokenizer: Tokenizer,
     trie: TokTrie,
+    /// The beginning-of-sequence token (`tokenizer.ggml.bos_token_id`).
     pub bos: u32,
+    /// The end-of-sequence token (`tokenizer.ggml.eos_token_id`).
     pub eos: u32,
 }
 
@@ -35,6 +38,8 @@ impl GgufTokenizer {
         Self::from_gguf(&content)
     }
 
+    /// Builds it from the metadata of an opened GGUF file; only `gpt2` (byte-level BPE)
+    /// tokenizers are supported.
     pub fn from_gguf(content: &gguf_file::Content) -> Result<Self, LocalError> {
         let model = metadata_string(content, "tokenizer.ggml.model")?;
         if model != "gpt2" {
@@ -122,6 +127,7 @@ impl GgufTokenizer {
             .map_err(|e| LocalError::Tokenizer(e.to_string()))
     }
 
+    /// Tokens in the vocabulary.
     pub fn vocab_size(&self) -> usize {
         self.trie.vocab_size()
     }

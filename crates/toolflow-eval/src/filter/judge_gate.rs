@@ -16,7 +16,9 @@ use toolflow_core::rejection::{Level, Reason, Rule};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum JudgeMin {
+    /// The lowest mean of the four criteria's scores.
     Overall(f32),
+    /// The lowest score per criterion named; a criterion left out is not checked.
     PerCriterion(BTreeMap<String, f32>),
 }
 
