@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use toolflow_fetch::{CacheEntry, FetchError, Layout, Source};
 
-use crate::LocalError;
+use crate::error::LocalError;
 
 /// The GGUF file name, both in the cache and inside the wheel.
 pub const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";

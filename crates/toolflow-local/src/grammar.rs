@@ -7,7 +7,7 @@ use llguidance::{Matcher, ParserFactory};
 use serde_json::{Value, json};
 use toolflow_llm::ToolSpec;
 
-use crate::LocalError;
+use crate::error::LocalError;
 
 /// Compact JSON with the separators models usually write. Flexible whitespace would let a
 /// small model pad an object with newlines until it runs out of tokens.

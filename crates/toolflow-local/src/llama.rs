@@ -6,7 +6,7 @@
 use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{Device, Tensor};
 
-use crate::LocalError;
+use crate::error::LocalError;
 use crate::quant::{Isa, QMatrix, QuantizedRows};
 
 /// The shape of the network, from the GGUF metadata.

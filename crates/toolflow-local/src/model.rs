@@ -12,7 +12,7 @@ use llguidance::Matcher;
 use toolflow_core::Usage;
 use toolflow_llm::{ChatRequest, ChatResponse, FinishReason, ToolCallRequest, ToolChoice};
 
-use crate::LocalError;
+use crate::error::LocalError;
 use crate::grammar::{Constraint, GrammarCompiler, tool_call_schema};
 use crate::llama::{KvCache, Llama};
 use crate::sampler::Sampler;

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use toktrie::SimpleVob;
 
-use crate::LocalError;
+use crate::error::LocalError;
 
 /// Used when a request names no temperature: low enough that a 135M model stays on topic.
 const DEFAULT_TEMPERATURE: f32 = 0.7;

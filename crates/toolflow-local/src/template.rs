@@ -7,7 +7,7 @@ use minijinja::{Environment, Error, ErrorKind, Value};
 use serde_json::json;
 use toolflow_llm::{ChatRequest, Message, Role, ToolSpec};
 
-use crate::LocalError;
+use crate::error::LocalError;
 
 const TEMPLATE_NAME: &str = "chat";
 

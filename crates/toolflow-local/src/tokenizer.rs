@@ -13,7 +13,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 use toktrie::{TokEnv, TokRxInfo, TokTrie, TokenId, TokenizerEnv};
 
-use crate::LocalError;
+use crate::error::LocalError;
 
 /// GGUF `tokenizer.ggml.token_type` of a control token such as `<|im_end|>`.
 const CONTROL_TOKEN: i32 = 3;
