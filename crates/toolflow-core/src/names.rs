@@ -5,7 +5,8 @@ use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 
-use crate::{GraphMethod, SamplingStrategy};
+use crate::graph::GraphMethod;
+use crate::subset::SamplingStrategy;
 
 /// The unit variant of `T` serialised as `name`, else an error listing `choices`.
 fn by_name<T: DeserializeOwned>(name: &str, choices: &str) -> Result<T, String> {
