@@ -163,9 +163,8 @@ impl GraphMethod {
 }
 
 impl ToolGraph {
-    /// Neighbours of every node, by node index, sorted and without repeats; edges of every
-    /// kind and direction count (the walk of Algorithm 1 is undirected).
-    pub fn adjacency(&self) -> Result<Vec<Vec<u32>>, UnknownNode> {
+    /// The node indices of each edge's two ends (`a`, `b`), in edge order.
+    pub fn edge_ends(&self) -> Result<Vec<(u32, u32)>, UnknownNode> {
         let index: std::collections::HashMap<&str, u32> = self
             .nodes
             .iter()
@@ -178,9 +177,17 @@ impl ToolGraph {
                 .copied()
                 .ok_or_else(|| UnknownNode(name.to_string()))
         };
+        self.edges
+            .iter()
+            .map(|edge| Ok((lookup(&edge.a)?, lookup(&edge.b)?)))
+            .collect()
+    }
+
+    /// Neighbours of every node, by node index, sorted and without repeats; edges of every
+    /// kind and direction count (the walk of Algorithm 1 is undirected).
+    pub fn adjacency(&self) -> Result<Vec<Vec<u32>>, UnknownNode> {
         let mut adjacency = vec![Vec::new(); self.nodes.len()];
-        for edge in &self.edges {
-            let (a, b) = (lookup(&edge.a)?, lookup(&edge.b)?);
+        for (a, b) in self.edge_ends()? {
             if a != b {
                 adjacency[a as usize].push(b);
                 adjacency[b as usize].push(a);

@@ -108,25 +108,11 @@ pub struct ForwardStep {
 
 /// The `return-param` edges of `graph` by producer index, consumers ascending.
 pub fn forward_steps(graph: &ToolGraph) -> Result<Vec<Vec<ForwardStep>>, UnknownNode> {
-    let index: std::collections::HashMap<&str, u32> = graph
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, name)| (name.as_str(), i as u32))
-        .collect();
-    let lookup = |name: &str| {
-        index
-            .get(name)
-            .copied()
-            .ok_or_else(|| UnknownNode(name.to_string()))
-    };
     let mut forward: Vec<Vec<ForwardStep>> = vec![Vec::new(); graph.nodes.len()];
-    for edge in graph
-        .edges
-        .iter()
-        .filter(|edge| edge.kind == EdgeKind::ReturnParam)
-    {
-        let (producer, consumer) = (lookup(&edge.a)?, lookup(&edge.b)?);
+    for (edge, (producer, consumer)) in graph.edges.iter().zip(graph.edge_ends()?) {
+        if edge.kind != EdgeKind::ReturnParam {
+            continue;
+        }
         let Some(&(field, parameter)) = edge.evidence.slot_pairs().first() else {
             continue;
         };
