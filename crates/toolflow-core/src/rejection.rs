@@ -86,8 +86,9 @@ pub enum Rule {
     /// Template residue in a turn's text, a call's string arguments or a result's strings:
     /// `{{var}}`, lorem ipsum, a `TODO`, a `[slot]` bracket (a slot word such as `[name]`,
     /// snake_case such as `[email_address]`, or an instruction such as `[Your Name]`), or an
-    /// instruction in angle brackets (`<a short error message>`). Brackets holding data
-    /// (`[1]`, `[Draft]`, markdown links, HTML tags, `x < 5 and y > 3`) pass.
+    /// instruction in angle brackets (`<a short error message>`); or a call argument whose
+    /// value is its parameter's own description (of three words or more). Brackets holding
+    /// data (`[1]`, `[Draft]`, markdown links, HTML tags, `x < 5 and y > 3`) pass.
     /// Passes: `assistant: Sent to Ana at ana@example.org`. Fails: `assistant: Sending Mail
     /// to [name] at [email_address]`.
     Placeholder,
@@ -97,8 +98,9 @@ pub enum Rule {
     Truncated,
     /// A user or assistant turn of at least 8 words dominated by repetition (half its word
     /// trigrams repeat an earlier one of the turn, or one word is half its words), or one
-    /// whose word trigrams are, for 80% or more, those of an earlier turn of the other role
-    /// (a user parroting the assistant, an assistant echoing the request).
+    /// whose word trigrams are, for 70% or more, those of an earlier turn of the other role
+    /// (a user parroting the assistant, an assistant echoing the request); also a call's
+    /// string argument dominated by repetition.
     /// Passes: `assistant: Sunny and 21 degrees in Lyon tomorrow, with a light breeze.`.
     /// Fails: `assistant: I can help with that. I can help with that. I can help with that.`.
     Degenerate,
