@@ -728,17 +728,10 @@ fn metadata_str(content: &gguf_file::Content, key: &str) -> Result<String, Local
 mod tests {
     use super::*;
 
-    /// Deterministic pseudo-random values in [-range, range).
+    /// Deterministic pseudo-random values in [-range, range): quant's test values, scaled.
     fn values(n: usize, seed: u64, range: f32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * range
-            })
-            .collect()
+        let unit = crate::quant::tests::values(n, seed);
+        unit.into_iter().map(|v| v * range).collect()
     }
 
     /// The SIMD attention (four keys at a time, registers for the query and the output)
