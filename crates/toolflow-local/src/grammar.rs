@@ -16,19 +16,36 @@ fn guidance_options() -> Value {
 }
 
 /// The schema of one call to any of `tools`: `{"name": <tool>, "arguments": <its parameters>}`.
+/// The arguments hold only declared parameters: see [`declared_only`].
 pub fn tool_call_schema(tools: &[ToolSpec]) -> Value {
     let variants: Vec<Value> = tools
         .iter()
         .map(|tool| {
             json!({
                 "type": "object",
-                "properties": { "name": { "const": tool.name }, "arguments": tool.parameters },
+                "properties": { "name": { "const": tool.name }, "arguments": declared_only(&tool.parameters) },
                 "required": ["name", "arguments"],
                 "additionalProperties": false,
             })
         })
         .collect();
     json!({ "anyOf": variants })
+}
+
+/// `parameters` closed to undeclared arguments: a schema that lists `properties` and says
+/// nothing of others allows any extra key in JSON Schema, and a small model fills it with
+/// invented ones (`"required": [...]` copied from the definition). A function call takes
+/// only the parameters its tool declares, and the filter rejects any other.
+fn declared_only(parameters: &Value) -> Value {
+    let mut parameters = parameters.clone();
+    if let Value::Object(map) = &mut parameters
+        && map.get("properties").is_some_and(Value::is_object)
+        && !map.contains_key("additionalProperties")
+        && !map.contains_key("patternProperties")
+    {
+        map.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    parameters
 }
 
 fn with_options(schema: &Value) -> Value {
@@ -88,5 +105,41 @@ impl GrammarCompiler {
             return Err(LocalError::Grammar(error));
         }
         Ok(matcher)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(parameters: Value) -> ToolSpec {
+        ToolSpec {
+            name: "book_flight".into(),
+            description: String::new(),
+            parameters,
+        }
+    }
+
+    fn arguments_schema(parameters: Value) -> Value {
+        tool_call_schema(&[spec(parameters)])["anyOf"][0]["properties"]["arguments"].clone()
+    }
+
+    #[test]
+    fn call_arguments_take_only_declared_parameters() {
+        let open = json!({"type": "object", "properties": {"flight_id": {"type": "string"}}});
+        let closed = arguments_schema(open.clone());
+        assert_eq!(closed["additionalProperties"], json!(false));
+        assert_eq!(closed["properties"], open["properties"]);
+        let validator = jsonschema::validator_for(&closed).expect("compiles");
+        assert!(validator.is_valid(&json!({"flight_id": "AF12"})));
+        assert!(!validator.is_valid(&json!({"flight_id": "AF12", "required": ["flight_id"]})));
+    }
+
+    #[test]
+    fn a_schema_that_says_what_else_it_takes_is_kept() {
+        let extensible = json!({"type": "object", "properties": {}, "additionalProperties": {"type": "string"}});
+        assert_eq!(arguments_schema(extensible.clone()), extensible);
+        let free = json!({"type": "object"});
+        assert_eq!(arguments_schema(free.clone()), free);
     }
 }
