@@ -49,6 +49,12 @@ pub struct SynthConfig {
     /// Keep assistant calls whose arguments break the tool's schema, answered by an error
     /// result, instead of resampling them: the data then shows errors and recoveries.
     pub keep_invalid_arguments: bool,
+    /// Let the tool agent answer a valid call with an error (a resource that does not
+    /// exist, a refused request), as Table 17 asks. Off, a valid call always gets a result
+    /// that follows the tool's `returns`: for small models, which otherwise answer almost
+    /// every call with an error. Calls whose arguments break the schema are answered with
+    /// an error either way.
+    pub simulated_errors: bool,
     /// Ask planner and user agents for JSON (structured output); off, they answer in the
     /// prompts' text forms, which are parsed.
     pub structured: bool,
@@ -110,6 +116,7 @@ impl Default for SynthConfig {
             max_message_chars: 1000,
             tool_choice: ToolChoicePolicy::Auto,
             keep_invalid_arguments: true,
+            simulated_errors: true,
             structured: true,
             structured_answers: false,
             models: BTreeMap::new(),

@@ -373,9 +373,12 @@ impl DialogueWriter<'_> {
             ));
         }
         let seed = self.next_seed();
-        let (answer, generation) = self.ask(Role::User, request, seed).await?;
+        let (answer, mut generation) = self.ask(Role::User, request, seed).await?;
         self.usage += answer.usage;
         let text = answer.text.as_deref().unwrap_or_default();
+        if structured {
+            mark_cut(&mut generation, text, "message", self.synth.config.max_message_chars);
+        }
         let (message, step) = if structured {
             user_from_json(text)
         } else {
@@ -423,8 +426,12 @@ impl DialogueWriter<'_> {
             request.tool_choice = tool_choice;
             request.keep_invalid_arguments = config.keep_invalid_arguments;
             let seed = self.next_seed();
-            let (answer, generation) = self.ask(Role::Assistant, request, seed).await?;
+            let (answer, mut generation) = self.ask(Role::Assistant, request, seed).await?;
             self.usage += answer.usage;
+            if structured_answer {
+                let text = answer.text.as_deref().unwrap_or_default();
+                mark_cut(&mut generation, text, "answer", config.max_message_chars);
+            }
             let calls: Vec<ToolCall> = answer
                 .tool_calls
                 .iter()
@@ -521,10 +528,11 @@ impl DialogueWriter<'_> {
                 "tool": tool_json(tool, true).to_string(),
                 "call": json!({"name": call.name, "arguments": call.arguments}).to_string(),
                 "context_line": self.context_text,
+                "errors": self.synth.config.simulated_errors,
             }),
         )?;
         let mut request = ChatRequest::new(vec![Message::user(prompt)]);
-        request.json_schema = Some(result_schema(tool));
+        request.json_schema = Some(result_schema(tool, self.synth.config.simulated_errors));
         let (answer, generation) = self.ask(Role::Tool, request, seed).await?;
         let answer_json = answer
             .json()
@@ -560,8 +568,9 @@ fn argument_problem(tool: &Tool, arguments: &Value) -> Option<String> {
 }
 
 /// The tool agent's answer: `{"result": …}`, the result following the tool's return schema
-/// or being an error object. A return schema that does not compile is not enforced.
-fn result_schema(tool: &Tool) -> Value {
+/// or, with `errors`, being an error object. A return schema that does not compile is not
+/// enforced.
+fn result_schema(tool: &Tool, errors: bool) -> Value {
     let error = json!({
         "type": "object",
         "properties": {"error": {"type": "string", "minLength": 1}},
@@ -570,7 +579,11 @@ fn result_schema(tool: &Tool) -> Value {
     });
     let result = match &tool.returns {
         Some(returns) if jsonschema::validator_for(returns).is_ok() => {
-            json!({"anyOf": [closed(returns), error]})
+            if errors {
+                json!({"anyOf": [closed(returns), error]})
+            } else {
+                closed(returns)
+            }
         }
         _ => json!({}),
     };
@@ -665,6 +678,18 @@ fn answer_schema(max_chars: u32) -> Value {
     })
 }
 
+/// Records a structured answer whose `field` ran into the schema's length limit as cut at
+/// the limit (`finish_reason: length`), as it is: the grammar ended the string there, and
+/// the backend, which saw a closed JSON object, said `stop`.
+fn mark_cut(generation: &mut Generation, text: &str, field: &str, max_chars: u32) {
+    let chars = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|answer| answer[field].as_str().map(|s| s.chars().count()));
+    if chars.is_some_and(|chars| chars >= max_chars as usize) {
+        generation.finish_reason = Some("length".into());
+    }
+}
+
 fn answer_from_json(text: &str) -> Result<String, AnswerError> {
     let answer: Value = serde_json::from_str(text).map_err(AnswerError::NotJson)?;
     let answer = answer["answer"]
@@ -722,6 +747,22 @@ fn clean_message(message: &str) -> Result<String, AnswerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_that_reaches_the_schema_limit_is_recorded_as_cut() {
+        let generation = || Generation {
+            model: "m".into(),
+            usage: Usage::default(),
+            seed: None,
+            finish_reason: Some("stop".into()),
+        };
+        let mut cut = generation();
+        mark_cut(&mut cut, r#"{"message": "Book the room for tomorr"}"#, "message", 24);
+        assert_eq!(cut.finish_reason.as_deref(), Some("length"));
+        let mut whole = generation();
+        mark_cut(&mut whole, r#"{"answer": "Booked."}"#, "answer", 24);
+        assert_eq!(whole.finish_reason.as_deref(), Some("stop"));
+    }
 
     #[test]
     fn the_user_schema_holds_the_answer_to_the_open_step() {
@@ -819,6 +860,6 @@ mod tests {
                 .unwrap()
                 .contains("/days")
         );
-        assert_eq!(result_schema(&tool)["properties"]["result"], json!({}));
+        assert_eq!(result_schema(&tool, true)["properties"]["result"], json!({}));
     }
 }
