@@ -31,8 +31,10 @@ pub enum Rule {
     /// A call names a tool that is not among the dialogue's tools.
     /// Passes: tools `[get_weather]`, call `get_weather {...}`. Fails: call `get_forecast {...}`.
     UnknownTool,
-    /// The arguments break the tool's JSON Schema (type, enum, pattern, extra property…);
-    /// missing required arguments are left to [`Rule::MissingRequired`]. A call that the tool
+    /// The arguments break the tool's JSON Schema (type, enum, pattern, extra property…), or
+    /// pass an argument the tool does not declare: a schema that lists `properties` and says
+    /// nothing of others (no `additionalProperties`) still takes only those, as a function
+    /// call does; missing required arguments are left to [`Rule::MissingRequired`]. A call that the tool
     /// answered with an error (`is_error`) is exempt from this rule and the next: it is a
     /// recorded mistake with its error and the recovery after it, which is what a model
     /// should learn from.
@@ -60,8 +62,10 @@ pub enum Rule {
     /// call without its result, or its outcome is not `completed`, or plan steps are left.
     /// Passes: `user: hi / assistant: hello`. Fails: `user: hi / assistant: hello / user: and?`.
     Incomplete,
-    /// No assistant turn calls a tool.
-    /// Passes: any dialogue with one call. Fails: `user: hi / assistant: hello`.
+    /// No assistant turn calls a tool, or every call was answered with an error (`is_error`):
+    /// a dialogue should show at least one call that worked; an error and its recovery pass.
+    /// Passes: any dialogue with one call that succeeded. Fails: `user: hi / assistant:
+    /// hello`, or a lone call answered `{"error": "Service unavailable"}`.
     NoToolCall,
     /// A user turn with blank text, or an assistant turn with neither text nor calls.
     /// Passes: `user: hi`. Fails: `user: "   "`.
@@ -86,24 +90,34 @@ pub enum Rule {
     /// Template residue in a turn's text, a call's string arguments or a result's strings:
     /// `{{var}}`, lorem ipsum, a `TODO`, a `[slot]` bracket (a slot word such as `[name]`,
     /// snake_case such as `[email_address]`, or an instruction such as `[Your Name]`), or an
-    /// instruction in angle brackets (`<a short error message>`); or a call argument whose
+    /// instruction in angle brackets (`<a short error message>`, or one that opens a string
+    /// and is cut before its bracket closes); or a call argument whose
     /// value is its parameter's own description (of three words or more). Brackets holding
     /// data (`[1]`, `[Draft]`, markdown links, HTML tags, `x < 5 and y > 3`) pass.
     /// Passes: `assistant: Sent to Ana at ana@example.org`. Fails: `assistant: Sending Mail
     /// to [name] at [email_address]`.
     Placeholder,
     /// A turn whose generation stopped at the token limit (`finish_reason` is `length`):
-    /// its text is cut off. Passes: `finish_reason: stop`. Fails: `finish_reason: length`
-    /// on `user: Can you check the weather in Lyon for the`.
+    /// its text is cut off; or an assistant answer (with no call) that stops mid-sentence,
+    /// on a comma, colon or semicolon. Passes: `finish_reason: stop`. Fails:
+    /// `finish_reason: length` on `user: Can you check the weather in Lyon for the`, or
+    /// `assistant: You can call this tool:`.
     Truncated,
     /// A user or assistant turn of at least 8 words dominated by repetition (half its word
     /// trigrams repeat an earlier one of the turn, or one word is half its words), or one
     /// whose word trigrams are, for 70% or more, those of an earlier turn of the other role
-    /// (a user parroting the assistant, an assistant echoing the request); also a call's
-    /// string argument dominated by repetition.
+    /// (a user parroting the assistant, an assistant echoing the request); an assistant
+    /// answer that is word for word an error message (of 4 words or more) of the results
+    /// before it; also a call's string argument dominated by repetition.
     /// Passes: `assistant: Sunny and 21 degrees in Lyon tomorrow, with a light breeze.`.
     /// Fails: `assistant: I can help with that. I can help with that. I can help with that.`.
     Degenerate,
+    /// A user turn that steps out of the user's part: it speaks as the assistant (`how can I
+    /// help you`, `I'm here to help you`), or in the words of its instructions (`completed
+    /// steps`, the user in the third person: `the user's calendar`, `the user requested`).
+    /// Passes: `user: Can you help me book a table for two?`. Fails: `user: Hello, I am here
+    /// to help you find the perfect product.`.
+    OutOfRole,
     /// A tool result (not an error) that breaks the tool's `returns` JSON Schema.
     /// Passes: `{"temp": 21}` for `returns: {properties: {temp: {type: number}}}`. Fails:
     /// `{"temp": "warm"}`.
@@ -139,7 +153,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order reports list them.
-    pub const ALL: [Rule; 21] = [
+    pub const ALL: [Rule; 22] = [
         Rule::UnparsedArguments,
         Rule::UnknownTool,
         Rule::SchemaViolation,
@@ -155,6 +169,7 @@ impl Rule {
         Rule::Placeholder,
         Rule::Truncated,
         Rule::Degenerate,
+        Rule::OutOfRole,
         Rule::ResultSchema,
         Rule::UngroundedAnswer,
         Rule::OffPlan,
@@ -181,6 +196,7 @@ impl Rule {
             Rule::Placeholder => "placeholder",
             Rule::Truncated => "truncated",
             Rule::Degenerate => "degenerate",
+            Rule::OutOfRole => "out-of-role",
             Rule::ResultSchema => "result-schema",
             Rule::UngroundedAnswer => "ungrounded-answer",
             Rule::OffPlan => "off-plan",

@@ -434,6 +434,8 @@ fn check_turns(
     let mut copies = Copies::default();
     // Values of this round's results, for the answer that follows them.
     let mut round_values = content::ResultValues::default();
+    // The messages of this round's error results, which an answer must not just repeat.
+    let mut round_errors: Vec<String> = Vec::new();
     for (index, turn) in dialogue.turns.iter().enumerate() {
         let at = Some(index);
         let content_pointer = || Some(format!("/turns/{index}/content"));
@@ -460,6 +462,16 @@ fn check_turns(
                     last_user = Some(text);
                 }
                 check_placeholder(text, index, reasons);
+                if reasons.on(Rule::OutOfRole)
+                    && let Some(words) = content::out_of_role(text)
+                {
+                    reasons.push(
+                        Rule::OutOfRole,
+                        at,
+                        content_pointer(),
+                        format!("the user says \"{words}\": words of the assistant or of the instructions"),
+                    );
+                }
                 if reasons.on(Rule::Degenerate)
                     && let Some(why) = copies.degenerate(text, Role::User)
                 {
@@ -467,6 +479,7 @@ fn check_turns(
                 }
                 evidence.add_text(&user.content);
                 round_values = content::ResultValues::default();
+                round_errors.clear();
             }
             Turn::Assistant(assistant) => {
                 let text = assistant
@@ -494,10 +507,33 @@ fn check_turns(
                 }
                 if let Some(text) = text {
                     check_assistant_text(text, index, &tool_names, reasons);
+                    if reasons.on(Rule::Truncated)
+                        && assistant.tool_calls.is_empty()
+                        && text.ends_with([',', ':', ';'])
+                    {
+                        reasons.push(
+                            Rule::Truncated,
+                            at,
+                            content_pointer(),
+                            "the answer stops mid-sentence, on a comma, colon or semicolon".into(),
+                        );
+                    }
                     if reasons.on(Rule::Degenerate)
                         && let Some(why) = copies.degenerate(text, Role::Assistant)
                     {
                         reasons.push(Rule::Degenerate, at, content_pointer(), why);
+                    }
+                    if reasons.on(Rule::Degenerate)
+                        && round_errors
+                            .iter()
+                            .any(|error| content::same_words(text, error))
+                    {
+                        reasons.push(
+                            Rule::Degenerate,
+                            at,
+                            content_pointer(),
+                            "the answer is the tool's error message, word for word".into(),
+                        );
                     }
                     if assistant.tool_calls.is_empty() && !round_values.is_empty() {
                         if !round_values.shared_with(text) {
@@ -576,6 +612,9 @@ fn check_turns(
                 }
                 if !tool.is_error && reasons.on(Rule::UngroundedAnswer) {
                     round_values.add(&tool.content);
+                }
+                if tool.is_error {
+                    round_errors.extend(content::long_strings(&tool.content));
                 }
                 evidence.add_json(&tool.content);
             }
@@ -775,6 +814,30 @@ fn copied_description<'a>(tool: &'a Tool, arguments: &'a Value) -> Option<(&'a s
     })
 }
 
+/// The top-level arguments the tool does not declare. JSON Schema allows extra properties
+/// unless `additionalProperties` forbids them, but a function call names only parameters
+/// the tool has: an argument outside `properties` is one the model made up. A schema that
+/// lists no `properties`, or that says itself what else it takes (`additionalProperties`,
+/// `patternProperties`: the validator then judges), is left alone.
+fn undeclared_arguments<'a>(tool: &Tool, arguments: &'a Value) -> Vec<&'a str> {
+    let Some(properties) = tool.parameters.get("properties").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let schema_decides = ["additionalProperties", "patternProperties"]
+        .iter()
+        .any(|key| tool.parameters.get(key).is_some());
+    if schema_decides {
+        return Vec::new();
+    }
+    arguments
+        .as_object()
+        .into_iter()
+        .flat_map(|map| map.keys())
+        .filter(|name| !properties.contains_key(name.as_str()))
+        .map(String::as_str)
+        .collect()
+}
+
 // One call's checks need its place, the tools, the cache of compiled schemas, what was said
 // before it and how the tool answered it.
 #[allow(clippy::too_many_arguments)]
@@ -891,6 +954,14 @@ fn check_call(
                     call.name
                 ),
             ),
+        }
+        for name in undeclared_arguments(tool, &call.arguments) {
+            reasons.push(
+                Rule::SchemaViolation,
+                at,
+                Some(format!("{arguments_pointer}/{}", segment(name))),
+                format!("`{}` has no parameter `{name}`", call.name),
+            );
         }
     }
     if reasons.on(Rule::UngroundedArgument) {
@@ -1050,6 +1121,22 @@ fn check_ending(dialogue: &Dialogue, reasons: &mut Reasons) {
             None,
             Some("/turns".into()),
             "no assistant turn calls a tool".into(),
+        );
+    }
+    let mut results = dialogue.turns.iter().filter_map(|turn| match turn {
+        Turn::Tool(result) => Some(result),
+        _ => None,
+    });
+    if reasons.on(Rule::NoToolCall)
+        && let Some(first) = results.next()
+        && first.is_error
+        && results.all(|result| result.is_error)
+    {
+        reasons.push(
+            Rule::NoToolCall,
+            None,
+            Some("/turns".into()),
+            "every tool call was answered with an error: none succeeded".into(),
         );
     }
     let last = dialogue.turns.len().checked_sub(1);

@@ -138,7 +138,8 @@ const SLOT_OPENERS: [&str; 9] = [
 ];
 
 /// The first template residue in `text`, if any: `{{var}}`, lorem ipsum, a `TODO`, a
-/// `[slot]` bracket or an instruction in angle brackets. Brackets that hold data (`[1]`,
+/// `[slot]` bracket or an instruction in angle brackets (also one that opens the text and is
+/// cut before its bracket closes). Brackets that hold data (`[1]`,
 /// `[Draft]`, a markdown link's `[text](url)`, HTML tags) are not residue.
 pub(super) fn placeholder(text: &str) -> Option<String> {
     if let Some(at) = text.find("{{") {
@@ -164,6 +165,15 @@ pub(super) fn placeholder(text: &str) -> Option<String> {
         for (at, _) in text.match_indices(open) {
             let rest = &text[at + 1..];
             let Some(end) = rest.find([close, open, '\n']).filter(|end| *end <= 80) else {
+                // An instruction cut before its bracket closes, running to the end of the
+                // text (`{"error": "<a short, realistic error message"}`).
+                let opens_a_value = text[..at].trim_end().is_empty();
+                let inner = rest.trim_end_matches(['.', '"', '\'']);
+                if opens_a_value && !rest.contains([close, open, '\n']) && rest.len() <= 80
+                    && is_slot(inner, open == '<')
+                {
+                    return Some(format!("{open}{inner}"));
+                }
                 continue;
             };
             if !rest[end..].starts_with(close) {
@@ -211,6 +221,72 @@ fn is_slot(inner: &str, angle: bool) -> bool {
         || snake_case
         || (words.len() >= 2 && SLOT_OPENERS.contains(&words[0]))
         || (angle && inner.split_whitespace().nth(1).is_some())
+}
+
+/// What a user says only when out of the user's part: the assistant's offers of help, and
+/// the words of the instructions a user agent is given (the outline's completed steps, the
+/// user named in the third person). Each is matched as whole words, case aside; none occurs
+/// in a user turn of SGD's 200-dialogue test sample. Words a real request may hold (`JSON`,
+/// `the conversation with Bob`, `the outline of my essay`) are not listed, though small
+/// models echo them too.
+const OUT_OF_ROLE: [&str; 12] = [
+    "here to help you",
+    "how can i help you",
+    "how may i help you",
+    "how can i assist you",
+    "how may i assist you",
+    "i can help you with",
+    "happy to help you",
+    "completed steps",
+    "the user's",
+    "the user wants",
+    "the user asks",
+    "the user requested",
+];
+
+/// The first words of [`OUT_OF_ROLE`] in a user turn's `text`.
+pub(super) fn out_of_role(text: &str) -> Option<&'static str> {
+    let lowered = text.to_lowercase().replace('’', "'");
+    OUT_OF_ROLE.into_iter().find(|phrase| {
+        lowered.match_indices(phrase).any(|(at, _)| {
+            let before = lowered[..at].chars().next_back();
+            let after = lowered[at + phrase.len()..].chars().next();
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+        })
+    })
+}
+
+/// Strings shorter than this, in words, may rightly be repeated word for word (`Room not
+/// available.`); longer ones are a message the answer should put in its own words.
+pub(super) const MIN_COPY_WORDS: usize = 4;
+
+/// The strings of at least [`MIN_COPY_WORDS`] words inside `value`.
+pub(super) fn long_strings(value: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::String(s) if s.split_whitespace().nth(MIN_COPY_WORDS - 1).is_some() => {
+                found.push(s.clone());
+            }
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Whether two texts are the same words, case and punctuation aside.
+pub(super) fn same_words(a: &str, b: &str) -> bool {
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let a = words(a);
+    !a.is_empty() && a == words(b)
 }
 
 /// The share of a turn's word trigrams that repeat an earlier trigram of the same turn, at or
@@ -414,6 +490,10 @@ mod tests {
             ("Regards, [Your Name]", "[Your Name]"),
             ("Ship to <insert address here>", "<insert address here>"),
             ("Order [order_id] is ready", "[order_id]"),
+            (
+                "<a short, realistic error message",
+                "<a short, realistic error message",
+            ),
         ] {
             assert_eq!(placeholder(text).as_deref(), Some(found), "{text}");
         }
@@ -426,8 +506,33 @@ mod tests {
             r#"["Lyon", "Paris"]"#,
             "{\"results\": [{\"name\": \"Ana\"}]}",
             "Call me at 555-0100 [mobile].",
+            "<3 thanks so much",
+            "if a <b then c",
+            "Prices under <50 dollars",
         ] {
             assert_eq!(placeholder(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_user_out_of_role_is_found_and_a_plain_request_is_not() {
+        for (text, found) in [
+            ("Hello, I am here to help you find the perfect product.", "here to help you"),
+            ("Your completed steps are done; the current step is 2.", "completed steps"),
+            ("The user requested a meeting in Nairobi.", "the user requested"),
+            ("The user’s calendar has events.", "the user's"),
+        ] {
+            assert_eq!(out_of_role(text), Some(found), "{text}");
+        }
+        for text in [
+            "Can you help me book a table for two?",
+            "Can you tell me the user rating for this place?",
+            "Add a task for my step class, then chat with Ana about jsonnet.",
+            "What's the assistant manager's name at the store?",
+            "Export the conversation with Bob as JSON, then show the outline.",
+            "Tell me the users' scores and the user ratings.",
+        ] {
+            assert_eq!(out_of_role(text), None, "{text}");
         }
     }
 

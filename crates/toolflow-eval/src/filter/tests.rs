@@ -186,6 +186,29 @@ fn schema_violation() {
 }
 
 #[test]
+fn an_argument_the_tool_does_not_declare_is_a_violation_even_when_the_schema_is_open() {
+    let mut d = with_call(json!({"city": "Lyon", "required": ["city"]}));
+    let Value::Object(schema) = &mut d.tools[0].parameters else {
+        unreachable!("the weather tool's parameters are an object")
+    };
+    schema.remove("additionalProperties");
+    let found = reasons(&d);
+    let violations: Vec<&Reason> = found
+        .iter()
+        .filter(|r| r.rule == Rule::SchemaViolation)
+        .collect();
+    assert_eq!(violations.len(), 1, "{found:?}");
+    assert_eq!(
+        violations[0].pointer.as_deref(),
+        Some("/turns/1/tool_calls/0/arguments/required")
+    );
+    assert_eq!(violations[0].detail, "`get_weather` has no parameter `required`");
+    // A schema that says what else it takes is the validator's to judge.
+    d.tools[0].parameters["additionalProperties"] = json!({"type": "array"});
+    assert!(!rules(&d).contains(&Rule::SchemaViolation));
+}
+
+#[test]
 fn missing_required_is_reported_once_and_not_as_a_schema_violation() {
     assert!(!rules(&with_call(json!({"city": "Lyon"}))).contains(&Rule::MissingRequired));
     let found = rules(&with_call(json!({"days": 3})));
@@ -307,6 +330,63 @@ fn no_tool_call() {
     assert!(!rules(&good("d")).contains(&Rule::NoToolCall));
     let d = dialogue("d", vec![user("Hi!"), say("Hello, how can I help?")]);
     assert_eq!(rules(&d), [Rule::NoToolCall]);
+}
+
+fn failed(message: &str) -> Turn {
+    let mut turn = result(json!({ "error": message }));
+    if let Turn::Tool(t) = &mut turn {
+        t.is_error = true;
+    }
+    turn
+}
+
+#[test]
+fn a_dialogue_whose_every_call_failed_has_no_tool_call_that_worked() {
+    let mut recovered = good("d");
+    recovered.turns.splice(
+        1..1,
+        [
+            call("get_weather", json!({"city": "Lyon", "days": 30})),
+            failed("days must be at most 14"),
+        ],
+    );
+    assert_eq!(rules(&recovered), []);
+    let mut only_errors = good("d");
+    only_errors.turns[2] = failed("weather service unavailable");
+    only_errors.turns[3] = say("Sorry, the weather service is down right now.");
+    let found = reasons(&only_errors);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].rule, Rule::NoToolCall);
+    assert_eq!(
+        found[0].detail,
+        "every tool call was answered with an error: none succeeded"
+    );
+}
+
+#[test]
+fn an_answer_that_is_the_error_message_word_for_word_is_degenerate() {
+    let mut d = good("d");
+    d.turns.splice(
+        1..1,
+        [
+            call("get_weather", json!({"city": "Lyon", "days": 30})),
+            failed("The input is invalid."),
+            say("the input is invalid"),
+            user("Then for 3 days?"),
+        ],
+    );
+    let found = reasons(&d);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].rule, found[0].turn),
+        (Rule::Degenerate, Some(3))
+    );
+    // Put in its own words, or short enough to be repeated as it is, it passes.
+    d.turns[3] = say("That did not work: the input was invalid.");
+    assert_eq!(rules(&d), []);
+    d.turns[2] = failed("Unknown city.");
+    d.turns[3] = say("Unknown city.");
+    assert_eq!(rules(&d), []);
 }
 
 #[test]
@@ -505,6 +585,10 @@ fn truncated() {
         (Rule::Truncated, Some("/turns/0/generation/finish_reason"))
     );
     assert!(found[0].detail.contains("64 tokens"), "{}", found[0].detail);
+    // An answer that stops on a comma or colon was cut too, whatever the backend said.
+    for cut in ["Tomorrow it will be 21 degrees,", "The forecast gives 21 degrees:"] {
+        assert_eq!(rules(&answering(cut)), [Rule::Truncated], "{cut}");
+    }
 }
 
 #[test]
@@ -597,7 +681,8 @@ fn result_schema() {
         unreachable!()
     };
     t.is_error = true;
-    assert_eq!(rules(&d), []);
+    // (A lone call that failed leaves the dialogue without a call that worked.)
+    assert_eq!(rules(&d), [Rule::NoToolCall]);
 }
 
 #[test]
