@@ -41,9 +41,16 @@ impl Verdict {
 
 /// The dialogue files of the dev corpus in `dir` (`crates/toolflow-eval/tests/fixtures/gate`),
 /// and its labels file: hand-written toolflow dialogues, SGD-style ones, targeted defects,
-/// and real output of the embedded model saved from `toolflow run`.
+/// and real output of the embedded model saved from `toolflow run` (`embedded_run16.jsonl`:
+/// every dialogue of one 16-dialogue demo run, ids prefixed `run16-`).
 pub fn dev_corpus(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
-    let files = ["good.jsonl", "good_sgd.json", "bad.jsonl", "embedded.jsonl"]
+    let files = [
+        "good.jsonl",
+        "good_sgd.json",
+        "bad.jsonl",
+        "embedded.jsonl",
+        "embedded_run16.jsonl",
+    ]
         .iter()
         .map(|name| dir.join(name))
         .collect();
