@@ -23,7 +23,9 @@ pub struct SynthConfig {
     /// User turns allowed beyond the plan's steps, for answering clarifying questions.
     pub extra_turns: u32,
     /// Planner answers tried before the dialogue fails (a plan that does not parse or
-    /// breaks a rule is retried with another seed).
+    /// breaks a rule is retried with another seed, and so is one with a step of four words
+    /// or more copied from the prompt, its example outline above all, while attempts are
+    /// left).
     pub plan_attempts: u32,
     /// Assistant → tool → assistant rounds per user turn; the last round must answer in text.
     pub max_tool_rounds: u32,
@@ -49,6 +51,11 @@ pub struct SynthConfig {
     /// Keep assistant calls whose arguments break the tool's schema, answered by an error
     /// result, instead of resampling them: the data then shows errors and recoveries.
     pub keep_invalid_arguments: bool,
+    /// Requests per user message or structured answer: one whose text runs into
+    /// `max_message_chars` was cut there by the schema (and is recorded as cut, which the
+    /// filter rejects), so it is asked again with the next seed, up to this many times in
+    /// all. 1 asks once.
+    pub turn_attempts: u32,
     /// Let the tool agent answer a valid call with an error (a resource that does not
     /// exist, a refused request), as Table 17 asks. Off, a valid call always gets a result
     /// that follows the tool's `returns`: for small models, which otherwise answer almost
@@ -117,6 +124,7 @@ impl Default for SynthConfig {
             tool_choice: ToolChoicePolicy::Auto,
             keep_invalid_arguments: true,
             simulated_errors: true,
+            turn_attempts: 1,
             structured: true,
             structured_answers: false,
             models: BTreeMap::new(),

@@ -302,6 +302,33 @@ impl DialogueWriter<'_> {
         Ok((answer, generation))
     }
 
+    /// Asks `request` for `role` with the next seed, and counts its tokens. With `field`,
+    /// a structured answer whose `field` string ran into `max_message_chars` was cut by the
+    /// schema: it is asked again with the next seed, up to `turn_attempts` times in all, and
+    /// the last answer is recorded as cut (`finish_reason: length`) if it still is.
+    async fn ask_uncut(
+        &mut self,
+        role: Role,
+        request: ChatRequest,
+        field: Option<&str>,
+    ) -> Result<(ChatResponse, Generation), Failure> {
+        let max_chars = self.synth.config.max_message_chars;
+        let attempts = self.synth.config.turn_attempts.max(1);
+        for attempt in 1.. {
+            let seed = self.next_seed();
+            let (answer, mut generation) = self.ask(role, request.clone(), seed).await?;
+            self.usage += answer.usage;
+            let cut = field.is_some_and(|field| {
+                mark_cut(&mut generation, answer.text.as_deref().unwrap_or_default(), field, max_chars)
+            });
+            if !cut || attempt >= attempts {
+                return Ok((answer, generation));
+            }
+            tracing::debug!(%role, attempt, "an answer ran into max_message_chars; asking again");
+        }
+        unreachable!("the loop returns by its last attempt")
+    }
+
     async fn write_plan(&mut self) -> Result<Plan, Failure> {
         let target = self.settings.target_turns as usize;
         let structured = self.synth.config.structured;
@@ -328,6 +355,9 @@ impl DialogueWriter<'_> {
             let (answer, _) = self.ask(Role::Planner, request, seed).await?;
             self.usage += answer.usage;
             match parse_plan(answer.text.as_deref().unwrap_or_default(), target, &names) {
+                Ok(plan) if attempt < attempts && copies_prompt(&plan, &prompt) => {
+                    tracing::debug!(attempt, "a plan step copies the planner's prompt");
+                }
                 Ok(plan) => return Ok(plan),
                 Err(last) if attempt == attempts => return Err(Failure::NoPlan { attempts, last }),
                 Err(error) => tracing::debug!(attempt, %error, "the planner's answer is unusable"),
@@ -372,13 +402,9 @@ impl DialogueWriter<'_> {
                 self.synth.config.max_message_chars,
             ));
         }
-        let seed = self.next_seed();
-        let (answer, mut generation) = self.ask(Role::User, request, seed).await?;
-        self.usage += answer.usage;
+        let field = structured.then_some("message");
+        let (answer, generation) = self.ask_uncut(Role::User, request, field).await?;
         let text = answer.text.as_deref().unwrap_or_default();
-        if structured {
-            mark_cut(&mut generation, text, "message", self.synth.config.max_message_chars);
-        }
         let (message, step) = if structured {
             user_from_json(text)
         } else {
@@ -425,13 +451,8 @@ impl DialogueWriter<'_> {
             }
             request.tool_choice = tool_choice;
             request.keep_invalid_arguments = config.keep_invalid_arguments;
-            let seed = self.next_seed();
-            let (answer, mut generation) = self.ask(Role::Assistant, request, seed).await?;
-            self.usage += answer.usage;
-            if structured_answer {
-                let text = answer.text.as_deref().unwrap_or_default();
-                mark_cut(&mut generation, text, "answer", config.max_message_chars);
-            }
+            let field = structured_answer.then_some("answer");
+            let (answer, generation) = self.ask_uncut(Role::Assistant, request, field).await?;
             let calls: Vec<ToolCall> = answer
                 .tool_calls
                 .iter()
@@ -552,6 +573,17 @@ impl DialogueWriter<'_> {
             answer.usage,
         ))
     }
+}
+
+/// Whether a step of `plan` is a phrase of four words or more copied from the planner's
+/// `prompt` (its example outline, or a tool's description): small models copy the example
+/// whatever the tools are. Such a plan is asked for again while attempts are left.
+fn copies_prompt(plan: &Plan, prompt: &str) -> bool {
+    let prompt = prompt.to_lowercase();
+    plan.steps.iter().any(|step| {
+        let request = step.request.trim().trim_end_matches('.').to_lowercase();
+        request.split_whitespace().nth(3).is_some() && prompt.contains(&request)
+    })
 }
 
 /// Why `arguments` break `tool`'s parameter schema, if they do.
@@ -681,13 +713,16 @@ fn answer_schema(max_chars: u32) -> Value {
 /// Records a structured answer whose `field` ran into the schema's length limit as cut at
 /// the limit (`finish_reason: length`), as it is: the grammar ended the string there, and
 /// the backend, which saw a closed JSON object, said `stop`.
-fn mark_cut(generation: &mut Generation, text: &str, field: &str, max_chars: u32) {
+/// Returns whether it was.
+fn mark_cut(generation: &mut Generation, text: &str, field: &str, max_chars: u32) -> bool {
     let chars = serde_json::from_str::<Value>(text)
         .ok()
         .and_then(|answer| answer[field].as_str().map(|s| s.chars().count()));
-    if chars.is_some_and(|chars| chars >= max_chars as usize) {
+    let cut = chars.is_some_and(|chars| chars >= max_chars as usize);
+    if cut {
         generation.finish_reason = Some("length".into());
     }
+    cut
 }
 
 fn answer_from_json(text: &str) -> Result<String, AnswerError> {
@@ -749,6 +784,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_plan_step_copied_from_the_prompt_is_found() {
+        let prompt = "An example:\n1. Tool call request: The user wants to reserve a meeting room for tomorrow afternoon.";
+        let plan = |request: &str| Plan {
+            steps: vec![toolflow_core::PlanStep {
+                number: 1,
+                kind: StepKind::ToolCall,
+                request: request.into(),
+            }],
+        };
+        assert!(copies_prompt(&plan("Reserve a meeting room for tomorrow afternoon."), prompt));
+        assert!(!copies_prompt(&plan("Find a flight from Lyon to Osaka on Friday"), prompt));
+        // Too short to tell a copy from a common phrase.
+        assert!(!copies_prompt(&plan("reserve a meeting"), prompt));
+    }
+
+    #[test]
     fn a_message_that_reaches_the_schema_limit_is_recorded_as_cut() {
         let generation = || Generation {
             model: "m".into(),
@@ -757,10 +808,10 @@ mod tests {
             finish_reason: Some("stop".into()),
         };
         let mut cut = generation();
-        mark_cut(&mut cut, r#"{"message": "Book the room for tomorr"}"#, "message", 24);
+        assert!(mark_cut(&mut cut, r#"{"message": "Book the room for tomorr"}"#, "message", 24));
         assert_eq!(cut.finish_reason.as_deref(), Some("length"));
         let mut whole = generation();
-        mark_cut(&mut whole, r#"{"answer": "Booked."}"#, "answer", 24);
+        assert!(!mark_cut(&mut whole, r#"{"answer": "Booked."}"#, "answer", 24));
         assert_eq!(whole.finish_reason.as_deref(), Some("stop"));
     }
 

@@ -229,7 +229,7 @@ fn is_slot(inner: &str, angle: bool) -> bool {
 /// in a user turn of SGD's 200-dialogue test sample. Words a real request may hold (`JSON`,
 /// `the conversation with Bob`, `the outline of my essay`) are not listed, though small
 /// models echo them too.
-const OUT_OF_ROLE: [&str; 12] = [
+const OUT_OF_ROLE: [&str; 14] = [
     "here to help you",
     "how can i help you",
     "how may i help you",
@@ -242,6 +242,8 @@ const OUT_OF_ROLE: [&str; 12] = [
     "the user wants",
     "the user asks",
     "the user requested",
+    "the user will",
+    "the user needs",
 ];
 
 /// The first words of [`OUT_OF_ROLE`] in a user turn's `text`.
