@@ -51,9 +51,9 @@ pub fn dev_corpus(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
         "embedded.jsonl",
         "embedded_run16.jsonl",
     ]
-        .iter()
-        .map(|name| dir.join(name))
-        .collect();
+    .iter()
+    .map(|name| dir.join(name))
+    .collect();
     (files, dir.join("labels.json"))
 }
 

@@ -137,7 +137,8 @@ mod tests {
 
     #[test]
     fn a_schema_that_says_what_else_it_takes_is_kept() {
-        let extensible = json!({"type": "object", "properties": {}, "additionalProperties": {"type": "string"}});
+        let extensible =
+            json!({"type": "object", "properties": {}, "additionalProperties": {"type": "string"}});
         assert_eq!(arguments_schema(extensible.clone()), extensible);
         let free = json!({"type": "object"});
         assert_eq!(arguments_schema(free.clone()), free);

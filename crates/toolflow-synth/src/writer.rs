@@ -319,7 +319,12 @@ impl DialogueWriter<'_> {
             let (answer, mut generation) = self.ask(role, request.clone(), seed).await?;
             self.usage += answer.usage;
             let cut = field.is_some_and(|field| {
-                mark_cut(&mut generation, answer.text.as_deref().unwrap_or_default(), field, max_chars)
+                mark_cut(
+                    &mut generation,
+                    answer.text.as_deref().unwrap_or_default(),
+                    field,
+                    max_chars,
+                )
             });
             if !cut || attempt >= attempts {
                 return Ok((answer, generation));
@@ -793,8 +798,14 @@ mod tests {
                 request: request.into(),
             }],
         };
-        assert!(copies_prompt(&plan("Reserve a meeting room for tomorrow afternoon."), prompt));
-        assert!(!copies_prompt(&plan("Find a flight from Lyon to Osaka on Friday"), prompt));
+        assert!(copies_prompt(
+            &plan("Reserve a meeting room for tomorrow afternoon."),
+            prompt
+        ));
+        assert!(!copies_prompt(
+            &plan("Find a flight from Lyon to Osaka on Friday"),
+            prompt
+        ));
         // Too short to tell a copy from a common phrase.
         assert!(!copies_prompt(&plan("reserve a meeting"), prompt));
     }
@@ -808,10 +819,20 @@ mod tests {
             finish_reason: Some("stop".into()),
         };
         let mut cut = generation();
-        assert!(mark_cut(&mut cut, r#"{"message": "Book the room for tomorr"}"#, "message", 24));
+        assert!(mark_cut(
+            &mut cut,
+            r#"{"message": "Book the room for tomorr"}"#,
+            "message",
+            24
+        ));
         assert_eq!(cut.finish_reason.as_deref(), Some("length"));
         let mut whole = generation();
-        assert!(!mark_cut(&mut whole, r#"{"answer": "Booked."}"#, "answer", 24));
+        assert!(!mark_cut(
+            &mut whole,
+            r#"{"answer": "Booked."}"#,
+            "answer",
+            24
+        ));
         assert_eq!(whole.finish_reason.as_deref(), Some("stop"));
     }
 
@@ -911,6 +932,9 @@ mod tests {
                 .unwrap()
                 .contains("/days")
         );
-        assert_eq!(result_schema(&tool, true)["properties"]["result"], json!({}));
+        assert_eq!(
+            result_schema(&tool, true)["properties"]["result"],
+            json!({})
+        );
     }
 }

@@ -169,7 +169,9 @@ pub(super) fn placeholder(text: &str) -> Option<String> {
                 // text (`{"error": "<a short, realistic error message"}`).
                 let opens_a_value = text[..at].trim_end().is_empty();
                 let inner = rest.trim_end_matches(['.', '"', '\'']);
-                if opens_a_value && !rest.contains([close, open, '\n']) && rest.len() <= 80
+                if opens_a_value
+                    && !rest.contains([close, open, '\n'])
+                    && rest.len() <= 80
                     && is_slot(inner, open == '<')
                 {
                     return Some(format!("{open}{inner}"));
@@ -519,9 +521,18 @@ mod tests {
     #[test]
     fn a_user_out_of_role_is_found_and_a_plain_request_is_not() {
         for (text, found) in [
-            ("Hello, I am here to help you find the perfect product.", "here to help you"),
-            ("Your completed steps are done; the current step is 2.", "completed steps"),
-            ("The user requested a meeting in Nairobi.", "the user requested"),
+            (
+                "Hello, I am here to help you find the perfect product.",
+                "here to help you",
+            ),
+            (
+                "Your completed steps are done; the current step is 2.",
+                "completed steps",
+            ),
+            (
+                "The user requested a meeting in Nairobi.",
+                "the user requested",
+            ),
             ("The user’s calendar has events.", "the user's"),
         ] {
             assert_eq!(out_of_role(text), Some(found), "{text}");

@@ -202,7 +202,10 @@ fn an_argument_the_tool_does_not_declare_is_a_violation_even_when_the_schema_is_
         violations[0].pointer.as_deref(),
         Some("/turns/1/tool_calls/0/arguments/required")
     );
-    assert_eq!(violations[0].detail, "`get_weather` has no parameter `required`");
+    assert_eq!(
+        violations[0].detail,
+        "`get_weather` has no parameter `required`"
+    );
     // A schema that says what else it takes is the validator's to judge.
     d.tools[0].parameters["additionalProperties"] = json!({"type": "array"});
     assert!(!rules(&d).contains(&Rule::SchemaViolation));
@@ -377,10 +380,7 @@ fn an_answer_that_is_the_error_message_word_for_word_is_degenerate() {
     );
     let found = reasons(&d);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(
-        (found[0].rule, found[0].turn),
-        (Rule::Degenerate, Some(3))
-    );
+    assert_eq!((found[0].rule, found[0].turn), (Rule::Degenerate, Some(3)));
     // Put in its own words, or short enough to be repeated as it is, it passes.
     d.turns[3] = say("That did not work: the input was invalid.");
     assert_eq!(rules(&d), []);
@@ -586,7 +586,10 @@ fn truncated() {
     );
     assert!(found[0].detail.contains("64 tokens"), "{}", found[0].detail);
     // An answer that stops on a comma or colon was cut too, whatever the backend said.
-    for cut in ["Tomorrow it will be 21 degrees,", "The forecast gives 21 degrees:"] {
+    for cut in [
+        "Tomorrow it will be 21 degrees,",
+        "The forecast gives 21 degrees:",
+    ] {
         assert_eq!(rules(&answering(cut)), [Rule::Truncated], "{cut}");
     }
 }
