@@ -95,7 +95,12 @@ fn llama_factory_qwen(record: &Value, entry: &Value) -> (Vec<String>, String) {
         serde_json::from_str(record[columns["tools"].as_str().unwrap()].as_str().unwrap()).unwrap();
     let tool_lines = tools
         .into_iter()
-        .map(|tool| format!("\n{}", python_json(&json!({"type": "function", "function": tool}))))
+        .map(|tool| {
+            format!(
+                "\n{}",
+                python_json(&json!({"type": "function", "function": tool}))
+            )
+        })
         .collect();
     (tool_lines, text)
 }

@@ -383,7 +383,9 @@ async fn required_answered_in_prose_is_forced_through_the_schema_dialect() {
         if seen.body.get("tools").is_some() {
             Reply::Text("The weather in Oslo is usually mild.".into())
         } else if schema["properties"].get("tool_calls").is_some() {
-            Reply::Json(json!({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}))
+            Reply::Json(
+                json!({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}),
+            )
         } else {
             Reply::Json(json!({"city": "Oslo", "days": 3}))
         }

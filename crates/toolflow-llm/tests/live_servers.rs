@@ -120,7 +120,10 @@ fn llama_server(port: u16, gguf: &Path) -> Option<Server> {
         .arg(gguf)
         // SmolLM2's own template has no tool section: ours shows the tools, in Hermes form.
         .args(["--jinja", "--chat-template-file"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/templates/toolflow-chatml-hermes.jinja"))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/templates/toolflow-chatml-hermes.jinja"),
+        )
         .args(["-c", "4096", "-t", "1", "--host", "127.0.0.1", "--port"])
         .arg(port.to_string());
     Some(start(command, port))
