@@ -166,7 +166,8 @@ pub struct Capabilities {
     pub structured_output: Option<SchemaDialect>,
     /// Whether native `tools` are accepted.
     pub native_tools: Option<bool>,
-    /// Whether an explicit `tool_choice` is accepted.
+    /// Whether an explicit `tool_choice` is accepted and obeyed: a `"required"` answered
+    /// without a call counts as not, and such calls are forced through the schema dialect.
     pub tool_choice: Option<bool>,
     /// Whether `tool_choice` naming one function is obeyed (found by the probe only).
     pub named_tool_choice: Option<bool>,

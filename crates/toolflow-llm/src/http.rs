@@ -244,6 +244,13 @@ impl OpenAiBackend {
         let mut plan = self.plan();
         loop {
             match self.send(request, &plan).await {
+                Ok((answer, _)) if self.ignores_required(request, &plan, &answer) => {
+                    tracing::warn!(endpoint = %self.endpoint,
+                        "the server takes tool_choice \"required\" but answered without a call: forcing calls through the schema dialect from now on");
+                    plan.tool_choice = false;
+                    self.learn(request, &plan);
+                    plan = self.plan();
+                }
                 Ok((answer, _)) => {
                     self.learn(request, &plan);
                     return Ok(answer);
@@ -275,6 +282,20 @@ impl OpenAiBackend {
                 }
             }
         }
+    }
+
+    /// Whether `answer` shows that the server accepts `tool_choice: "required"` without
+    /// enforcing it (llama-server's grammar lets text come before the calls, and a small
+    /// model writes text until its token limit): a server that enforces it never answers
+    /// without a call, so one such answer is enough to stop relying on it.
+    fn ignores_required(&self, request: &ChatRequest, plan: &Plan, answer: &ChatResponse) -> bool {
+        self.tool_calling == FeatureMode::Auto
+            && request.tool_choice == ToolChoice::Required
+            && !request.tools.is_empty()
+            && plan.native_tools
+            && plan.tool_choice
+            && plan.named.is_none()
+            && answer.tool_calls.is_empty()
     }
 
     /// llama-cpp-python's `chatml-function-calling` answers `tool_choice: "required"` with
@@ -460,7 +481,10 @@ impl OpenAiBackend {
         let (outcome, detail, _) = self
             .probe_send(&required, &native, |answer| !answer.tool_calls.is_empty())
             .await;
-        found.tool_choice = Some(outcome != ProbeOutcome::Refused);
+        // A server that takes `"required"` but lets the model answer in prose (llama-server
+        // lets content come before the calls) does not force a call: such calls are then
+        // forced through the schema dialect instead.
+        found.tool_choice = Some(outcome == ProbeOutcome::Supported);
         checks.push(ProbeCheck {
             feature: "tools: tool_choice required".into(),
             outcome: outcome.clone(),

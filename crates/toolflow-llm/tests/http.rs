@@ -371,3 +371,64 @@ async fn the_pool_draws_models_by_weight_and_spreads_load() {
         "{unknown}"
     );
 }
+
+/// llama-server takes `tool_choice: "required"` but its grammar lets text come first, and a
+/// small model writes text until its limit: the answer has no call. The engine then stops
+/// relying on `"required"` and forces the call through the schema dialect it knows, which
+/// the grammar does constrain, on the next attempt of the same request.
+#[tokio::test]
+async fn required_answered_in_prose_is_forced_through_the_schema_dialect() {
+    let server = StandInServer::start(|seen| {
+        let schema = &seen.body["response_format"]["json_schema"]["schema"];
+        if seen.body.get("tools").is_some() {
+            Reply::Text("The weather in Oslo is usually mild.".into())
+        } else if schema["properties"].get("tool_calls").is_some() {
+            Reply::Json(
+                json!({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}),
+            )
+        } else {
+            Reply::Json(json!({"city": "Oslo", "days": 3}))
+        }
+    })
+    .await
+    .unwrap();
+    let engine = engine(&server, 1);
+    // The planner's schema request teaches the engine the server's dialect.
+    let mut structured = ask("plan");
+    structured.json_schema = Some(schema());
+    engine
+        .complete(MODEL, "planner", &structured)
+        .await
+        .unwrap();
+
+    let mut with_tools = ask("weather?");
+    with_tools.tools.push(weather_tool());
+    with_tools.tool_choice = ToolChoice::Required;
+    for _ in 0..2 {
+        let answer = engine
+            .complete(MODEL, "assistant", &with_tools)
+            .await
+            .unwrap();
+        assert_eq!(answer.tool_calls[0].name, "get_weather", "{answer:?}");
+        assert_eq!(answer.tool_calls[0].arguments, r#"{"city":"Oslo"}"#);
+    }
+    let seen = server.requests();
+    assert_eq!(seen[1].body["tool_choice"], "required");
+    assert!(seen[2].body.get("tool_choice").is_none());
+    // Learned once: the second request goes straight to the forced form.
+    assert_eq!(seen.len(), 4);
+    assert!(seen[3].body.get("tool_choice").is_none());
+}
+
+/// The probe counts a `"required"` answered without a call as not obeyed, as the engine
+/// does (so `chat --probe` shows what a run will do).
+#[tokio::test]
+async fn the_probe_counts_required_answered_in_prose_as_not_obeyed() {
+    let server = StandInServer::start(|_| Reply::Text("It is mild in Paris.".into()))
+        .await
+        .unwrap();
+    let reports = engine(&server, 1).probe().await;
+    let report = reports[0].1.as_ref().unwrap();
+    assert_eq!(report.capabilities.native_tools, Some(true), "{report:?}");
+    assert_eq!(report.capabilities.tool_choice, Some(false), "{report:?}");
+}
