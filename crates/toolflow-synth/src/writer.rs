@@ -704,12 +704,14 @@ fn user_schema(plan: Option<(u32, u32)>, max_chars: u32) -> Value {
 /// The assistant's structured text answer: one string that cannot open like JSON, a list
 /// or markup (the first character is none of `{`, `[`, `<`, nor a space), at most
 /// `max_chars` long. The length sits in the pattern because a grammar engine may not take
-/// `pattern` and `maxLength` together.
+/// `pattern` and `maxLength` together. The pattern spells its classes out (no `\s`, `\S`):
+/// llama.cpp's schema-to-grammar converter knows only `\t`, `\n`, `\r` and escaped
+/// punctuation, and llama-cpp-python's server dies on the rest.
 fn answer_schema(max_chars: u32) -> Value {
     let rest = max_chars.saturating_sub(1);
     json!({
         "type": "object",
-        "properties": {"answer": {"type": "string", "pattern": format!("^[^{{\\[<\\s][\\s\\S]{{0,{rest}}}$")}},
+        "properties": {"answer": {"type": "string", "pattern": format!("^[^{{\\[< \\t\\n\\r](.|\\n|\\r){{0,{rest}}}$")}},
         "required": ["answer"],
         "additionalProperties": false
     })
@@ -881,8 +883,14 @@ mod tests {
         let schema = answer_schema(240);
         assert_eq!(
             schema["properties"]["answer"]["pattern"],
-            "^[^{\\[<\\s][\\s\\S]{0,239}$"
+            "^[^{\\[< \\t\\n\\r](.|\\n|\\r){0,239}$"
         );
+        let validator = jsonschema::validator_for(&schema).expect("the answer schema compiles");
+        assert!(validator.is_valid(&json!({"answer": "Sunny.\nHigh of 21."})));
+        for opening in ["{\"a\": 1}", "[1]", "<b>hi</b>", " hi", "\nhi"] {
+            assert!(!validator.is_valid(&json!({ "answer": opening })), "{opening:?}");
+        }
+        assert!(!validator.is_valid(&json!({"answer": "x".repeat(241)})));
         assert_eq!(
             answer_from_json(r#"{"answer": " It is 21 degrees. "}"#).unwrap(),
             "It is 21 degrees."
