@@ -287,26 +287,34 @@ impl LocalModel {
     pub fn step(&mut self) -> Vec<(SequenceId, Answer)> {
         let mut finished = Vec::new();
         let mut next: Vec<(usize, Vec<u32>)> = Vec::new();
-        let mut index = 0;
-        while index < self.sequences.len() {
-            match self.advance(index) {
+        // Each sequence samples (and walks its grammar) on its own, so they do it on the
+        // pool's threads side by side rather than one after another on this one.
+        let (end_tokens, tokenizer) = (&self.end_tokens, &*self.tokenizer);
+        let outcomes = self.llama.for_each(&mut self.sequences, |sequence| {
+            advance(sequence, end_tokens, tokenizer)
+        });
+        let mut going = Vec::with_capacity(self.sequences.len());
+        for (sequence, outcome) in std::mem::take(&mut self.sequences)
+            .into_iter()
+            .zip(outcomes)
+        {
+            match outcome {
                 Ok(Some(token)) => {
-                    next.push((self.sequences[index].slot, vec![token]));
-                    index += 1;
+                    next.push((sequence.slot, vec![token]));
+                    going.push(sequence);
                 }
                 Ok(None) => {
-                    let sequence = self.sequences.remove(index);
                     self.release_slot(sequence.slot);
                     let id = sequence.id;
                     finished.push((id, Ok(self.answer(sequence))));
                 }
                 Err(error) => {
-                    let sequence = self.sequences.remove(index);
                     self.release_slot(sequence.slot);
                     finished.push((sequence.id, Err(error)));
                 }
             }
         }
+        self.sequences = going;
         if next.is_empty() {
             return finished;
         }
@@ -440,63 +448,6 @@ impl LocalModel {
         Ok(logits)
     }
 
-    /// Samples the next token of sequence `index`: `Some(token)` when it goes on (the token
-    /// still to be fed), `None` when it ended.
-    fn advance(&mut self, index: usize) -> Result<Option<u32>, LocalError> {
-        let end_tokens = &self.end_tokens;
-        let tokenizer = &self.tokenizer;
-        let sequence = &mut self.sequences[index];
-        if sequence.output.len() >= sequence.max_tokens {
-            return Ok(None);
-        }
-        let token = match &mut sequence.matcher {
-            Some(matcher) => {
-                if matcher.is_stopped() {
-                    sequence.finish = Some(FinishReason::Stop);
-                    return Ok(None);
-                }
-                // A token drawn without the mask that the grammar accepts is a draw from the
-                // masked distribution too (when no nucleus cut depends on the mask), so the
-                // mask over the whole vocabulary is only computed when that draw is refused.
-                let mut token = None;
-                if sequence.sampler.exact_without_mask() {
-                    let drawn = sequence.sampler.sample(&sequence.logits, None)?;
-                    if matcher.validate_tokens(&[drawn]).map_err(grammar_error)? == 1 {
-                        token = Some(drawn);
-                    }
-                }
-                match token {
-                    Some(token) => token,
-                    None => {
-                        let mask = matcher.compute_mask().map_err(grammar_error)?;
-                        sequence.sampler.sample(&sequence.logits, Some(&mask))?
-                    }
-                }
-            }
-            None => sequence.sampler.sample(&sequence.logits, None)?,
-        };
-        if end_tokens.contains(&token) {
-            sequence.finish = Some(FinishReason::Stop);
-            return Ok(None);
-        }
-        if let Some(matcher) = &mut sequence.matcher {
-            matcher.consume_token(token).map_err(grammar_error)?;
-        }
-        sequence.output.push(token);
-        sequence.text = tokenizer.decode(&sequence.output)?;
-        if sequence.matcher.is_none() {
-            if let Some(at) = first_stop(&sequence.text, &sequence.stop) {
-                sequence.text.truncate(at);
-                sequence.finish = Some(FinishReason::Stop);
-                return Ok(None);
-            }
-        }
-        if sequence.output.len() == sequence.max_tokens {
-            return Ok(None);
-        }
-        Ok(Some(token))
-    }
-
     /// The response of a sequence that ended.
     fn answer(&mut self, mut sequence: Sequence) -> (ChatResponse, Timings) {
         let finish = sequence.finish.take().unwrap_or(FinishReason::Length);
@@ -528,6 +479,64 @@ impl LocalModel {
         }
         (response, timings)
     }
+}
+
+/// Samples the next token of `sequence`: `Some(token)` when it goes on (the token still to
+/// be fed), `None` when it ended.
+fn advance(
+    sequence: &mut Sequence,
+    end_tokens: &[u32],
+    tokenizer: &GgufTokenizer,
+) -> Result<Option<u32>, LocalError> {
+    if sequence.output.len() >= sequence.max_tokens {
+        return Ok(None);
+    }
+    let token = match &mut sequence.matcher {
+        Some(matcher) => {
+            if matcher.is_stopped() {
+                sequence.finish = Some(FinishReason::Stop);
+                return Ok(None);
+            }
+            // A token drawn without the mask that the grammar accepts is a draw from the
+            // masked distribution too (when no nucleus cut depends on the mask), so the
+            // mask over the whole vocabulary is only computed when that draw is refused.
+            let mut token = None;
+            if sequence.sampler.exact_without_mask() {
+                let drawn = sequence.sampler.sample(&sequence.logits, None)?;
+                if matcher.validate_tokens(&[drawn]).map_err(grammar_error)? == 1 {
+                    token = Some(drawn);
+                }
+            }
+            match token {
+                Some(token) => token,
+                None => {
+                    let mask = matcher.compute_mask().map_err(grammar_error)?;
+                    sequence.sampler.sample(&sequence.logits, Some(&mask))?
+                }
+            }
+        }
+        None => sequence.sampler.sample(&sequence.logits, None)?,
+    };
+    if end_tokens.contains(&token) {
+        sequence.finish = Some(FinishReason::Stop);
+        return Ok(None);
+    }
+    if let Some(matcher) = &mut sequence.matcher {
+        matcher.consume_token(token).map_err(grammar_error)?;
+    }
+    sequence.output.push(token);
+    sequence.text = tokenizer.decode(&sequence.output)?;
+    if sequence.matcher.is_none() {
+        if let Some(at) = first_stop(&sequence.text, &sequence.stop) {
+            sequence.text.truncate(at);
+            sequence.finish = Some(FinishReason::Stop);
+            return Ok(None);
+        }
+    }
+    if sequence.output.len() == sequence.max_tokens {
+        return Ok(None);
+    }
+    Ok(Some(token))
 }
 
 fn grammar_error(error: impl std::fmt::Display) -> LocalError {

@@ -545,10 +545,8 @@ impl QuantizedRows {
     }
 }
 
-/// Activations to [`BlockQ8_1`]s, rounding half away from zero as llama.cpp does. Inlined
-/// into an AVX2 function too, where the rounding compiles to `vroundps` rather than a call:
-/// the same code, the same results.
-#[inline(always)]
+/// Activations to [`BlockQ8_1`]s, rounding half away from zero as llama.cpp does (the
+/// portable twin of the AVX2 `x86::quantize`).
 fn quantize_blocks(values: &[f32], out: &mut Vec<BlockQ8_1>) {
     for x in values.chunks_exact(QK) {
         let mut amax = 0f32;
@@ -671,13 +669,63 @@ mod x86 {
 
     use super::{BlockQ8_1, GroupQ4_1, GroupQ8_0, LANES};
 
-    /// [`super::quantize_blocks`] compiled for AVX2.
+    /// [`super::quantize_blocks`] in AVX2 registers, with the same operations per value: the
+    /// block's largest magnitude (a maximum, exact in any order), `v * (1 / d)` rounded half
+    /// away from zero (the fraction `x - trunc(x)` is exact, so comparing it with 0.5 is
+    /// `round`), and the exact integer sum; so the same bits as the portable code.
     ///
     /// # Safety
     /// The CPU must have AVX2.
     #[target_feature(enable = "avx2")]
     pub unsafe fn quantize(values: &[f32], out: &mut Vec<BlockQ8_1>) {
-        super::quantize_blocks(values, out)
+        let sign = _mm256_set1_ps(-0.0);
+        let half = _mm256_set1_ps(0.5);
+        let one = _mm256_set1_ps(1.0);
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for x in values.chunks_exact(super::QK) {
+            // SAFETY: 32 readable floats.
+            let v: [__m256; 4] =
+                std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * i)) });
+            let abs = v.map(|v| _mm256_andnot_ps(sign, v));
+            let m = _mm256_max_ps(_mm256_max_ps(abs[0], abs[1]), _mm256_max_ps(abs[2], abs[3]));
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+            let amax = _mm_cvtss_f32(m);
+            let d = amax / 127.0;
+            let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let scale = _mm256_set1_ps(inverse);
+            let q = v.map(|v| {
+                let x = _mm256_mul_ps(v, scale);
+                let t = _mm256_round_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+                let fraction = _mm256_andnot_ps(sign, _mm256_sub_ps(x, t));
+                let away = _mm256_and_ps(_mm256_cmp_ps(fraction, half, _CMP_GE_OQ), one);
+                let rounded = _mm256_add_ps(t, _mm256_or_ps(away, _mm256_and_ps(x, sign)));
+                _mm256_cvttps_epi32(rounded)
+            });
+            let total =
+                _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+            let total = _mm_add_epi32(
+                _mm256_castsi256_si128(total),
+                _mm256_extracti128_si256(total, 1),
+            );
+            let total = _mm_add_epi32(total, _mm_unpackhi_epi64(total, total));
+            let sum = _mm_cvtsi128_si32(total) + _mm_extract_epi32(total, 1);
+            let bytes = _mm256_packs_epi16(
+                _mm256_packs_epi32(q[0], q[1]),
+                _mm256_packs_epi32(q[2], q[3]),
+            );
+            let bytes = _mm256_permutevar8x32_epi32(bytes, order);
+            let mut qs = [0i8; super::QK];
+            // SAFETY: 32 writable bytes.
+            unsafe { _mm256_storeu_si256(qs.as_mut_ptr().cast(), bytes) };
+            out.push(BlockQ8_1 {
+                d,
+                s: d * sum as f32,
+                sum,
+                qs,
+            });
+        }
     }
 
     /// Eight half-precision scales as floats.
@@ -1016,6 +1064,38 @@ pub(crate) mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The AVX2 quantizer gives the portable one's blocks, bit for bit, ties included.
+    #[test]
+    fn activation_quantization_matches_the_portable_code() {
+        if Isa::detect() == Isa::Scalar {
+            return;
+        }
+        let mut x = values(64 * QK, 13);
+        // Values that land on .5 after scaling (ties round away from zero), zeros, a zero block.
+        x[..QK]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = (i as f32 - 16.0) * 0.5);
+        x[QK..2 * QK].iter_mut().for_each(|v| *v = 0.0);
+        x[2 * QK + 3] = -1e-30;
+        x.iter_mut()
+            .skip(3 * QK)
+            .step_by(7)
+            .for_each(|v| *v *= 100.0);
+        let mut portable = Vec::new();
+        quantize_blocks(&x, &mut portable);
+        let mut simd = QuantizedRows::default();
+        simd.quantize(&x, QK * 4);
+        assert_eq!(simd.blocks.len(), portable.len());
+        for (i, (a, b)) in simd.blocks.iter().zip(&portable).enumerate() {
+            assert_eq!(
+                (a.d.to_bits(), a.s.to_bits(), a.sum, a.qs),
+                (b.d.to_bits(), b.s.to_bits(), b.sum, b.qs),
+                "block {i}"
+            );
         }
     }
 

@@ -3,7 +3,8 @@
 //! thread and on `--threads`; what reusing the KV cache saves on a second turn; and, in the
 //! same run, llama.cpp's `llama-bench` on the same GGUF and thread count when it is built.
 //!
-//! `cargo run --release -p toolflow-bench --bin local [-- --rounds N --threads T]`
+//! `cargo run --release -p toolflow-bench --bin local [-- --rounds N --threads T --sequences S]`
+//! (`--sequences S`: only the batched figures for S sequences, the case to profile).
 //! The model comes from the cache (`TOOLFLOW_CACHE_DIR` or the default), fetched when absent.
 //! `llama-bench` is `LLAMA_BENCH` or `<cache>/llama-cpp/build/bin/llama-bench`.
 
@@ -25,6 +26,8 @@ fn main() -> Result<()> {
     };
     let rounds = number("--rounds", 3)?;
     let threads = number("--threads", 2)?;
+    // `--sequences N`: only the batched figures for N sequences (for profiling one case).
+    let only = number("--sequences", 0)?;
     let options = LocalOptions::default();
     let path = locate_model(&ModelSource {
         model_path: None,
@@ -62,6 +65,13 @@ fn main() -> Result<()> {
         "required": ["people"], "additionalProperties": false
     }));
 
+    if only > 0 {
+        for (name, base) in [("free text", &free), ("JSON Schema grammar", &structured)] {
+            print_batched(&mut model, name, base, only)?;
+        }
+        println!("{}", load_average());
+        return Ok(());
+    }
     if threads != 1 {
         let mut single = LocalModel::load_with_threads(&path, 1)?;
         println!("-- 1 thread");
@@ -73,11 +83,7 @@ fn main() -> Result<()> {
     println!("-- sequences decoded together ({threads} threads; aggregate tokens/s)");
     for (name, base) in [("free text", &free), ("JSON Schema grammar", &structured)] {
         for sequences in [1, 2, 4, 8] {
-            let (prompt_rate, generation_rate, tokens, cpu) = batched(&mut model, base, sequences)?;
-            println!(
-                "{name}, {sequences} sequences: prompt {prompt_rate:.1} tokens/s, generation {generation_rate:.1} tokens/s ({tokens} tokens; {:.1} per CPU second)",
-                tokens as f64 / cpu.as_secs_f64()
-            );
+            print_batched(&mut model, name, base, sequences)?;
         }
     }
 
@@ -85,6 +91,20 @@ fn main() -> Result<()> {
     llama_bench(&path, &options.cache_dir, threads)?;
     // Other processes on the cores skew every figure above, llama-bench's most (it spins).
     println!("{}", load_average());
+    Ok(())
+}
+
+fn print_batched(
+    model: &mut LocalModel,
+    name: &str,
+    base: &ChatRequest,
+    sequences: usize,
+) -> Result<()> {
+    let (prompt_rate, generation_rate, tokens, cpu) = batched(model, base, sequences)?;
+    println!(
+        "{name}, {sequences} sequences: prompt {prompt_rate:.1} tokens/s, generation {generation_rate:.1} tokens/s ({tokens} tokens; {:.1} per CPU second)",
+        tokens as f64 / cpu.as_secs_f64()
+    );
     Ok(())
 }
 
