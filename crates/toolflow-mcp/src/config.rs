@@ -113,13 +113,26 @@ impl ServerConfig {
             .any(|arg| arg.contains("{workdir}"))
     }
 
-    /// What identifies the server's behaviour in the result cache: how it is started or
-    /// reached, not its timeouts nor where its working directory lies.
+    /// What identifies the server's behaviour: how it is started or reached, not its
+    /// timeouts (the run's stage keys use it).
     pub fn identity(&self) -> String {
         serde_json::json!({
             "command": self.command,
             "args": self.args,
             "env": self.env,
+            "url": self.url,
+        })
+        .to_string()
+    }
+
+    /// [`ServerConfig::identity`] of the instance with working directory `workdir`, which
+    /// keys its recorded results: a result may name the directory, so instances with
+    /// different directories never share one.
+    pub fn instance_identity(&self, workdir: &Path) -> String {
+        serde_json::json!({
+            "command": self.command,
+            "args": self.args_for(workdir),
+            "env": self.env_for(workdir),
             "url": self.url,
         })
         .to_string()

@@ -1,8 +1,9 @@
 //! Executing calls for synthesis: one [`Session`] per dialogue, results recorded and read
 //! back.
 //!
-//! A call's key is the hash of the server's identity, every call the dialogue made on that
-//! server before it, the tool and the arguments. Since a fresh instance starts each
+//! A call's key is the hash of the server instance's identity (how it is started, with its
+//! working directory), every call the dialogue made on that server before it, the tool and
+//! the arguments. Since a fresh instance starts each
 //! dialogue, that sequence decides the server's state, so a recorded result is the result
 //! the server would give again. A call whose key is recorded is not executed; the first
 //! call that is not recorded starts the server and replays the dialogue's earlier calls on
@@ -115,6 +116,11 @@ impl Executor {
         }
     }
 
+    /// Dialogue `dialogue`'s working directory for `config`'s server.
+    fn workdir(&self, config: &ServerConfig, dialogue: u64) -> PathBuf {
+        self.workdirs.join(&config.name).join(dialogue.to_string())
+    }
+
     /// Calls executed on a server so far (replays not counted).
     pub fn executed(&self) -> u64 {
         self.executed.load(Ordering::Relaxed)
@@ -157,11 +163,15 @@ impl Session {
             .and_then(Value::as_str)
             .unwrap_or(&tool.name)
             .to_owned();
+        let workdir = executor.workdir(config, self.dialogue);
         let state = self
             .servers
             .entry(config.name.clone())
             .or_insert_with(|| ServerState {
-                chain: hash(&serde_json::json!(["toolflow-mcp/server", config.identity()])),
+                chain: hash(&serde_json::json!([
+                    "toolflow-mcp/server",
+                    config.instance_identity(&workdir)
+                ])),
                 pending: Vec::new(),
                 live: None,
             });
@@ -202,10 +212,7 @@ impl Session {
         arguments: &Value,
     ) -> Result<(Value, bool), McpError> {
         if state.live.is_none() {
-            let workdir = executor
-                .workdirs
-                .join(&config.name)
-                .join(dialogue.to_string());
+            let workdir = executor.workdir(config, dialogue);
             if config.wants_workdir() {
                 let fresh = || {
                     if workdir.exists() {
