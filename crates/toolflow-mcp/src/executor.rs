@@ -64,6 +64,12 @@ impl Executor {
                 });
             }
         }
+        // Absolute: the server runs in its working directory, and the path is its argument.
+        let workdirs = std::path::absolute(&workdirs).map_err(|source| McpError::Workdir {
+            server: servers.first().map(|server| server.name.clone()).unwrap_or_default(),
+            path: workdirs.clone(),
+            source,
+        })?;
         Ok(Executor {
             servers,
             cache,
