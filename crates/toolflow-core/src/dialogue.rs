@@ -126,14 +126,32 @@ pub struct ToolTurn {
     pub tool_call_id: String,
     /// The tool that answered.
     pub name: String,
-    /// The simulated result; for an error, an object with an `error` field.
+    /// The result (simulated, or the server's); for an error, an object with an `error`
+    /// field.
     pub content: Value,
-    /// The call broke the tool's schema (or the simulation failed) and this is an error.
+    /// The call broke the tool's schema, the simulation failed, or the server flagged its
+    /// result as an error, and this is an error.
     #[serde(default)]
     pub is_error: bool,
+    /// How the result was made: `simulated` (the tool agent wrote it), `mcp:NAME` (MCP
+    /// server NAME executed the call), or `checked` (the writer refused the call before
+    /// any tool saw it: an unknown tool, or arguments that break its schema). Records
+    /// written before it was recorded read as `simulated`.
+    #[serde(default = "simulated")]
+    pub origin: String,
     /// How the result was generated; null when no model wrote it.
     pub generation: Option<Generation>,
 }
+
+fn simulated() -> String {
+    SIMULATED.into()
+}
+
+/// [`ToolTurn::origin`] of a result the tool agent wrote.
+pub const SIMULATED: &str = "simulated";
+
+/// [`ToolTurn::origin`] of an error the writer made for a call it refused.
+pub const CHECKED: &str = "checked";
 
 /// Which model wrote a turn, with what, at what cost. Whether the answer came from the
 /// response cache is deliberately not recorded: a resumed run must write the same bytes as
@@ -241,6 +259,7 @@ mod tests {
                 name: "get_weather".into(),
                 content: json!({"temp": 21}),
                 is_error: false,
+                origin: SIMULATED.into(),
                 generation: None,
             }),
         ];

@@ -19,7 +19,7 @@ pub mod subset;
 pub mod tool;
 
 pub use dialogue::{
-    AssistantTurn, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan, PlanStep,
+    AssistantTurn, CHECKED, SIMULATED, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan, PlanStep,
     StepKind, SystemContext, ToolCall, ToolTurn, Turn, Usage, UserTurn,
 };
 pub use graph::{

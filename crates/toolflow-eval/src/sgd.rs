@@ -114,6 +114,7 @@ pub fn convert(value: Value, index: u64) -> Result<Dialogue, String> {
                         name,
                         content: Value::Array(frame.service_results.unwrap_or_default()),
                         is_error: false,
+                        origin: "sgd".into(),
                         generation: None,
                     }));
                 }

@@ -216,6 +216,7 @@ fn tool_turn(id: &str, name: &str, content: Value, is_error: bool) -> Turn {
         name: name.to_string(),
         content,
         is_error,
+        origin: toolflow_core::SIMULATED.into(),
         generation: None,
     })
 }

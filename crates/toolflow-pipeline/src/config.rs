@@ -80,6 +80,9 @@ pub struct RunConfig {
     pub engine: toml::Table,
     /// `[[endpoint]]` tables, as in an endpoints file.
     pub endpoint: Vec<toml::Table>,
+    /// `[[mcp]]` tables: MCP servers whose tools the import stage lists and whose calls
+    /// synthesis executes (`[synth] tools`).
+    pub mcp: Vec<toolflow_mcp::ServerConfig>,
 }
 
 /// `[tools]`: the tool files the import stage reads.
@@ -92,6 +95,9 @@ pub struct ToolsConfig {
     pub format: Option<String>,
     /// Fail on the first malformed entry instead of skipping it.
     pub strict: bool,
+    /// The `[[mcp]]` servers whose tools are imported too, by name; absent means every
+    /// server of the config.
+    pub mcp: Option<Vec<String>>,
 }
 
 /// `[graph]`: how edges are found, the similarity threshold and the embedding model.
@@ -188,6 +194,12 @@ impl RunConfig {
             .check()
             .map_err(|error| error.to_string())
             .and_then(|()| config.filter.check().map_err(filter))
+            .and_then(|()| {
+                config
+                    .mcp
+                    .iter()
+                    .try_for_each(|server| server.check().map_err(|error| error.to_string()))
+            })
             .map_err(|detail| ConfigError::Invalid {
                 path: path.to_path_buf(),
                 detail,

@@ -33,6 +33,9 @@ pub enum PipelineError {
     /// A tool file could not be imported.
     #[error(transparent)]
     Import(#[from] toolflow_import::ImportError),
+    /// An MCP server could not be started, listed or used.
+    #[error(transparent)]
+    Mcp(#[from] toolflow_mcp::McpError),
     /// Every tool entry was skipped, so there is nothing to build a graph of.
     #[error("no tools were imported")]
     NoTools,

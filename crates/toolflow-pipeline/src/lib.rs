@@ -18,6 +18,7 @@ pub mod config;
 pub mod enrich;
 mod error;
 pub mod filter;
+pub mod mcp;
 pub mod measure;
 pub mod observe;
 pub mod overlap;

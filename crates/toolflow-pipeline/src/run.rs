@@ -61,6 +61,8 @@ pub struct RunOptions {
     pub embed_precision: Precision,
     /// What stops synthesis early.
     pub interrupt: Interrupt,
+    /// Execute MCP tool calls anew instead of reading their recorded results.
+    pub refresh_tools: bool,
 }
 
 impl RunOptions {
@@ -81,6 +83,7 @@ impl RunOptions {
             cache_dir,
             embed_precision: Precision::Auto,
             interrupt: Interrupt::CtrlC,
+            refresh_tools: false,
         }
     }
 
@@ -147,7 +150,15 @@ pub fn run(options: &RunOptions, observer: &dyn Observer) -> Result<RunSummary, 
         &runtime,
     );
 
-    let imported = import_stage(&mut runner, &config.tools, &config_dir)?;
+    let servers = mcp_servers(&config)?;
+    let imported = import_stage(&mut runner, &config.tools, &config_dir, &servers, &runtime)?;
+    let executor = crate::mcp::executor(
+        &config.mcp,
+        config.synth.tools,
+        &options.out.join("tool-results.sqlite"),
+        &options.out.join("mcp"),
+        options.refresh_tools,
+    )?;
     let tools = match &config.enrich {
         Some(enrich) => enrich_stage(
             &mut runner,
@@ -174,6 +185,8 @@ pub fn run(options: &RunOptions, observer: &dyn Observer) -> Result<RunSummary, 
             prompts: prompts.clone(),
             shard,
             retry_failed: options.retry_failed,
+            mcp: &config.mcp,
+            executor,
         },
         &mut chat,
         &options.interrupt,
@@ -206,10 +219,34 @@ pub fn run(options: &RunOptions, observer: &dyn Observer) -> Result<RunSummary, 
     })
 }
 
+/// The `[[mcp]]` servers whose tools the import stage lists (`[tools] mcp`, or all).
+fn mcp_servers(config: &RunConfig) -> Result<Vec<toolflow_mcp::ServerConfig>, PipelineError> {
+    let Some(names) = &config.tools.mcp else {
+        return Ok(config.mcp.clone());
+    };
+    names
+        .iter()
+        .map(|name| {
+            config
+                .mcp
+                .iter()
+                .find(|server| &server.name == name)
+                .cloned()
+                .ok_or_else(|| {
+                    PipelineError::ConfigValue(format!(
+                        "[tools] mcp: no [[mcp]] table is named `{name}`"
+                    ))
+                })
+        })
+        .collect()
+}
+
 fn import_stage(
     runner: &mut Runner,
     config: &ToolsConfig,
     config_dir: &Path,
+    servers: &[toolflow_mcp::ServerConfig],
+    runtime: &tokio::runtime::Runtime,
 ) -> Result<PathBuf, PipelineError> {
     let paths: Vec<PathBuf> = config.paths.iter().map(|p| config_dir.join(p)).collect();
     let format = config
@@ -225,31 +262,42 @@ fn import_stage(
         strict: config.strict,
     };
     // The inputs' contents, and their names, decide the tools.
-    let settings = json!({
+    let mut settings = json!({
         "format": config.format,
         "strict": config.strict,
         "paths": paths,
-        "demo": paths.is_empty().then(|| content_hash(&[DEMO_TOOLS.as_bytes()])),
+        "demo": (paths.is_empty() && servers.is_empty()).then(|| content_hash(&[DEMO_TOOLS.as_bytes()])),
     });
+    // Without servers the key is what it was before they existed.
+    if !servers.is_empty() {
+        settings["mcp"] = json!(servers);
+    }
     let inputs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let key = stage_key(&settings, &inputs)?;
     runner.stage("import", "tools.jsonl", key, |output| {
         let mut importer = Importer::new(options.clone());
-        if paths.is_empty() {
+        if paths.is_empty() && servers.is_empty() {
             importer.add_text(Path::new(DEMO_TOOLS_PATH), DEMO_TOOLS)?;
         }
         for path in &paths {
             importer.add_path(path)?;
         }
-        let report = importer.finish();
+        let mut report = importer.finish();
         for diagnostic in &report.diagnostics {
             tracing::warn!("{diagnostic}");
         }
+        let mut taken: Vec<String> = report.tools.iter().map(|tool| tool.name.clone()).collect();
+        let served = crate::mcp::import_servers(servers, &mut taken, runtime)?;
+        let from_servers = served.len();
+        report.tools.extend(served);
         if report.tools.is_empty() {
             return Err(PipelineError::NoTools);
         }
         jsonl::write(output, &report.tools)?;
-        Ok(format!("{} tools", report.tools.len()))
+        Ok(format!(
+            "{} tools ({from_servers} from MCP servers)",
+            report.tools.len()
+        ))
     })
 }
 
@@ -350,6 +398,8 @@ struct SynthInputs<'a> {
     prompts: Prompts,
     shard: Shard,
     retry_failed: bool,
+    mcp: &'a [toolflow_mcp::ServerConfig],
+    executor: Option<std::sync::Arc<dyn toolflow_synth::ToolExecutor>>,
 }
 
 fn synth_stage(
@@ -361,12 +411,17 @@ fn synth_stage(
 ) -> Result<(PathBuf, SynthSummary), PipelineError> {
     // The store's key: whatever decides a dialogue's content, but not the count, so that a
     // run can be extended with more dialogues, nor the shard.
-    let settings = json!({
+    let mut settings = json!({
         "synth": inputs.config,
         "sample": {"size": inputs.sample.size, "seed": inputs.sample.seed, "strategy": inputs.sample.strategy},
         "models": chat.identity(),
         "prompts": inputs.prompts.fingerprint(),
     });
+    // The servers decide executed results; a run that simulates keeps its old key.
+    if inputs.executor.is_some() {
+        let servers: Vec<String> = inputs.mcp.iter().map(|server| server.identity()).collect();
+        settings["mcp"] = json!(servers);
+    }
     let run_key = stage_key(&settings, &[inputs.tools, inputs.graph])?;
     let stage_settings = json!({
         "run": run_key,
@@ -390,6 +445,7 @@ fn synth_stage(
             settings: &settings,
             fresh,
             retry_failed: inputs.retry_failed,
+            executor: inputs.executor.clone(),
         };
         let done = synthesize(job, output, || chat.engine(), runtime, interrupt, observer)?;
         summary = done.summary;

@@ -98,6 +98,8 @@ pub struct SynthJob<'a> {
     pub fresh: bool,
     /// Write again the dialogues that failed before.
     pub retry_failed: bool,
+    /// Runs the tool calls `[synth] tools` executes (see [`crate::mcp::executor`]).
+    pub executor: Option<Arc<dyn toolflow_synth::ToolExecutor>>,
 }
 
 /// What decides the dialogues of a synthesis outside a run (`toolflow synth`), and its key
@@ -107,12 +109,18 @@ pub fn standalone_key(
     chat: &ChatSettings,
     prompts: &Prompts,
     tools: &Path,
+    servers: &[toolflow_mcp::ServerConfig],
 ) -> Result<(serde_json::Value, String), PipelineError> {
-    let settings = serde_json::json!({
+    let mut settings = serde_json::json!({
         "synth": config,
         "models": chat.identity(),
         "prompts": prompts.fingerprint(),
     });
+    // As in a run: executing servers decide results; simulating keeps the old key.
+    if !config.tools.is_simulate() && !servers.is_empty() {
+        let servers: Vec<String> = servers.iter().map(|server| server.identity()).collect();
+        settings["mcp"] = serde_json::json!(servers);
+    }
     let key = stage_key(&settings, &[tools])?;
     Ok((settings, key))
 }
@@ -164,7 +172,10 @@ pub fn synthesize(
     if !todo.is_empty() {
         let jobs = with_tools(todo, &tools)?;
         let engine = engine()?;
-        let synth = Synthesizer::new(engine.clone(), job.prompts, job.config.clone())?;
+        let mut synth = Synthesizer::new(engine.clone(), job.prompts, job.config.clone())?;
+        if let Some(executor) = job.executor {
+            synth = synth.with_executor(executor);
+        }
         observer.synth_started(jobs.len() as u64);
         let written = runtime.block_on(write_all(
             &synth,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{DateError, parse_date};
+use crate::execute::ToolMode;
 use crate::role::Role;
 
 /// How dialogues are written: the `[synth]` table.
@@ -75,6 +76,10 @@ pub struct SynthConfig {
     pub models: BTreeMap<Role, String>,
     /// Dialogues written at the same time; the engine bounds requests per endpoint.
     pub concurrency: usize,
+    /// `simulate` (the tool agent writes every result), `execute` (MCP servers run every
+    /// call) or `auto` (tools from an MCP server are executed, the rest simulated).
+    #[serde(skip_serializing_if = "ToolMode::is_simulate")]
+    pub tools: ToolMode,
 }
 
 /// Who decides whether the assistant calls a tool (see [`SynthConfig::tool_choice`]).
@@ -129,6 +134,7 @@ impl Default for SynthConfig {
             structured_answers: false,
             models: BTreeMap::new(),
             concurrency: 64,
+            tools: ToolMode::Simulate,
         }
     }
 }

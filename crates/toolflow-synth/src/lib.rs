@@ -7,6 +7,7 @@
 pub mod config;
 pub mod context;
 pub mod enrich;
+pub mod execute;
 pub mod judge;
 pub mod plan;
 pub mod prompts;
@@ -17,6 +18,7 @@ mod transcript;
 mod writer;
 
 pub use config::{SynthConfig, SynthConfigError, ToolChoicePolicy};
+pub use execute::{Executed, ToolExecutor, ToolMode, ToolSession};
 pub use plan::{PlanError, parse_plan, plan_schema};
 pub use prompts::{PromptError, PromptKind, Prompts};
 pub use role::Role;

@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use toolflow_core::{
-    AssistantTurn, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan,
-    SamplingStrategy, StepKind, Tool, ToolCall, ToolTurn, Turn, Usage, UserTurn,
+    AssistantTurn, CHECKED, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan,
+    SIMULATED, SamplingStrategy, StepKind, Tool, ToolCall, ToolTurn, Turn, Usage, UserTurn,
 };
 use toolflow_llm::{ChatRequest, ChatResponse, Engine, EngineError, Message, ToolChoice};
 
 use crate::config::{SynthConfig, SynthConfigError, ToolChoicePolicy};
+use crate::execute::{ToolExecutor, ToolMode, ToolSession};
 use crate::context::{derive, describe, dialogue_id, dialogue_seed, draw, system_context};
 use crate::plan::{PlanError, parse_plan, plan_schema};
 use crate::prompts::{PromptError, PromptKind, Prompts};
@@ -61,6 +62,10 @@ enum Failure {
     /// Every planner answer broke the plan's rules or did not parse.
     #[error("planner: no usable plan in {attempts} attempts; the last: {last}")]
     NoPlan { attempts: u32, last: PlanError },
+    /// An executed tool failed (did not start, crashed, hung, answered nonsense), or
+    /// `[synth] tools = "execute"` met a tool nothing executes.
+    #[error("tool `{tool}`: {reason}")]
+    Execution { tool: String, reason: String },
 }
 
 /// What is wrong with an agent's answer.
@@ -93,6 +98,7 @@ pub struct Synthesizer {
     config: SynthConfig,
     first_day: i64,
     last_day: i64,
+    executor: Option<std::sync::Arc<dyn ToolExecutor>>,
 }
 
 impl Synthesizer {
@@ -120,7 +126,15 @@ impl Synthesizer {
             config,
             first_day,
             last_day,
+            executor: None,
         })
+    }
+
+    /// Executes tool calls through `executor` as `[synth] tools` says (without one, every
+    /// result is simulated, and `execute` fails each dialogue that calls a tool).
+    pub fn with_executor(mut self, executor: std::sync::Arc<dyn ToolExecutor>) -> Self {
+        self.executor = Some(executor);
+        self
     }
 
     /// The settings it writes with.
@@ -168,6 +182,10 @@ impl Synthesizer {
             temperature: config.temperature,
         };
         let context = system_context(seed, self.first_day, self.last_day, &config.locations);
+        let session = match (&self.executor, config.tools) {
+            (Some(executor), ToolMode::Execute | ToolMode::Auto) => Some(executor.open(index)),
+            _ => None,
+        };
         let mut writer = DialogueWriter {
             synth: self,
             context_text: describe(&context),
@@ -180,8 +198,13 @@ impl Synthesizer {
             requests: 0,
             calls: 0,
             addressed: BTreeSet::new(),
+            session: futures_util::lock::Mutex::new(session),
         };
-        let outcome = match writer.converse().await {
+        let outcome = writer.converse().await;
+        if let Some(session) = writer.session.get_mut().take() {
+            session.close().await;
+        }
+        let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(failure) => Outcome {
                 status: OutcomeStatus::Failed,
@@ -220,6 +243,8 @@ struct DialogueWriter<'a> {
     calls: u64,
     /// Plan steps (or, without a plan, user turns) the assistant has dealt with.
     addressed: BTreeSet<u32>,
+    /// The dialogue's executed tools, when `[synth] tools` executes any.
+    session: futures_util::lock::Mutex<Option<Box<dyn ToolSession>>>,
 }
 
 impl DialogueWriter<'_> {
@@ -507,13 +532,22 @@ impl DialogueWriter<'_> {
             }
             called = true;
             let seeds: Vec<u64> = calls.iter().map(|_| self.next_seed()).collect();
-            let results = futures_util::future::join_all(
-                calls
-                    .iter()
-                    .zip(seeds)
-                    .map(|(call, seed)| self.tool_result(call, seed)),
-            )
-            .await;
+            let results = if self.session.get_mut().is_some() {
+                // Executed tools may keep state: their calls run in the dialogue's order.
+                let mut results = Vec::with_capacity(calls.len());
+                for (call, seed) in calls.iter().zip(seeds) {
+                    results.push(self.tool_result(call, seed).await);
+                }
+                results
+            } else {
+                futures_util::future::join_all(
+                    calls
+                        .iter()
+                        .zip(seeds)
+                        .map(|(call, seed)| self.tool_result(call, seed)),
+                )
+                .await
+            };
             for result in results {
                 let (turn, usage) = result?;
                 self.usage += usage;
@@ -523,9 +557,10 @@ impl DialogueWriter<'_> {
         unreachable!("the last round forbids calls, and the engine enforces it")
     }
 
-    /// The tool agent's result for one call: an error object, without asking the model,
-    /// when the arguments break the tool's schema; otherwise a simulated result that follows
-    /// the tool's return schema (or is a realistic error).
+    /// The result for one call: an error object, without asking the model or running
+    /// anything, when the arguments break the tool's schema; otherwise the executed result
+    /// when `[synth] tools` executes this tool, else a simulated result that follows the
+    /// tool's return schema (or is a realistic error).
     async fn tool_result(&self, call: &ToolCall, seed: u64) -> Result<(ToolTurn, Usage), Failure> {
         let error_turn = |message: String| {
             Ok((
@@ -534,6 +569,7 @@ impl DialogueWriter<'_> {
                     name: call.name.clone(),
                     content: json!({ "error": message }),
                     is_error: true,
+                    origin: CHECKED.into(),
                     generation: None,
                 },
                 Usage::default(),
@@ -547,6 +583,9 @@ impl DialogueWriter<'_> {
         }
         if let Some(problem) = argument_problem(tool, &call.arguments) {
             return error_turn(format!("invalid arguments for `{}`: {problem}", tool.name));
+        }
+        if let Some(turn) = self.execute(tool, call).await? {
+            return Ok((turn, Usage::default()));
         }
         let prompt = self.synth.prompts.render(
             PromptKind::Tool,
@@ -573,6 +612,7 @@ impl DialogueWriter<'_> {
                 name: call.name.clone(),
                 content: result,
                 is_error,
+                origin: SIMULATED.into(),
                 generation: Some(generation),
             },
             answer.usage,
@@ -589,6 +629,42 @@ fn copies_prompt(plan: &Plan, prompt: &str) -> bool {
         let request = step.request.trim().trim_end_matches('.').to_lowercase();
         request.split_whitespace().nth(3).is_some() && prompt.contains(&request)
     })
+}
+
+impl DialogueWriter<'_> {
+    /// The executed result of `call`, or None when `[synth] tools` has it simulated.
+    async fn execute(&self, tool: &Tool, call: &ToolCall) -> Result<Option<ToolTurn>, Failure> {
+        let mode = self.synth.config.tools;
+        let fail = |reason: String| Failure::Execution {
+            tool: tool.name.clone(),
+            reason,
+        };
+        let runnable = match &self.synth.executor {
+            Some(executor) => executor.executes(tool),
+            None => Err("no tool executor is configured (no [[mcp]] server)".into()),
+        };
+        match (mode, runnable) {
+            (ToolMode::Simulate, _) | (ToolMode::Auto, Err(_)) => return Ok(None),
+            (ToolMode::Execute, Err(reason)) => return Err(fail(reason)),
+            (ToolMode::Execute | ToolMode::Auto, Ok(())) => {}
+        }
+        let mut session = self.session.lock().await;
+        let session = session
+            .as_mut()
+            .ok_or_else(|| fail("no tool session is open".into()))?;
+        let executed = session
+            .call(tool, &call.arguments)
+            .await
+            .map_err(fail)?;
+        Ok(Some(ToolTurn {
+            tool_call_id: call.id.clone(),
+            name: call.name.clone(),
+            content: executed.content,
+            is_error: executed.is_error,
+            origin: executed.origin,
+            generation: None,
+        }))
+    }
 }
 
 /// Why `arguments` break `tool`'s parameter schema, if they do.

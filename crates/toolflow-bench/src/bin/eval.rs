@@ -149,6 +149,7 @@ fn dialogue(index: u64, tools: &[Tool], vocabulary: &Vocabulary, rng: &mut ChaCh
             name,
             content: json!({"city": city, "results": items}),
             is_error: false,
+            origin: toolflow_core::SIMULATED.into(),
             generation: None,
         }));
         let answer = vocabulary.sentence(rng, 60..120);

@@ -64,6 +64,7 @@ fn result(content: Value) -> Turn {
         name: "get_weather".into(),
         content,
         is_error: false,
+        origin: toolflow_core::SIMULATED.into(),
         generation: None,
     })
 }

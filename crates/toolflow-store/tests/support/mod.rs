@@ -53,6 +53,7 @@ pub fn dialogue(seed: u64, index: u64, size: usize) -> Dialogue {
                 name: "get_weather".into(),
                 content: json!({"temp": index % 30}),
                 is_error: false,
+                origin: toolflow_core::SIMULATED.into(),
                 generation: None,
             }),
         ],

@@ -6,8 +6,14 @@ use toolflow_import::{Format, ImportOptions, import_paths};
 #[derive(clap::Args)]
 pub struct Args {
     /// Files of tool definitions, or directories to search for .json/.jsonl/.yaml files
-    #[arg(required = true)]
+    #[arg(required_unless_present = "mcp")]
     paths: Vec<PathBuf>,
+    /// Also list the tools of this `[[mcp]]` server of the --config file (repeatable)
+    #[arg(long, value_name = "NAME", requires = "config")]
+    mcp: Vec<String>,
+    /// The run config whose `[[mcp]]` tables --mcp names
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Where to write the tools, one JSON object per line
     #[arg(short, long)]
     output: PathBuf,
@@ -28,7 +34,32 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         format,
         strict: args.strict,
     };
-    let report = import_paths(&args.paths, &options)?;
+    let mut report = import_paths(&args.paths, &options)?;
+    let served = match &args.config {
+        Some(file) => {
+            let (config, _) = toolflow_pipeline::RunConfig::load(Some(file))?;
+            let servers = args
+                .mcp
+                .iter()
+                .map(|name| {
+                    config
+                        .mcp
+                        .iter()
+                        .find(|server| &server.name == name)
+                        .cloned()
+                        .with_context(|| {
+                            format!("{}: no [[mcp]] table is named `{name}`", file.display())
+                        })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let runtime = toolflow_pipeline::chat::runtime()?;
+            let mut taken: Vec<String> = report.tools.iter().map(|tool| tool.name.clone()).collect();
+            toolflow_pipeline::mcp::import_servers(&servers, &mut taken, &runtime)?
+        }
+        None => Vec::new(),
+    };
+    let from_servers = served.len();
+    report.tools.extend(served);
     let summary = report.summary();
     if global.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -44,7 +75,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", args.output.display()))?;
     if !global.json && !global.quiet {
         eprintln!(
-            "wrote {} tools to {}",
+            "wrote {} tools ({from_servers} from MCP servers) to {}",
             report.tools.len(),
             args.output.display()
         );

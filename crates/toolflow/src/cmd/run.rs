@@ -38,6 +38,9 @@ pub struct Args {
     /// Never ask the Hugging Face hub for models
     #[arg(long)]
     offline: bool,
+    /// Execute MCP tool calls anew instead of reading their recorded results
+    #[arg(long)]
+    refresh_tools: bool,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -61,6 +64,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         cache_mode: args.engine.cache_mode(),
         model_path: args.engine.model_path.clone(),
         embed_precision: global.embed_precision,
+        refresh_tools: args.refresh_tools,
         ..RunOptions::new(PathBuf::new(), global.cache_dir())
     };
     let summary = toolflow_pipeline::run(&options, &CliObserver::new(global))?;

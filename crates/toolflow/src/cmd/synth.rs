@@ -44,6 +44,9 @@ pub struct Args {
     /// Never ask the Hugging Face hub for the embedded model
     #[arg(long)]
     offline: bool,
+    /// Execute MCP tool calls anew instead of reading their recorded results
+    #[arg(long)]
+    refresh_tools: bool,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -63,7 +66,13 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     };
     let prompts = toolflow_synth::Prompts::load(args.prompts.as_deref())?;
     let settings = args.engine.settings(&endpoints, global, args.offline);
-    let (key_settings, run_key) = standalone_key(&config.synth, &settings, &prompts, &args.tools)?;
+    let (key_settings, run_key) = standalone_key(
+        &config.synth,
+        &settings,
+        &prompts,
+        &args.tools,
+        &config.mcp,
+    )?;
     let store = args
         .store
         .clone()
@@ -80,6 +89,14 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
         settings: &key_settings,
         fresh: args.force,
         retry_failed: args.retry_failed,
+        // Executed results and the servers' working directories go beside the output.
+        executor: toolflow_pipeline::mcp::executor(
+            &config.mcp,
+            config.synth.tools,
+            &args.output.with_extension("tool-results.sqlite"),
+            &args.output.with_extension("mcp"),
+            args.refresh_tools,
+        )?,
     };
     let engine = || {
         let engine = runtime.block_on(async { toolflow_pipeline::build_engine(&settings) })?;
