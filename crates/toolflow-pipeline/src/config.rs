@@ -173,6 +173,11 @@ impl Default for ExportConfig {
 }
 
 impl RunConfig {
+    /// The `[[mcp]]` table named `name`, if there is one.
+    pub fn mcp_server(&self, name: &str) -> Option<&toolflow_mcp::ServerConfig> {
+        self.mcp.iter().find(|server| server.name == name)
+    }
+
     /// The config at `path` and the directory its paths are relative to; without a path,
     /// the demo.
     pub fn load(path: Option<&Path>) -> Result<(RunConfig, PathBuf), ConfigError> {

@@ -227,16 +227,11 @@ fn mcp_servers(config: &RunConfig) -> Result<Vec<toolflow_mcp::ServerConfig>, Pi
     names
         .iter()
         .map(|name| {
-            config
-                .mcp
-                .iter()
-                .find(|server| &server.name == name)
-                .cloned()
-                .ok_or_else(|| {
-                    PipelineError::ConfigValue(format!(
-                        "[tools] mcp: no [[mcp]] table is named `{name}`"
-                    ))
-                })
+            config.mcp_server(name).cloned().ok_or_else(|| {
+                PipelineError::ConfigValue(format!(
+                    "[tools] mcp: no [[mcp]] table is named `{name}`"
+                ))
+            })
         })
         .collect()
 }

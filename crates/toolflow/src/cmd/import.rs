@@ -42,18 +42,14 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
                 .mcp
                 .iter()
                 .map(|name| {
-                    config
-                        .mcp
-                        .iter()
-                        .find(|server| &server.name == name)
-                        .cloned()
-                        .with_context(|| {
-                            format!("{}: no [[mcp]] table is named `{name}`", file.display())
-                        })
+                    config.mcp_server(name).cloned().with_context(|| {
+                        format!("{}: no [[mcp]] table is named `{name}`", file.display())
+                    })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let runtime = toolflow_pipeline::chat::runtime()?;
-            let mut taken: Vec<String> = report.tools.iter().map(|tool| tool.name.clone()).collect();
+            let mut taken: Vec<String> =
+                report.tools.iter().map(|tool| tool.name.clone()).collect();
             toolflow_pipeline::mcp::import_servers(&servers, &mut taken, &runtime)?
         }
         None => Vec::new(),
