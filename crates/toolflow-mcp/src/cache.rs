@@ -85,7 +85,9 @@ impl ResultCache {
     pub fn len(&self) -> Result<u64, McpError> {
         let connection = self.connection.lock().expect("no panic holds the lock");
         connection
-            .query_row("SELECT COUNT(*) FROM results", [], |row| row.get::<_, i64>(0))
+            .query_row("SELECT COUNT(*) FROM results", [], |row| {
+                row.get::<_, i64>(0)
+            })
             .map(|count| count as u64)
             .map_err(|error| self.fail(error))
     }

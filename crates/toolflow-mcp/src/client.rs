@@ -36,7 +36,9 @@ impl Server {
             let transport = StreamableHttpClientTransport::from_uri(url.as_str());
             let service = tokio::time::timeout(limit, ().serve(transport))
                 .await
-                .map_err(|_| start_error(format!("no handshake within {} s", config.start_timeout)))?
+                .map_err(|_| {
+                    start_error(format!("no handshake within {} s", config.start_timeout))
+                })?
                 .map_err(|error| start_error(error.to_string()))?;
             (service, None)
         } else {
@@ -59,7 +61,9 @@ impl Server {
             let guard = Killer(group);
             let service = tokio::time::timeout(limit, ().serve(transport))
                 .await
-                .map_err(|_| start_error(format!("no handshake within {} s", config.start_timeout)))?
+                .map_err(|_| {
+                    start_error(format!("no handshake within {} s", config.start_timeout))
+                })?
                 .map_err(|error| start_error(error.to_string()))?;
             std::mem::forget(guard);
             (service, group)

@@ -66,7 +66,10 @@ impl Executor {
         }
         // Absolute: the server runs in its working directory, and the path is its argument.
         let workdirs = std::path::absolute(&workdirs).map_err(|source| McpError::Workdir {
-            server: servers.first().map(|server| server.name.clone()).unwrap_or_default(),
+            server: servers
+                .first()
+                .map(|server| server.name.clone())
+                .unwrap_or_default(),
             path: workdirs.clone(),
             source,
         })?;
@@ -155,7 +158,9 @@ struct ServerState {
 }
 
 fn hash(parts: &Value) -> String {
-    blake3::hash(parts.to_string().as_bytes()).to_hex().to_string()
+    blake3::hash(parts.to_string().as_bytes())
+        .to_hex()
+        .to_string()
 }
 
 impl Session {
@@ -194,7 +199,8 @@ impl Session {
                 origin,
             });
         }
-        let outcome = Self::execute(&executor, self.dialogue, config, state, &name, arguments).await;
+        let outcome =
+            Self::execute(&executor, self.dialogue, config, state, &name, arguments).await;
         if outcome.is_err() {
             // A server that failed once is not trusted with the rest of the dialogue.
             drop(state.live.take());

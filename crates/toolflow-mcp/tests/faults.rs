@@ -9,7 +9,10 @@ use serde_json::json;
 use toolflow_mcp::{Executor, ResultCache, ServerConfig, import};
 
 fn standin(mode: &str) -> ServerConfig {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/standin-server.sh");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/standin-server.sh"
+    );
     let mut config = ServerConfig::stdio("standin", "sh", &[script, "{workdir}"]);
     config.env.insert("STANDIN_MODE".into(), "ok".into());
     config.env.insert("STANDIN_MODE_1".into(), mode.into());
@@ -26,7 +29,8 @@ async fn fault(mode: &str) -> String {
     assert_eq!(tools.len(), 1);
     let dir = tempfile::tempdir().unwrap();
     let cache = ResultCache::open(&dir.path().join("results.sqlite")).unwrap();
-    let executor = Arc::new(Executor::new(vec![config], cache, dir.path().to_path_buf(), false).unwrap());
+    let executor =
+        Arc::new(Executor::new(vec![config], cache, dir.path().to_path_buf(), false).unwrap());
     let arguments = json!({"what": "it"});
     let mut reasons = Vec::new();
     for index in 0..3 {
@@ -49,21 +53,30 @@ async fn fault(mode: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_fails_the_call_and_the_next_dialogue_gets_a_fresh_server() {
     let reason = fault("crash").await;
-    assert!(reason.starts_with("mcp:standin: `tools/call poke` failed"), "{reason}");
+    assert!(
+        reason.starts_with("mcp:standin: `tools/call poke` failed"),
+        "{reason}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hang_fails_at_the_timeout() {
     let started = Instant::now();
     let reason = fault("hang").await;
-    assert_eq!(reason, "mcp:standin: `tools/call poke` got no answer within 2 s");
+    assert_eq!(
+        reason,
+        "mcp:standin: `tools/call poke` got no answer within 2 s"
+    );
     assert!(started.elapsed().as_secs_f64() < 8.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_answer_fails_the_call() {
     let reason = fault("malformed").await;
-    assert!(reason.starts_with("mcp:standin: `tools/call poke`"), "{reason}");
+    assert!(
+        reason.starts_with("mcp:standin: `tools/call poke`"),
+        "{reason}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -72,7 +85,8 @@ async fn an_error_result_is_an_error_turn_not_a_failure() {
     let tools = import(&config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cache = ResultCache::open(&dir.path().join("results.sqlite")).unwrap();
-    let executor = Arc::new(Executor::new(vec![config], cache, dir.path().to_path_buf(), false).unwrap());
+    let executor =
+        Arc::new(Executor::new(vec![config], cache, dir.path().to_path_buf(), false).unwrap());
     let mut session = executor.session(1);
     let result = session.call(&tools[0], &json!({})).await.unwrap();
     session.close().await;

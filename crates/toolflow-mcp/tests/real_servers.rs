@@ -31,7 +31,11 @@ fn unavailable() -> Option<String> {
     if run("npx", &["--version"]) != Some(true) {
         return Some("npx is not installed".into());
     }
-    if run("npm", &["view", "@modelcontextprotocol/server-memory", "version"]) != Some(true) {
+    if run(
+        "npm",
+        &["view", "@modelcontextprotocol/server-memory", "version"],
+    ) != Some(true)
+    {
         return Some("the npm package registry is not reachable".into());
     }
     None
@@ -102,10 +106,19 @@ async fn the_reference_servers_tools_import_with_valid_schemas() {
                 assert!(names.contains(&"echo"), "{names:?}");
                 // It shows the newer fields: output schemas and annotations.
                 assert!(tools.iter().any(|tool| tool.returns.is_some()), "{names:?}");
-                assert!(tools.iter().any(|tool| tool.meta.contains_key("annotations")));
+                assert!(
+                    tools
+                        .iter()
+                        .any(|tool| tool.meta.contains_key("annotations"))
+                );
             }
             "memory" => {
-                for expected in ["create_entities", "create_relations", "read_graph", "search_nodes"] {
+                for expected in [
+                    "create_entities",
+                    "create_relations",
+                    "read_graph",
+                    "search_nodes",
+                ] {
                     assert!(names.contains(&expected), "{names:?}");
                 }
             }
@@ -144,7 +157,15 @@ async fn memory_calls_run_per_dialogue_and_replay_from_the_record() {
     let entity = json!({"entities": [{"name": "Ada", "entityType": "person", "observations": ["writes programs"]}]});
     let executor = |refresh| {
         let cache = ResultCache::open(&dir.path().join("tool-results.sqlite")).unwrap();
-        Arc::new(Executor::new(vec![memory.clone()], cache, dir.path().join("work"), refresh).unwrap())
+        Arc::new(
+            Executor::new(
+                vec![memory.clone()],
+                cache,
+                dir.path().join("work"),
+                refresh,
+            )
+            .unwrap(),
+        )
     };
 
     let first = executor(false);
@@ -163,7 +184,11 @@ async fn memory_calls_run_per_dialogue_and_replay_from_the_record() {
     let mut other = first.session(1);
     let empty = other.call(&read, &json!({})).await.unwrap();
     other.close().await;
-    assert!(graph_entities(&empty.content).is_empty(), "{}", empty.content);
+    assert!(
+        graph_entities(&empty.content).is_empty(),
+        "{}",
+        empty.content
+    );
     assert_eq!(first.executed(), 3);
 
     // A rerun reads every result back and executes nothing.
@@ -178,7 +203,12 @@ async fn memory_calls_run_per_dialogue_and_replay_from_the_record() {
         .await
         .unwrap();
     session.close().await;
-    assert_eq!(graph_entities(&search.content), ["Ada"], "{}", search.content);
+    assert_eq!(
+        graph_entities(&search.content),
+        ["Ada"],
+        "{}",
+        search.content
+    );
     assert_eq!((again.executed(), again.replayed()), (1, 2));
 
     // --refresh-tools executes anew.
@@ -197,4 +227,116 @@ fn graph_entities(result: &Value) -> Vec<String> {
         .iter()
         .map(|entity| entity["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// server-everything in its Streamable HTTP mode, on a free loopback port; killed on drop.
+struct HttpServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server once it says it listens, or None (after saying why) when it never does.
+fn start_http_everything() -> Option<HttpServer> {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new("npx")
+        .args([
+            "-y",
+            "@modelcontextprotocol/server-everything",
+            "streamableHttp",
+        ])
+        .env("PORT", port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    // It announces itself on stdout or stderr, depending on the version.
+    let (said, heard) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let said = said.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if line.contains("listening") {
+                    let _ = said.send(());
+                }
+            }
+        });
+    }
+    let server = HttpServer {
+        child,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+    };
+    // The first start downloads the package.
+    match heard.recv_timeout(Duration::from_secs(300)) {
+        Ok(()) => Some(server),
+        Err(_) => {
+            eprintln!("skipped: server-everything did not start listening in 5 minutes");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamable_http_server_imports_and_executes() {
+    if let Some(why) = unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let Some(server) = start_http_everything() else {
+        return;
+    };
+    let mut config = ServerConfig::stdio("web", "unused", &[]);
+    config.command = None;
+    config.url = Some(server.url.clone());
+    config.check().unwrap();
+    let tools = import(&config).await.unwrap();
+    check_tools(&tools, "web");
+    let names = names(&tools);
+    assert!(
+        names.contains(&"echo") && names.contains(&"get-sum"),
+        "{names:?}"
+    );
+    let tool = |name: &str| tools.iter().find(|tool| tool.name == name).unwrap().clone();
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ResultCache::open(&dir.path().join("tool-results.sqlite")).unwrap();
+    let executor =
+        Arc::new(Executor::new(vec![config], cache, dir.path().join("work"), false).unwrap());
+    let mut session = executor.session(0);
+    let echoed = session
+        .call(&tool("echo"), &json!({"message": "over http"}))
+        .await
+        .unwrap();
+    let sum = session
+        .call(&tool("get-sum"), &json!({"a": 19, "b": 23}))
+        .await
+        .unwrap();
+    session.close().await;
+    assert_eq!(echoed.origin, "mcp:web");
+    assert!(
+        echoed.content.to_string().contains("over http"),
+        "{}",
+        echoed.content
+    );
+    assert!(
+        !sum.is_error && sum.content.to_string().contains("42"),
+        "{}",
+        sum.content
+    );
+    assert_eq!(executor.executed(), 2);
 }
