@@ -19,8 +19,8 @@ pub mod subset;
 pub mod tool;
 
 pub use dialogue::{
-    AssistantTurn, CHECKED, SIMULATED, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan, PlanStep,
-    StepKind, SystemContext, ToolCall, ToolTurn, Turn, Usage, UserTurn,
+    AssistantTurn, CHECKED, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan,
+    PlanStep, SIMULATED, StepKind, SystemContext, ToolCall, ToolTurn, Turn, Usage, UserTurn,
 };
 pub use graph::{
     Edge, EdgeKind, Evidence, GraphMeta, GraphMethod, LinkRule, Signals, SlotLink, ToolGraph,

@@ -26,7 +26,8 @@ fn messy_graph(nodes: u32) -> Vec<Vec<u32>> {
     let edges: Vec<(u32, u32)> = (0..nodes)
         .filter_map(|a| {
             // A third of the nodes get one edge to a node not far away; many stay apart.
-            (uniform_below(&mut rng, 3) == 0).then(|| (a, (a + 1 + uniform_below(&mut rng, 6) as u32) % nodes))
+            (uniform_below(&mut rng, 3) == 0)
+                .then(|| (a, (a + 1 + uniform_below(&mut rng, 6) as u32) % nodes))
         })
         .collect();
     adjacency(nodes as usize, &edges)
@@ -51,10 +52,15 @@ fn golden_subsets_for_a_fixed_seed() {
     // 0—1—2—3 path, 4—5, 6 alone.
     let graph = adjacency(7, &[(0, 1), (1, 2), (2, 3), (4, 5)]);
     let subsets = sample_subsets(&graph, &[], Graph, 3, 6, 42, 1);
-    let got: Vec<(&[u32], u32, bool, u64)> =
-        subsets.iter().map(|s| (s.nodes.as_slice(), s.restarts, s.short, s.seed)).collect();
+    let got: Vec<(&[u32], u32, bool, u64)> = subsets
+        .iter()
+        .map(|s| (s.nodes.as_slice(), s.restarts, s.short, s.seed))
+        .collect();
     assert_eq!(got, GOLDEN_GRAPH);
-    let random: Vec<Vec<u32>> = sample_subsets(&graph, &[], Random, 3, 4, 42, 1).into_iter().map(|s| s.nodes).collect();
+    let random: Vec<Vec<u32>> = sample_subsets(&graph, &[], Random, 3, 4, 42, 1)
+        .into_iter()
+        .map(|s| s.nodes)
+        .collect();
     assert_eq!(random, GOLDEN_RANDOM);
 }
 
@@ -103,7 +109,10 @@ fn restart_free_walks_are_connected_and_distinct() {
             assert!(!is_connected(&graph, &subset.nodes), "{subset:?}");
         }
     }
-    assert!(restart_free > 1000 && restart_free < subsets.len(), "the fixture mixes both cases: {restart_free}");
+    assert!(
+        restart_free > 1000 && restart_free < subsets.len(),
+        "the fixture mixes both cases: {restart_free}"
+    );
 }
 
 #[test]
@@ -111,7 +120,10 @@ fn isolated_nodes_never_hang() {
     let graph = adjacency(50, &[]);
     for subset in sample_subsets(&graph, &[], Graph, 8, 1000, 3, 1) {
         assert_eq!(subset.nodes.len(), 8);
-        assert_eq!(subset.restarts, 7, "every step after the first is a restart");
+        assert_eq!(
+            subset.restarts, 7,
+            "every step after the first is a restart"
+        );
         assert!(!subset.short);
     }
     // Asking for more than there is: every node, once, and short.
@@ -133,7 +145,10 @@ fn size_above_node_count_and_degenerate_requests() {
         assert!(subset.short);
         assert_eq!(subset.nodes.len(), 3);
         assert_eq!(subset.restarts, 0, "a connected graph needs no restart");
-        assert!(sample_subsets(&graph, &[], strategy, 4, 0, 0, 1).is_empty(), "count 0");
+        assert!(
+            sample_subsets(&graph, &[], strategy, 4, 0, 0, 1).is_empty(),
+            "count 0"
+        );
         let empty = &sample_subsets(&graph, &[], strategy, 0, 1, 0, 1)[0];
         assert!(empty.nodes.is_empty() && !empty.short);
         let none = &sample_subsets(&[], &[], strategy, 2, 1, 0, 1)[0];
@@ -161,13 +176,19 @@ fn uniform_sampling_is_uniform_enough() {
         }
     }
     // 6000 expected per node; 5 standard deviations is about ±370.
-    assert!(counts.iter().all(|&c| (5630..=6370).contains(&c)), "{counts:?}");
+    assert!(
+        counts.iter().all(|&c| (5630..=6370).contains(&c)),
+        "{counts:?}"
+    );
     let mut rng = subset_rng(1);
     let mut buckets = [0u32; 3];
     for _ in 0..30_000 {
         buckets[uniform_below(&mut rng, 3) as usize] += 1;
     }
-    assert!(buckets.iter().all(|&c| (9_600..=10_400).contains(&c)), "{buckets:?}");
+    assert!(
+        buckets.iter().all(|&c| (9_600..=10_400).contains(&c)),
+        "{buckets:?}"
+    );
 }
 
 fn step(consumer: u32) -> ForwardStep {
@@ -181,14 +202,24 @@ fn step(consumer: u32) -> ForwardStep {
 #[test]
 fn chains_follow_return_param_edges_forward_and_record_each_link() {
     // 0 → 1 → 2 → 3 and 1 → 4 as data flow; 5 joined to 3 by a param-param edge only.
-    let forward = vec![vec![step(1)], vec![step(2), step(4)], vec![step(3)], vec![], vec![], vec![]];
+    let forward = vec![
+        vec![step(1)],
+        vec![step(2), step(4)],
+        vec![step(3)],
+        vec![],
+        vec![],
+        vec![],
+    ];
     let graph = adjacency(6, &[(0, 1), (1, 2), (2, 3), (1, 4), (3, 5)]);
     let names: Vec<String> = (0..6).map(|n| format!("t{n}")).collect();
     let mut whole_chains = 0;
     for sampled in sample_subsets(&graph, &forward, Chain, 3, 500, 4, 1) {
         let subset = sampled.into_subset(&names, &forward);
         let node = |tool: &str| tool[1..].parse::<usize>().unwrap();
-        assert!(!forward[node(&subset.tools[0])].is_empty(), "starts at a producer: {subset:?}");
+        assert!(
+            !forward[node(&subset.tools[0])].is_empty(),
+            "starts at a producer: {subset:?}"
+        );
         // Each step is a link, a fallback or a restart; a link's producer was chosen first.
         let steps = subset.links.len() + (subset.fallbacks + subset.restarts) as usize;
         assert_eq!(steps, subset.tools.len() - 1, "{subset:?}");
@@ -196,7 +227,10 @@ fn chains_follow_return_param_edges_forward_and_record_each_link() {
             let at = |tool: &str| subset.tools.iter().position(|t| t == tool).unwrap();
             assert!(at(&link.producer) < at(&link.consumer), "{subset:?}");
             let consumer = node(&link.consumer);
-            assert_eq!((link.field.clone(), link.parameter.clone()), (format!("out{consumer}"), format!("in{consumer}")));
+            assert_eq!(
+                (link.field.clone(), link.parameter.clone()),
+                (format!("out{consumer}"), format!("in{consumer}"))
+            );
         }
         // Only a start at 2 (2 → 3, then nothing flows on) needs a graph step.
         if subset.fallbacks == 0 {
@@ -205,7 +239,10 @@ fn chains_follow_return_param_edges_forward_and_record_each_link() {
             assert_eq!(subset.tools[..2], ["t2", "t3"]);
         }
     }
-    assert!(whole_chains > 250, "{whole_chains} of 500 were whole chains");
+    assert!(
+        whole_chains > 250,
+        "{whole_chains} of 500 were whole chains"
+    );
 }
 
 #[test]
@@ -214,9 +251,14 @@ fn a_chain_that_cannot_grow_takes_counted_graph_steps() {
     let forward = vec![vec![step(1)], vec![], vec![], vec![]];
     let graph = adjacency(4, &[(0, 1), (1, 2)]);
     let names: Vec<String> = (0..4).map(|n| format!("t{n}")).collect();
-    let subset = sample_subsets(&graph, &forward, Chain, 4, 1, 0, 1).remove(0).into_subset(&names, &forward);
+    let subset = sample_subsets(&graph, &forward, Chain, 4, 1, 0, 1)
+        .remove(0)
+        .into_subset(&names, &forward);
     assert_eq!(subset.tools, ["t0", "t1", "t2", "t3"]);
-    assert_eq!((subset.links.len(), subset.fallbacks, subset.restarts), (1, 1, 1));
+    assert_eq!(
+        (subset.links.len(), subset.fallbacks, subset.restarts),
+        (1, 1, 1)
+    );
     // Without any data flow every step is a fallback, and the subsets are the graph walk's.
     let no_flow = sample_subsets(&graph, &[], Chain, 3, 50, 2, 1);
     let walk = sample_subsets(&graph, &[], Graph, 3, 50, 2, 1);
@@ -244,8 +286,22 @@ fn forward_steps_read_the_best_link_of_each_return_param_edge() {
     }))
     .unwrap();
     let forward = forward_steps(&graph).unwrap();
-    assert_eq!(forward[0], [ForwardStep { consumer: 1, field: "results[].id".into(), parameter: "person_id".into() }]);
+    assert_eq!(
+        forward[0],
+        [ForwardStep {
+            consumer: 1,
+            field: "results[].id".into(),
+            parameter: "person_id".into()
+        }]
+    );
     assert!(forward[1].is_empty());
     // A paper edge's evidence gives the names before ": ".
-    assert_eq!(forward[2], [ForwardStep { consumer: 0, field: "title".into(), parameter: "query".into() }]);
+    assert_eq!(
+        forward[2],
+        [ForwardStep {
+            consumer: 0,
+            field: "title".into(),
+            parameter: "query".into()
+        }]
+    );
 }

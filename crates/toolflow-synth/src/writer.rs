@@ -18,8 +18,8 @@ use toolflow_core::{
 use toolflow_llm::{ChatRequest, ChatResponse, Engine, EngineError, Message, ToolChoice};
 
 use crate::config::{SynthConfig, SynthConfigError, ToolChoicePolicy};
-use crate::execute::{ToolExecutor, ToolMode, ToolSession};
 use crate::context::{derive, describe, dialogue_id, dialogue_seed, draw, system_context};
+use crate::execute::{ToolExecutor, ToolMode, ToolSession};
 use crate::plan::{PlanError, parse_plan, plan_schema};
 use crate::prompts::{PromptError, PromptKind, Prompts};
 use crate::role::Role;
@@ -652,10 +652,7 @@ impl DialogueWriter<'_> {
         let session = session
             .as_mut()
             .ok_or_else(|| fail("no tool session is open".into()))?;
-        let executed = session
-            .call(tool, &call.arguments)
-            .await
-            .map_err(fail)?;
+        let executed = session.call(tool, &call.arguments).await.map_err(fail)?;
         Ok(Some(ToolTurn {
             tool_call_id: call.id.clone(),
             name: call.name.clone(),
@@ -964,7 +961,10 @@ mod tests {
         let validator = jsonschema::validator_for(&schema).expect("the answer schema compiles");
         assert!(validator.is_valid(&json!({"answer": "Sunny.\nHigh of 21."})));
         for opening in ["{\"a\": 1}", "[1]", "<b>hi</b>", " hi", "\nhi"] {
-            assert!(!validator.is_valid(&json!({ "answer": opening })), "{opening:?}");
+            assert!(
+                !validator.is_valid(&json!({ "answer": opening })),
+                "{opening:?}"
+            );
         }
         assert!(!validator.is_valid(&json!({"answer": "x".repeat(241)})));
         assert_eq!(

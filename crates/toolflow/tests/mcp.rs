@@ -26,7 +26,10 @@ fn unavailable() -> Option<String> {
     if !ok("npx", &["--version"]) {
         return Some("npx is not installed".into());
     }
-    if !ok("npm", &["view", "@modelcontextprotocol/server-memory", "version"]) {
+    if !ok(
+        "npm",
+        &["view", "@modelcontextprotocol/server-memory", "version"],
+    ) {
         return Some("the npm package registry is not reachable".into());
     }
     // Download both packages now, so that a run's start timeout is not spent on it.
@@ -117,7 +120,9 @@ fn results(out: &Path) -> u64 {
 
 /// The text of a filesystem-server result (its structured `content`).
 fn text(content: &Value) -> &str {
-    content["content"].as_str().unwrap_or_else(|| panic!("no text in {content}"))
+    content["content"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {content}"))
 }
 
 /// Every tool turn came from its server, and says what that dialogue's server holds.
@@ -160,7 +165,10 @@ fn check_against_server_state(out: &Path) {
                 "list_allowed_directories" => {
                     assert_eq!(origin, "mcp:fs");
                     // This dialogue's own directory, and no other.
-                    assert!(text(content).ends_with(&format!("mcp/fs/{index}")), "{content}");
+                    assert!(
+                        text(content).ends_with(&format!("mcp/fs/{index}")),
+                        "{content}"
+                    );
                 }
                 other => panic!("unexpected tool {other}"),
             }
@@ -223,9 +231,15 @@ async fn a_run_executes_on_real_servers_and_resumes_to_the_same_bytes() {
         }
     }
     let resumed = run_ok(dir.path(), &["run", "run.toml", "--no-cache"]);
-    println!("{kills} kills landed in synthesis; then {}", resumed["synth"]);
+    println!(
+        "{kills} kills landed in synthesis; then {}",
+        resumed["synth"]
+    );
     assert!(kills >= 1, "no kill landed in synthesis");
-    assert_eq!(std::fs::read(out.join("dialogues.jsonl")).unwrap(), expected);
+    assert_eq!(
+        std::fs::read(out.join("dialogues.jsonl")).unwrap(),
+        expected
+    );
     check_against_server_state(&out);
     assert_eq!(results(&out), recorded);
 
@@ -233,6 +247,9 @@ async fn a_run_executes_on_real_servers_and_resumes_to_the_same_bytes() {
     std::fs::remove_dir_all(out.join("mcp")).unwrap();
     let again = run_ok(dir.path(), &["run", "run.toml", "--no-cache", "--force"]);
     assert_eq!(again["synth"]["written"], 4, "{}", again["synth"]);
-    assert_eq!(std::fs::read(out.join("dialogues.jsonl")).unwrap(), expected);
+    assert_eq!(
+        std::fs::read(out.join("dialogues.jsonl")).unwrap(),
+        expected
+    );
     assert!(!out.join("mcp").exists(), "a server was started");
 }

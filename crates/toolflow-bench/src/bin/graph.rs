@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use common::{Measured, mib, repo_root, run_measured, shared_dir, toolflow_binary, unique_names_copy};
+use common::{
+    Measured, mib, repo_root, run_measured, shared_dir, toolflow_binary, unique_names_copy,
+};
 use serde_json::Value;
 
 struct Options {
@@ -42,14 +44,21 @@ fn parse_options() -> anyhow::Result<Options> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--model-dir" => model_dir = Some(args.next().context("--model-dir needs a directory")?.into()),
-            "--ref-python" => python = Some(args.next().context("--ref-python needs a path")?.into()),
+            "--model-dir" => {
+                model_dir = Some(args.next().context("--model-dir needs a directory")?.into())
+            }
+            "--ref-python" => {
+                python = Some(args.next().context("--ref-python needs a path")?.into())
+            }
             _ if arg.starts_with('-') => bail!("unknown option {arg}"),
             _ => files.push(PathBuf::from(arg)),
         }
     }
-    let model_dir =
-        model_dir.unwrap_or_else(|| toolflow_core::default_cache_dir().join("models").join("all-MiniLM-L6-v2"));
+    let model_dir = model_dir.unwrap_or_else(|| {
+        toolflow_core::default_cache_dir()
+            .join("models")
+            .join("all-MiniLM-L6-v2")
+    });
     if !model_dir.join("model.safetensors").exists() {
         bail!(
             "no model at {}: pass --model-dir (all-MiniLM-L6-v2 as in ../shared/bench/README.md) or run `toolflow graph` once to cache it",
@@ -57,15 +66,25 @@ fn parse_options() -> anyhow::Result<Options> {
         );
     }
     let python = python.or_else(|| {
-        [repo_root().join(".venv-ref/bin/python"), repo_root().join("../.venv-ref/bin/python")]
-            .into_iter()
-            .find(|p| p.exists())
+        [
+            repo_root().join(".venv-ref/bin/python"),
+            repo_root().join("../.venv-ref/bin/python"),
+        ]
+        .into_iter()
+        .find(|p| p.exists())
     });
     if files.is_empty() {
         let tools = shared_dir().join("data/tools");
-        files = vec![tools.join("tools_toolbench.jsonl"), tools.join("tools_sealtools.jsonl")];
+        files = vec![
+            tools.join("tools_toolbench.jsonl"),
+            tools.join("tools_sealtools.jsonl"),
+        ];
     }
-    Ok(Options { model_dir, python, files })
+    Ok(Options {
+        model_dir,
+        python,
+        files,
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,8 +93,14 @@ fn main() -> anyhow::Result<()> {
     let reference_script = shared_dir().join("bench/reference_graph.py");
     println!("model directory: {}", options.model_dir.display());
     match &options.python {
-        Some(python) => println!("reference: {} {}", python.display(), reference_script.display()),
-        None => println!("reference: skipped (no python with sentence-transformers; set TOOLFLOW_REF_PYTHON)"),
+        Some(python) => println!(
+            "reference: {} {}",
+            python.display(),
+            reference_script.display()
+        ),
+        None => println!(
+            "reference: skipped (no python with sentence-transformers; set TOOLFLOW_REF_PYTHON)"
+        ),
     }
     for file in &options.files {
         if !file.exists() {
@@ -87,11 +112,20 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bench_file(file: &Path, toolflow: &Path, reference_script: &Path, options: &Options) -> anyhow::Result<()> {
+fn bench_file(
+    file: &Path,
+    toolflow: &Path,
+    reference_script: &Path,
+    options: &Options,
+) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let tools = scratch.path().join("tools.jsonl");
     let renamed = unique_names_copy(file, &tools)?;
-    println!("\n== {} ({} duplicate names suffixed)", file.display(), renamed);
+    println!(
+        "\n== {} ({} duplicate names suffixed)",
+        file.display(),
+        renamed
+    );
 
     let reference = match &options.python {
         Some(python) => {
@@ -105,13 +139,18 @@ fn bench_file(file: &Path, toolflow: &Path, reference_script: &Path, options: &O
                     .arg(&edges),
                 scratch.path(),
             )?;
-            let figures: Value = serde_json::from_str(measured.stdout.trim()).context("reference output")?;
+            let figures: Value =
+                serde_json::from_str(measured.stdout.trim()).context("reference output")?;
             Some((measured, figures, read_reference_edges(&edges)?))
         }
         None => None,
     };
 
-    let number = |v: &Value, pointer: &str| v.pointer(pointer).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let number = |v: &Value, pointer: &str| {
+        v.pointer(pointer)
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NAN)
+    };
     if let Some((measured, figures, _)) = &reference {
         let strings = number(figures, "/unique_strings");
         let seconds = |key: &str| number(figures, &format!("/seconds/{key}"));
@@ -150,8 +189,13 @@ fn bench_file(file: &Path, toolflow: &Path, reference_script: &Path, options: &O
             )
         };
         let cold = run_toolflow()?;
-        let warm_runs: Vec<Measured> = (0..3).map(|_| run_toolflow()).collect::<anyhow::Result<_>>()?;
-        let warm = warm_runs.into_iter().min_by_key(|m| m.wall).expect("three warm runs");
+        let warm_runs: Vec<Measured> = (0..3)
+            .map(|_| run_toolflow())
+            .collect::<anyhow::Result<_>>()?;
+        let warm = warm_runs
+            .into_iter()
+            .min_by_key(|m| m.wall)
+            .expect("three warm runs");
         cold_walls.push(cold.wall.as_secs_f64());
 
         let cold_figures: Value = serde_json::from_str(cold.stdout.trim())?;
@@ -163,7 +207,10 @@ fn bench_file(file: &Path, toolflow: &Path, reference_script: &Path, options: &O
             number(&cold_figures, "/build/parameter_slots"),
             number(&cold_figures, "/build/return_slots")
         );
-        for (label, measured, figures) in [("cold", &cold, &cold_figures), ("warm", &warm, &warm_figures)] {
+        for (label, measured, figures) in [
+            ("cold", &cold, &cold_figures),
+            ("warm", &warm, &warm_figures),
+        ] {
             let embed = number(figures, "/build/embed_time");
             let join = number(figures, "/build/join_time");
             println!(
@@ -205,20 +252,30 @@ fn bench_file(file: &Path, toolflow: &Path, reference_script: &Path, options: &O
                     common,
                     toolflow_pairs.len() - common,
                     reference_pairs.len() - common,
-                    if union == 0 { 1.0 } else { common as f64 / union as f64 }
+                    if union == 0 {
+                        1.0
+                    } else {
+                        common as f64 / union as f64
+                    }
                 );
             }
         }
     }
-    println!("cost of flow over paper, cold wall: {:.2}x", cold_walls[1] / cold_walls[0]);
+    println!(
+        "cost of flow over paper, cold wall: {:.2}x",
+        cold_walls[1] / cold_walls[0]
+    );
     Ok(())
 }
 
 fn read_reference_edges(path: &Path) -> anyhow::Result<HashSet<(u32, u32)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .map(|line| {
-            let (i, j) = line.split_once('\t').with_context(|| format!("{}: bad line {line:?}", path.display()))?;
+            let (i, j) = line
+                .split_once('\t')
+                .with_context(|| format!("{}: bad line {line:?}", path.display()))?;
             Ok((i.parse()?, j.parse()?))
         })
         .collect()
@@ -231,6 +288,11 @@ fn graph_pairs(path: &Path) -> anyhow::Result<HashSet<(u32, u32)>> {
     Ok(adjacency
         .iter()
         .enumerate()
-        .flat_map(|(i, neighbours)| neighbours.iter().filter(move |&&j| j > i as u32).map(move |&j| (i as u32, j)))
+        .flat_map(|(i, neighbours)| {
+            neighbours
+                .iter()
+                .filter(move |&&j| j > i as u32)
+                .map(move |&j| (i as u32, j))
+        })
         .collect())
 }

@@ -29,13 +29,24 @@ fn main() -> anyhow::Result<()> {
         Some(path) => PathBuf::from(path),
         None => {
             let tools = scratch.path().join("tools.jsonl");
-            unique_names_copy(&shared_dir().join("data/tools/tools_toolbench.jsonl"), &tools)?;
+            unique_names_copy(
+                &shared_dir().join("data/tools/tools_toolbench.jsonl"),
+                &tools,
+            )?;
             let graph = scratch.path().join("graph.json");
             let built = run_measured(
-                Command::new(toolflow_binary()?).arg("--quiet").arg("graph").arg(&tools).arg("-o").arg(&graph),
+                Command::new(toolflow_binary()?)
+                    .arg("--quiet")
+                    .arg("graph")
+                    .arg(&tools)
+                    .arg("-o")
+                    .arg(&graph),
                 scratch.path(),
             )?;
-            println!("built the ToolBench graph in {:.2}s", built.wall.as_secs_f64());
+            println!(
+                "built the ToolBench graph in {:.2}s",
+                built.wall.as_secs_f64()
+            );
             graph
         }
     };
@@ -68,7 +79,11 @@ fn main() -> anyhow::Result<()> {
                 let restarted = subsets.iter().filter(|s| s.restarts > 0).count();
                 println!(
                     "{label:>22}, {strategy:?}, {}: {COUNT} subsets of {size} in {:.1} ms ({short} short, {restarted} restarted)",
-                    if threads == 1 { "1 thread" } else { "all threads" },
+                    if threads == 1 {
+                        "1 thread"
+                    } else {
+                        "all threads"
+                    },
                     seconds * 1e3,
                 );
             }

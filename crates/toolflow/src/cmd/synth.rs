@@ -66,13 +66,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<()> {
     };
     let prompts = toolflow_synth::Prompts::load(args.prompts.as_deref())?;
     let settings = args.engine.settings(&endpoints, global, args.offline);
-    let (key_settings, run_key) = standalone_key(
-        &config.synth,
-        &settings,
-        &prompts,
-        &args.tools,
-        &config.mcp,
-    )?;
+    let (key_settings, run_key) =
+        standalone_key(&config.synth, &settings, &prompts, &args.tools, &config.mcp)?;
     let store = args
         .store
         .clone()
