@@ -253,3 +253,72 @@ async fn a_run_executes_on_real_servers_and_resumes_to_the_same_bytes() {
     );
     assert!(!out.join("mcp").exists(), "a server was started");
 }
+
+/// A run whose only tool is the stand-in MCP server's `poke` (toolflow-mcp's
+/// `tests/fixtures/standin-server.sh`, a shell script, not a real server), answering
+/// normally except in dialogue 1, where it behaves as `mode` says.
+fn faulty_config(server: &StandInServer, mode: &str) -> String {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../toolflow-mcp/tests/fixtures/standin-server.sh"
+    );
+    format!(
+        r#"
+[tools]
+paths = []
+[sample]
+count = 4
+size = 1
+[synth]
+turns = [2, 2]
+tools = "execute"
+[[mcp]]
+name = "standin"
+command = "sh"
+args = ["{script}", "{{workdir}}"]
+env = {{ STANDIN_MODE = "ok", STANDIN_MODE_1 = "{mode}" }}
+timeout = 2.0
+start_timeout = 20.0
+[[endpoint]]
+base_url = "{}"
+model = "scripted"
+max_concurrency = 64
+"#,
+        server.base_url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_fault_fails_its_dialogue_and_the_run_goes_on() {
+    let server = StandInServer::start(dialogue_script).await.unwrap();
+    for mode in ["crash", "hang", "malformed"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("run.toml"), faulty_config(&server, mode)).unwrap();
+        let summary = run_ok(dir.path(), &["run", "run.toml", "--no-cache"]);
+        let out = dir.path().join("toolflow-out");
+        let dialogues = dialogues(&out);
+        assert_eq!(dialogues.len(), 4, "{mode}: {}", summary["synth"]);
+        for dialogue in &dialogues {
+            let index = dialogue["index"].as_u64().unwrap();
+            let outcome = &dialogue["outcome"];
+            let executed = dialogue["turns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|turn| turn["origin"] == "mcp:standin")
+                .count();
+            if index == 1 {
+                assert_eq!(outcome["status"], "failed", "{mode}: {dialogue}");
+                let reason = outcome["reason"].as_str().unwrap();
+                assert!(reason.contains("standin"), "{mode}: {reason}");
+                assert_eq!(executed, 0, "{mode}: {dialogue}");
+            } else {
+                // Before and after the fault, the server answers: the next dialogue got a
+                // working instance.
+                assert_eq!(outcome["status"], "completed", "{mode}: {dialogue}");
+                assert!(executed >= 1, "{mode}: {dialogue}");
+            }
+        }
+        println!("{mode}: {}", summary["synth"]);
+    }
+}
