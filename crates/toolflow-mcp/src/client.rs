@@ -33,6 +33,10 @@ impl Server {
         };
         let limit = Duration::from_secs_f64(config.start_timeout);
         let (service, group) = if let Some(url) = &config.url {
+            // The workspace builds reqwest without a TLS crypto provider, and rmcp builds its
+            // own client: ring is installed first or an https URL panics. A second install
+            // is harmlessly refused.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let transport = StreamableHttpClientTransport::from_uri(url.as_str());
             let service = tokio::time::timeout(limit, ().serve(transport))
                 .await
