@@ -9,8 +9,8 @@
 //!
 //! Its calls follow data flow the simple way a chain subset's links are named: a parameter
 //! takes the value of a field of the earliest tool result in the conversation whose name it
-//! ends with (`person_id` or `personId` ← `id`, `city` ← `city`), when the value's type
-//! fits the parameter ([`linked_arguments`]); the other parameters get sample values.
+//! ends with (`person_id` or `personId` ← `id`, `city` ← `city`), when the parameter's
+//! schema accepts the value ([`linked_arguments`]); the other parameters get sample values.
 
 use serde_json::{Map, Value, json};
 use toolflow_llm::standin::{Reply, SeenRequest};
@@ -164,7 +164,7 @@ fn assistant(messages: &[Value], tools: Vec<Value>) -> Reply {
 /// earliest result that has such a field, its first occurrence (objects' fields in order,
 /// arrays' items in order). A parameter names a field when it is the field's name, or ends
 /// with it after `_` or as a capitalised word (`person_id`, `personId` ← `id`); the value is
-/// taken only when its JSON type is the parameter's.
+/// taken only when the parameter's schema accepts it, so a copy never breaks a call.
 pub fn linked_arguments(schema: &Value, messages: &[Value]) -> Value {
     let mut arguments = instance(schema);
     let results: Vec<Value> = messages
@@ -201,15 +201,12 @@ fn names_field(parameter: &str, field: &str) -> bool {
         || (parameter.len() > field.len() && parameter.ends_with(&capitalised))
 }
 
+/// Whether `value` is a scalar the parameter's schema accepts (type, enum, range, …).
 fn fits(property: &Value, value: &Value) -> bool {
-    match property["type"].as_str() {
-        Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
-        Some("number") => value.is_number(),
-        Some("boolean") => value.is_boolean(),
-        Some(_) => false,
-        None => !value.is_object() && !value.is_array() && !value.is_null(),
-    }
+    !value.is_object()
+        && !value.is_array()
+        && !value.is_null()
+        && jsonschema::validator_for(property).is_ok_and(|validator| validator.is_valid(value))
 }
 
 /// The first `(field, value)` of `value`, depth first, that `wanted` accepts.
@@ -310,4 +307,31 @@ fn invalid_instance(schema: &Value) -> Value {
         }
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parameter_takes_the_earliest_result_field_it_names_when_its_schema_accepts_it() {
+        let schema = json!({"type": "object", "properties": {
+            "person_id": {"type": "integer"},
+            "unit": {"type": "string", "enum": ["c", "f"]},
+            "query": {"type": "string"}}});
+        let messages = [
+            json!({"role": "user", "content": "Who is Ana?"}),
+            // Error results are not data.
+            json!({"role": "tool", "content": "{\"error\": \"down\", \"id\": 1}"}),
+            json!({"role": "tool", "content": "{\"results\": [{\"id\": 4711, \"unit\": \"kelvin\"}]}"}),
+            json!({"role": "tool", "content": "{\"id\": 9}"}),
+        ];
+        // `unit` names a field, but `kelvin` is not one of its values.
+        assert_eq!(
+            linked_arguments(&schema, &messages),
+            json!({"person_id": 4711, "unit": "c", "query": "sample"})
+        );
+        assert!(names_field("personId", "id") && names_field("city", "city"));
+        assert!(!names_field("paid", "id") && !names_field("id", ""));
+    }
 }
