@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::links::DialogueLink;
 use crate::subset::SamplingStrategy;
 use crate::tool::Tool;
 
@@ -21,6 +22,11 @@ pub struct Dialogue {
     pub tools: Vec<Tool>,
     /// The plan the user agent followed; null in the plan-off ablation.
     pub plan: Option<Plan>,
+    /// The data-flow links of a `chain` subset the plan was asked to use, each with whether
+    /// the dialogue realised it ([`crate::links::realised`]); empty for other subsets, and in
+    /// records written before links were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<DialogueLink>,
     /// Shared by all agents, as in the paper's examples.
     pub context: SystemContext,
     /// The messages, in order: user, assistant and tool turns.

@@ -10,6 +10,7 @@
 pub mod dialogue;
 pub mod graph;
 pub mod jsonl;
+pub mod links;
 pub mod metrics;
 pub mod names;
 pub mod overlap;
@@ -25,6 +26,7 @@ pub use dialogue::{
 pub use graph::{
     Edge, EdgeKind, Evidence, GraphMeta, GraphMethod, LinkRule, Signals, SlotLink, ToolGraph,
 };
+pub use links::DialogueLink;
 pub use metrics::MetricsDocument;
 pub use rejection::{Level, Reason, Rejection, Rule};
 pub use run_state::{RunState, StageRecord};

@@ -37,6 +37,12 @@ pub struct Definitions {
     pub diversity: String,
     /// What a chitchat round is.
     pub chitchat_share: String,
+    /// What makes a call chained. Empty in files written before it was counted.
+    #[serde(default)]
+    pub chained_calls: String,
+    /// When a planned link counts as realised. Empty in files written before it was counted.
+    #[serde(default)]
+    pub links_realised: String,
 }
 
 /// The format a dataset file was read as.
@@ -115,6 +121,24 @@ pub struct Statistics {
     pub mean_tools_per_dialogue: f64,
     /// Mean number of distinct tools a dialogue actually calls.
     pub mean_called_tools_per_dialogue: f64,
+    /// Tool calls with an argument value equal to a value of an earlier tool result (not an
+    /// error) of the same dialogue: data passed from one call to another. Booleans, nulls,
+    /// blank strings and the integers 0–9 are left out, as they match by chance
+    /// ([`crate::links::chained_calls`]). 0 in files measured before it was counted.
+    #[serde(default)]
+    pub chained_calls: u64,
+    /// `chained_calls / tool_calls`.
+    #[serde(default)]
+    pub chained_call_share: f64,
+    /// Data-flow links planned for the dialogues (`Dialogue.links`: chain subsets).
+    #[serde(default)]
+    pub links_planned: u64,
+    /// Planned links a call realised.
+    #[serde(default)]
+    pub links_realised: u64,
+    /// `links_realised / links_planned`; null when no dialogue has links.
+    #[serde(default)]
+    pub links_realised_share: Option<f64>,
 }
 
 /// Diversity of the utterance text of one dataset.

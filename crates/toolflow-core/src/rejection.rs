@@ -137,6 +137,14 @@ pub enum Rule {
     /// `warn` by default. Passes: step `Check the weather in Lyon`, `user: What's the
     /// weather like in Lyon?`. Fails: `user: Tell me a joke about cats.`.
     OffPlan,
+    /// A data-flow link planned for the dialogue (its chain subset's `links`) was not
+    /// realised: no call of the consumer passed, as the parameter, a value of the producer's
+    /// earlier result (`DialogueLink.realised`, decided when the dialogue was written).
+    /// `warn` by default: the dialogue may be good without following the chain.
+    /// Passes: link `search_person.results[].id → person_films.person_id`, result
+    /// `{"results": [{"id": 7021}]}`, then `person_films {"person_id": 7021}`. Fails: the same
+    /// link and `person_films` never called, or called with `{"person_id": 12}`.
+    UnrealisedLink,
     /// The same turns (generation metadata aside) as an earlier kept dialogue.
     /// Passes: the first copy. Fails: the second.
     ExactDuplicate,
@@ -153,7 +161,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order reports list them.
-    pub const ALL: [Rule; 22] = [
+    pub const ALL: [Rule; 23] = [
         Rule::UnparsedArguments,
         Rule::UnknownTool,
         Rule::SchemaViolation,
@@ -173,6 +181,7 @@ impl Rule {
         Rule::ResultSchema,
         Rule::UngroundedAnswer,
         Rule::OffPlan,
+        Rule::UnrealisedLink,
         Rule::ExactDuplicate,
         Rule::NearDuplicate,
         Rule::Judge,
@@ -200,6 +209,7 @@ impl Rule {
             Rule::ResultSchema => "result-schema",
             Rule::UngroundedAnswer => "ungrounded-answer",
             Rule::OffPlan => "off-plan",
+            Rule::UnrealisedLink => "unrealised-link",
             Rule::ExactDuplicate => "exact-duplicate",
             Rule::NearDuplicate => "near-duplicate",
             Rule::Judge => "judge",
@@ -209,7 +219,10 @@ impl Rule {
     /// The level a rule has when the rules file does not set one.
     pub fn default_level(self) -> Level {
         match self {
-            Rule::UngroundedArgument | Rule::UngroundedAnswer | Rule::OffPlan => Level::Warn,
+            Rule::UngroundedArgument
+            | Rule::UngroundedAnswer
+            | Rule::OffPlan
+            | Rule::UnrealisedLink => Level::Warn,
             _ => Level::Reject,
         }
     }

@@ -73,6 +73,8 @@ pub fn metrics_document(runs: Vec<RunMetrics>) -> MetricsDocument {
             tokens: "words over all text: user and assistant text, tool calls as name + JSON arguments, tool results as JSON".into(),
             diversity: "over user and assistant text only; entropy in bits (log base 2); Distinct-3 = distinct word trigrams / word trigrams, trigrams within one turn".into(),
             chitchat_share: "rounds (a user turn up to the next) without a tool call whose reply is not a clarification question leading to a call, over all rounds".into(),
+            chained_calls: "tool calls with an argument value (any scalar, at any depth) equal to a value of an earlier non-error tool result of the same dialogue, a number and a string holding it counting as equal; booleans, nulls, blank strings and the integers 0-9 are left out as chance matches; over all tool calls".into(),
+            links_realised: "planned data-flow links (chain subsets) for which a call of the consumer passed, as the parameter, a value found at the field of an earlier result of the producer (anywhere in it when the field path cannot be followed), over all planned links".into(),
         },
         runs,
     }

@@ -226,6 +226,7 @@ impl Filter {
         };
         check_turns(dialogue, &mut self.validators, &mut reasons);
         check_ending(dialogue, &mut reasons);
+        check_links(dialogue, &mut reasons);
         let mut reasons = reasons.list;
         if rejects(&reasons) {
             return reasons;
@@ -1183,6 +1184,32 @@ fn check_ending(dialogue: &Dialogue, reasons: &mut Reasons) {
                     "plan steps left: {} of {} done",
                     outcome.steps_done,
                     plan.steps.len()
+                ),
+            );
+        }
+    }
+}
+
+/// [`Rule::UnrealisedLink`]: one reason per planned link the dialogue did not realise.
+fn check_links(dialogue: &Dialogue, reasons: &mut Reasons) {
+    if !reasons.on(Rule::UnrealisedLink) {
+        return;
+    }
+    for (index, link) in dialogue.links.iter().enumerate() {
+        if !link.realised {
+            reasons.push(
+                Rule::UnrealisedLink,
+                None,
+                Some(format!("/links/{index}")),
+                format!(
+                    "planned link {}.{} → {}.{} was not realised: no call of {} passed a value of an earlier {} result as `{}`",
+                    link.producer,
+                    link.field,
+                    link.consumer,
+                    link.parameter,
+                    link.consumer,
+                    link.producer,
+                    link.parameter
                 ),
             );
         }

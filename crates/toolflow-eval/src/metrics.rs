@@ -32,6 +32,9 @@ pub struct DatasetMeasures {
     calls_per_tool: HashMap<String, u64>,
     offered_tools: u64,
     called_tools: u64,
+    chained_calls: u64,
+    links_planned: u64,
+    links_realised: u64,
     diversity: DiversityCounter,
 }
 
@@ -62,6 +65,9 @@ impl DatasetMeasures {
             }
         }
         self.called_tools += called.len() as u64;
+        self.chained_calls += toolflow_core::links::chained_calls(dialogue);
+        self.links_planned += dialogue.links.len() as u64;
+        self.links_realised += dialogue.links.iter().filter(|link| link.realised).count() as u64;
         for utterance in text::utterances(dialogue) {
             self.utterance_tokens += self.diversity.add_utterance(utterance);
         }
@@ -120,6 +126,12 @@ impl DatasetMeasures {
             mean_calls_per_called_tool: ratio(self.tool_calls, self.calls_per_tool.len() as u64),
             mean_tools_per_dialogue: ratio(self.offered_tools, self.dialogues),
             mean_called_tools_per_dialogue: ratio(self.called_tools, self.dialogues),
+            chained_calls: self.chained_calls,
+            chained_call_share: ratio(self.chained_calls, self.tool_calls),
+            links_planned: self.links_planned,
+            links_realised: self.links_realised,
+            links_realised_share: (self.links_planned > 0)
+                .then(|| ratio(self.links_realised, self.links_planned)),
         }
     }
 
@@ -285,5 +297,61 @@ mod tests {
         let d = diversity(&["I like tea.", "i LIKE tea", "you like tea"]);
         assert_eq!((d.distinct_trigrams, d.trigrams), (2, 3));
         assert!((d.distinct_3 - 2.0 / 3.0).abs() < 1e-12);
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A dialogue whose second call takes the id the first returned, with its links.
+    fn chained(person_id: serde_json::Value, realised: bool) -> Dialogue {
+        serde_json::from_value(json!({
+            "id": "d", "index": 0, "tools": [], "plan": null,
+            "links": [{"producer": "search_person", "field": "results[].id",
+                       "consumer": "person_films", "parameter": "person_id", "realised": realised}],
+            "context": {"current_time": "2024-05-14T09:30:00", "location": "Lyon"},
+            "turns": [
+                {"role": "user", "content": "Who plays Ana?", "plan_step": null, "generation": null},
+                {"role": "assistant", "content": null, "generation": null, "tool_calls": [
+                    {"id": "call_0", "name": "search_person", "arguments": {"query": "Ana", "page": 1}}]},
+                {"role": "tool", "tool_call_id": "call_0", "name": "search_person",
+                 "content": {"page": 1, "results": [{"id": 7021}]}, "generation": null},
+                {"role": "assistant", "content": null, "generation": null, "tool_calls": [
+                    {"id": "call_1", "name": "person_films", "arguments": {"person_id": person_id, "page": 1}}]},
+                {"role": "tool", "tool_call_id": "call_1", "name": "person_films",
+                 "content": {"films": ["Nine"]}, "generation": null},
+                {"role": "assistant", "content": "Nine.", "generation": null, "tool_calls": []}
+            ],
+            "settings": {"sampler": "chain", "plan": false, "target_turns": 1, "max_turns": 2,
+                         "user_style": "terse", "seed": 0, "models": {}, "temperature": 0.0},
+            "outcome": {"status": "completed", "reason": null, "steps_done": 1},
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn chained_calls_and_realised_links_are_counted() {
+        let mut measures = DatasetMeasures::default();
+        measures.add(&chained(json!(7021), true));
+        // `page: 1` matches the result's page, but 1 is too common to count.
+        measures.add(&chained(json!(12), false));
+        let statistics = measures.statistics();
+        assert_eq!(statistics.tool_calls, 4);
+        assert_eq!(statistics.chained_calls, 1);
+        assert_eq!(statistics.chained_call_share, 0.25);
+        assert_eq!(
+            (statistics.links_planned, statistics.links_realised),
+            (2, 1)
+        );
+        assert_eq!(statistics.links_realised_share, Some(0.5));
+        let mut unlinked = DatasetMeasures::default();
+        let mut dialogue = chained(json!(7021), true);
+        dialogue.links.clear();
+        unlinked.add(&dialogue);
+        assert_eq!(unlinked.statistics().links_realised_share, None);
+        assert_eq!(unlinked.statistics().chained_calls, 1);
     }
 }

@@ -150,6 +150,7 @@ pub(crate) fn human_dialogue(
         index,
         tools,
         plan: None,
+        links: Vec::new(),
         context: SystemContext::default(),
         turns,
         settings: DialogueSettings {

@@ -269,7 +269,11 @@ async fn write_all(
                     return None;
                 }
                 started.fetch_add(1, Ordering::Relaxed);
-                Some(synth.write(subset.index, subset.strategy, chosen).await)
+                Some(
+                    synth
+                        .write_with_links(subset.index, subset.strategy, chosen, subset.links)
+                        .await,
+                )
             }
         })
         .buffer_unordered(synth.config().concurrency);

@@ -27,9 +27,11 @@ pub fn graph_line(output: &Path, built: &BuiltGraph, stats: &GraphStats) -> Stri
 }
 
 /// SS ×100 and EnR in percent, as the paper's Table 2 prints them; `-` for no value.
+/// `chained`: the share of calls taking a value of an earlier result; `links`: planned
+/// data-flow links realised / planned (`-` when no dialogue has links).
 pub fn metrics_table(runs: &[RunMetrics]) -> String {
     let mut out = format!(
-        "{:<24} {:>9} {:>8} {:>11} {:>8} {:>10} {:>9} {:>8} {:>7} {:>6} {:>6}\n",
+        "{:<24} {:>9} {:>8} {:>11} {:>8} {:>10} {:>9} {:>8} {:>9} {:>8} {:>7} {:>6} {:>6}\n",
         "run",
         "dialogues",
         "turns",
@@ -37,6 +39,8 @@ pub fn metrics_table(runs: &[RunMetrics]) -> String {
         "calls",
         "call turns",
         "chitchat",
+        "chained",
+        "links",
         "H (bits)",
         "D-3",
         "SS",
@@ -48,8 +52,13 @@ pub fn metrics_table(runs: &[RunMetrics]) -> String {
             Some(value) => format!("{:.2}", 100.0 * value),
             None => "-".to_string(),
         };
+        let links = if s.links_planned == 0 {
+            "-".to_string()
+        } else {
+            format!("{}/{}", s.links_realised, s.links_planned)
+        };
         out.push_str(&format!(
-            "{:<24} {:>9} {:>8} {:>11} {:>8} {:>10} {:>8.1}% {:>8.2} {:>7.4} {:>6} {:>6}\n",
+            "{:<24} {:>9} {:>8} {:>11} {:>8} {:>10} {:>8.1}% {:>7.1}% {:>9} {:>8.2} {:>7.4} {:>6} {:>6}\n",
             run.name,
             s.dialogues,
             s.turns,
@@ -57,6 +66,8 @@ pub fn metrics_table(runs: &[RunMetrics]) -> String {
             s.tool_calls,
             s.call_turns,
             100.0 * s.chitchat_share,
+            100.0 * s.chained_call_share,
+            links,
             d.entropy_bits,
             d.distinct_3,
             percent(run.coherence.ss.value),

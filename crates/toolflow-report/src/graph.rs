@@ -75,6 +75,9 @@ pub fn section(graph: &Input<ToolGraph>) -> String {
         summary.degrees.iter().sum::<usize>() as f64 / nodes as f64
     };
     let max_degree = summary.degrees.iter().copied().max().unwrap_or(0);
+    // Each joined pair is in both nodes' neighbour lists.
+    let joined_pairs = summary.degrees.iter().sum::<usize>() / 2;
+    let possible_pairs = nodes * nodes.saturating_sub(1) / 2;
     let param_param = graph
         .edges
         .iter()
@@ -89,6 +92,19 @@ pub fn section(graph: &Input<ToolGraph>) -> String {
                 html::integer(graph.edges.len() as u64),
                 html::integer(param_param as u64),
                 html::integer((graph.edges.len() - param_param) as u64)
+            ),
+        ),
+        (
+            "density",
+            format!(
+                "{:.2}% ({} of {} tool pairs joined)",
+                if possible_pairs == 0 {
+                    0.0
+                } else {
+                    100.0 * joined_pairs as f64 / possible_pairs as f64
+                },
+                html::integer(joined_pairs as u64),
+                html::integer(possible_pairs as u64)
             ),
         ),
         ("isolated nodes", html::integer(summary.isolated as u64)),
@@ -250,6 +266,9 @@ mod tests {
             value: g,
         });
         assert!(html.contains("<dt>isolated nodes</dt><dd>1</dd>"));
+        // 1 pair of the 3 possible joined.
+        assert!(html.contains("<dt>density</dt><dd>33.33% (1 of 3 tool pairs joined)</dd>"));
+        assert!(html.contains("(1 param–param, 0 return–param)"));
         assert!(html.contains("<dt>components</dt><dd>2 (largest: 2 nodes)</dd>"));
         assert!(html.contains("<title>degree 0: 1 nodes</title>"));
         assert!(html.contains("<title>degree 1: 2 nodes</title>"));

@@ -99,6 +99,16 @@ fn rows() -> Vec<Row> {
             Format::Percent,
         ),
         (
+            "chained calls",
+            |r| Measure::of(r.statistics.chained_call_share),
+            Format::Percent,
+        ),
+        (
+            "links realised",
+            |r| Measure::maybe(r.statistics.links_realised_share, &None),
+            Format::Percent,
+        ),
+        (
             "calls per called tool",
             |r| Measure::of(r.statistics.mean_calls_per_called_tool),
             Format::Decimal,
@@ -237,10 +247,16 @@ fn definitions(document: &MetricsDocument) -> String {
         ("tokens", definitions.tokens.clone()),
         ("diversity", definitions.diversity.clone()),
         ("chitchat_share", definitions.chitchat_share.clone()),
+        ("chained_calls", definitions.chained_calls.clone()),
+        ("links_realised", definitions.links_realised.clone()),
     ];
     let mut out =
         String::from("<details class=\"definitions\"><summary>How these are counted</summary><dl>");
-    for (term, definition) in entries {
+    // Files written before a measure was defined hold no definition for it.
+    for (term, definition) in entries
+        .into_iter()
+        .filter(|(_, definition)| !definition.is_empty())
+    {
         let _ = write!(
             out,
             "<dt>{}</dt><dd>{}</dd>",
@@ -291,6 +307,8 @@ mod tests {
             run.statistics.dialogues = [1200, 200][i];
             run.statistics.chitchat_share = 0.25;
             run.statistics.plan_chitchat_share = None;
+            run.statistics.chained_call_share = 0.5;
+            run.statistics.links_realised_share = [Some(0.75), None][i];
             run.coherence.ss.value = Some([0.81234, 0.7][i]);
             run.coherence.enr =
                 toolflow_core::metrics::EnrMeasure::unavailable("unavailable: needs a model");
@@ -315,6 +333,11 @@ mod tests {
             "<tr><th>plan chitchat share</th><td class=\"absent\">—</td><td class=\"absent\">—</td></tr>"
         ));
         assert!(html.contains("<tr><th>SS</th><td>0.812</td><td>0.700</td></tr>"));
+        // Human data has no planned links: its cell is empty, not 0%.
+        assert!(html.contains(
+            "<tr><th>links realised</th><td>75.0 %</td><td class=\"absent\">—</td></tr>"
+        ));
+        assert!(html.contains("<tr><th>chained calls</th><td>50.0 %</td><td>50.0 %</td></tr>"));
         assert!(html.contains("title=\"unavailable: needs a model\">—<sup>1</sup>"));
         // A measure that happens to be whole keeps its decimals, so the column lines up.
         assert!(html.contains("<th>judge HELP</th><td class=\"absent\" title=\"unavailable: not computed yet\">—<sup>2</sup></td><td>4.000</td>"));

@@ -220,31 +220,48 @@ mod tests {
         let planner = prompts
             .render(
                 PromptKind::Planner,
-                json!({"tools": "[...]", "target_turns": 5, "structured": false}),
+                json!({"tools": "[...]", "target_turns": 5, "structured": false, "links": ""}),
             )
             .unwrap();
         assert!(planner.contains("Write exactly 5 turns"));
         assert!(planner.contains("N. Chitchat:"));
+        assert!(!planner.contains("can take what another one returns"));
+        let linked = prompts
+            .render(
+                PromptKind::Planner,
+                json!({"tools": "[...]", "target_turns": 5, "structured": false,
+                       "links": "- search_person returns `results[].id`, which person_films takes as `person_id`"}),
+            )
+            .unwrap();
+        assert!(linked.contains("can take what another one returns:\n- search_person returns"));
+        assert!(linked.contains("names neither a tool, nor a field, nor the value itself"));
         let user = prompts
             .render(
                 PromptKind::User,
                 json!({"context": "It is 09:00.", "tools": "[]", "plan": "1. Chitchat: hi\n2. Chitchat: bye",
                        "history": "(empty)", "style": "casual", "structured": true,
-                       "completed_steps": "1", "current_step": 2}),
+                       "completed_steps": "1", "current_step": 2, "linked_parameters": ""}),
             )
             .unwrap();
         assert!(user.contains("casual style"));
         assert!(user.contains("\"current_step\""));
         assert!(user.contains("steps done so far: 1; the message you write belongs to step 2."));
+        assert!(!user.contains("never state a value yourself"));
         let user_without_plan = prompts
             .render(
                 PromptKind::User,
                 json!({"context": "", "tools": "[]", "plan": null, "history": "", "style": "terse",
-                       "structured": false, "completed_steps": "", "current_step": null}),
+                       "structured": false, "completed_steps": "", "current_step": null,
+                       "linked_parameters": "`person_id` of person_films (from what search_person returns)"}),
             )
             .unwrap();
         assert!(user_without_plan.contains("There is no outline"));
         assert!(!user_without_plan.contains("Current step"));
+        // Without a plan there is no rule 6 of the outline, so the linked values' rule is 6.
+        assert!(user_without_plan.contains(
+            "6. Whatever rule 5 says, never state a value yourself that the assistant should take \
+             from what a tool returned earlier in the conversation: `person_id` of person_films"
+        ));
     }
 
     #[test]

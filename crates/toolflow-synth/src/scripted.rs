@@ -6,6 +6,11 @@
 //! parallel calls (step 2, when two tools are offered), a clarifying question (step 4), and
 //! after the user's answer a call that breaks the tool's schema, the tool's error, and the
 //! corrected call.
+//!
+//! Its calls follow data flow the simple way a chain subset's links are named: a parameter
+//! takes the value of a field of the earliest tool result in the conversation whose name it
+//! ends with (`person_id` or `personId` ← `id`, `city` ← `city`), when the parameter's
+//! schema accepts the value ([`linked_arguments`]); the other parameters get sample values.
 
 use serde_json::{Map, Value, json};
 use toolflow_llm::standin::{Reply, SeenRequest};
@@ -113,7 +118,7 @@ fn assistant(messages: &[Value], tools: Vec<Value>) -> Reply {
             if let Some(function) = functions.iter().find(|f| f["name"] == name) {
                 return Reply::ToolCalls(vec![(
                     name.to_string(),
-                    instance(&function["parameters"]),
+                    linked_arguments(&function["parameters"], messages),
                 )]);
             }
         }
@@ -126,7 +131,7 @@ fn assistant(messages: &[Value], tools: Vec<Value>) -> Reply {
     let call = |function: &Value| {
         (
             function["name"].as_str().unwrap_or_default().to_string(),
-            instance(&function["parameters"]),
+            linked_arguments(&function["parameters"], messages),
         )
     };
     if text.contains("chat") {
@@ -151,6 +156,71 @@ fn assistant(messages: &[Value], tools: Vec<Value>) -> Reply {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
         Reply::ToolCalls(vec![call(functions[(step - 1) % functions.len().max(1)])])
+    }
+}
+
+/// Arguments valid against `schema` ([`instance`]), each top-level parameter that names a
+/// field of an earlier tool result in `messages` taking that field's value instead: the
+/// earliest result that has such a field, its first occurrence (objects' fields in order,
+/// arrays' items in order). A parameter names a field when it is the field's name, or ends
+/// with it after `_` or as a capitalised word (`person_id`, `personId` ← `id`); the value is
+/// taken only when the parameter's schema accepts it, so a copy never breaks a call.
+pub fn linked_arguments(schema: &Value, messages: &[Value]) -> Value {
+    let mut arguments = instance(schema);
+    let results: Vec<Value> = messages
+        .iter()
+        .filter(|message| message["role"] == "tool")
+        .filter_map(|message| message["content"].as_str())
+        .filter_map(|content| serde_json::from_str(content).ok())
+        .filter(|result: &Value| result.get("error").is_none())
+        .collect();
+    let Some(properties) = schema["properties"].as_object() else {
+        return arguments;
+    };
+    for (parameter, property) in properties {
+        let found = results.iter().find_map(|result| {
+            first_field(result, &|field, value| {
+                names_field(parameter, field) && fits(property, value)
+            })
+        });
+        if let (Some(value), Some(object)) = (found, arguments.as_object_mut()) {
+            object.insert(parameter.clone(), value.clone());
+        }
+    }
+    arguments
+}
+
+fn names_field(parameter: &str, field: &str) -> bool {
+    let mut chars = field.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let capitalised: String = first.to_uppercase().chain(chars).collect();
+    parameter == field
+        || parameter.ends_with(&format!("_{field}"))
+        || (parameter.len() > field.len() && parameter.ends_with(&capitalised))
+}
+
+/// Whether `value` is a scalar the parameter's schema accepts (type, enum, range, …).
+fn fits(property: &Value, value: &Value) -> bool {
+    !value.is_object()
+        && !value.is_array()
+        && !value.is_null()
+        && jsonschema::validator_for(property).is_ok_and(|validator| validator.is_valid(value))
+}
+
+/// The first `(field, value)` of `value`, depth first, that `wanted` accepts.
+fn first_field<'a>(value: &'a Value, wanted: &dyn Fn(&str, &Value) -> bool) -> Option<&'a Value> {
+    match value {
+        Value::Object(fields) => fields.iter().find_map(|(name, field)| {
+            if wanted(name, field) {
+                Some(field)
+            } else {
+                first_field(field, wanted)
+            }
+        }),
+        Value::Array(items) => items.iter().find_map(|item| first_field(item, wanted)),
+        _ => None,
     }
 }
 
@@ -237,4 +307,31 @@ fn invalid_instance(schema: &Value) -> Value {
         }
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parameter_takes_the_earliest_result_field_it_names_when_its_schema_accepts_it() {
+        let schema = json!({"type": "object", "properties": {
+            "person_id": {"type": "integer"},
+            "unit": {"type": "string", "enum": ["c", "f"]},
+            "query": {"type": "string"}}});
+        let messages = [
+            json!({"role": "user", "content": "Who is Ana?"}),
+            // Error results are not data.
+            json!({"role": "tool", "content": "{\"error\": \"down\", \"id\": 1}"}),
+            json!({"role": "tool", "content": "{\"results\": [{\"id\": 4711, \"unit\": \"kelvin\"}]}"}),
+            json!({"role": "tool", "content": "{\"id\": 9}"}),
+        ];
+        // `unit` names a field, but `kelvin` is not one of its values.
+        assert_eq!(
+            linked_arguments(&schema, &messages),
+            json!({"person_id": 4711, "unit": "c", "query": "sample"})
+        );
+        assert!(names_field("personId", "id") && names_field("city", "city"));
+        assert!(!names_field("paid", "id") && !names_field("id", ""));
+    }
 }

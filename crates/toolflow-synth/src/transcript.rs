@@ -4,7 +4,7 @@
 //! tool calls.
 
 use serde_json::{Value, json};
-use toolflow_core::{Plan, StepKind, Tool, Turn};
+use toolflow_core::{Plan, StepKind, SubsetLink, Tool, Turn};
 use toolflow_llm::{Message, Role, ToolCallRequest, ToolSpec};
 
 /// One line of JSON per tool: name, description, parameters and, when `with_returns`, the
@@ -44,6 +44,37 @@ pub fn tool_spec(tool: &Tool) -> ToolSpec {
         description: tool.description.clone(),
         parameters: tool.parameters.clone(),
     }
+}
+
+/// The planner's view of a subset's data-flow links, one line each (empty without links):
+/// the planner may read tool and field names, which its rules forbid it to write.
+pub fn links_text(links: &[SubsetLink]) -> String {
+    links
+        .iter()
+        .map(|link| {
+            format!(
+                "- {} returns `{}`, which {} takes as `{}`",
+                link.producer, link.field, link.consumer, link.parameter
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The user agent's view of the linked parameters (empty without links): each one's tool
+/// and the tool whose result should fill it, so that the user leaves those values to the
+/// assistant.
+pub fn linked_parameters_text(links: &[SubsetLink]) -> String {
+    links
+        .iter()
+        .map(|link| {
+            format!(
+                "`{}` of {} (from what {} returns)",
+                link.parameter, link.consumer, link.producer
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The plan in the numbered text form the planner prompt describes.

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use toolflow_core::{
     AssistantTurn, CHECKED, Dialogue, DialogueSettings, Generation, Outcome, OutcomeStatus, Plan,
-    SIMULATED, SamplingStrategy, StepKind, Tool, ToolCall, ToolTurn, Turn, Usage, UserTurn,
+    SIMULATED, SamplingStrategy, StepKind, SubsetLink, Tool, ToolCall, ToolTurn, Turn, Usage,
+    UserTurn,
 };
 use toolflow_llm::{ChatRequest, ChatResponse, Engine, EngineError, Message, ToolChoice};
 
@@ -24,7 +25,8 @@ use crate::plan::{PlanError, parse_plan, plan_schema};
 use crate::prompts::{PromptError, PromptKind, Prompts};
 use crate::role::Role;
 use crate::transcript::{
-    chat_messages, plan_text, tool_json, tool_spec, tools_json, tools_summary, user_view,
+    chat_messages, linked_parameters_text, links_text, plan_text, tool_json, tool_spec, tools_json,
+    tools_summary, user_view,
 };
 
 /// Why a [`Synthesizer`] cannot be made for these settings.
@@ -156,6 +158,21 @@ impl Synthesizer {
     /// engine's retries, or an answer that cannot be used, ends the dialogue with status
     /// `failed`, its reason, and the turns written so far.
     pub async fn write(&self, index: u64, sampler: SamplingStrategy, tools: Vec<Tool>) -> Dialogue {
+        self.write_with_links(index, sampler, tools, Vec::new())
+            .await
+    }
+
+    /// [`Synthesizer::write`] for a subset with data-flow `links` (a `chain` subset): the
+    /// planner is asked for steps whose later requests need what earlier answers returned,
+    /// the user agent is told not to state those values itself, and the dialogue records
+    /// each link with whether a call realised it ([`toolflow_core::links::realised`]).
+    pub async fn write_with_links(
+        &self,
+        index: u64,
+        sampler: SamplingStrategy,
+        tools: Vec<Tool>,
+        links: Vec<SubsetLink>,
+    ) -> Dialogue {
         let seed = dialogue_seed(self.config.seed, index);
         let config = &self.config;
         let [min, max] = config.turns;
@@ -192,6 +209,7 @@ impl Synthesizer {
             settings,
             models,
             tools,
+            links,
             plan: None,
             turns: Vec::new(),
             usage: Usage::default(),
@@ -212,11 +230,15 @@ impl Synthesizer {
                 steps_done: writer.addressed.len() as u32,
             },
         };
+        // Judged on the turns as written, failed dialogues included: a link realised before
+        // a later failure was still realised.
+        let links = toolflow_core::links::realise_links(&writer.links, &writer.turns);
         Dialogue {
             id: self.dialogue_id(index),
             index,
             tools: writer.tools,
             plan: writer.plan,
+            links,
             context,
             turns: writer.turns,
             settings: writer.settings,
@@ -234,6 +256,8 @@ struct DialogueWriter<'a> {
     /// The model of each role, in [`Role::ALL`]'s order (as in `settings.models`).
     models: [String; Role::ALL.len()],
     tools: Vec<Tool>,
+    /// The subset's data-flow links, which the planner and the user agent are told about.
+    links: Vec<SubsetLink>,
     plan: Option<Plan>,
     turns: Vec<Turn>,
     usage: Usage,
@@ -362,13 +386,15 @@ impl DialogueWriter<'_> {
     async fn write_plan(&mut self) -> Result<Plan, Failure> {
         let target = self.settings.target_turns as usize;
         let structured = self.synth.config.structured;
-        let prompt = self
-            .synth
-            .prompts
-            .render(
-                PromptKind::Planner,
-                json!({"tools": tools_json(&self.tools, false), "target_turns": target, "structured": structured}),
-            )?;
+        let prompt = self.synth.prompts.render(
+            PromptKind::Planner,
+            json!({
+                "tools": tools_json(&self.tools, false),
+                "target_turns": target,
+                "structured": structured,
+                "links": links_text(&self.links),
+            }),
+        )?;
         let names: Vec<String> = self.tools.iter().map(|tool| tool.name.clone()).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         // `check` holds `plan_attempts` to at least 1.
@@ -423,6 +449,7 @@ impl DialogueWriter<'_> {
                 "structured": structured,
                 "completed_steps": completed.join(", "),
                 "current_step": open_step,
+                "linked_parameters": linked_parameters_text(&self.links),
             }),
         )?;
         let mut request = ChatRequest::new(vec![Message::user(prompt)]);

@@ -164,6 +164,7 @@ fn dialogue(index: u64, tools: &[Tool], vocabulary: &Vocabulary, rng: &mut ChaCh
         index,
         tools: offered,
         plan: Some(Plan { steps }),
+        links: Vec::new(),
         context: SystemContext {
             current_time: "2024-05-14T09:30:00".into(),
             location: "Lyon, France".into(),

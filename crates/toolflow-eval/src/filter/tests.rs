@@ -75,6 +75,7 @@ fn dialogue(id: &str, turns: Vec<Turn>) -> Dialogue {
         index: 0,
         tools: vec![weather_tool()],
         plan: None,
+        links: Vec::new(),
         context: SystemContext {
             current_time: "2024-05-14T09:30:00".into(),
             location: "Lyon, France".into(),
@@ -763,4 +764,33 @@ fn off_plan_is_a_warning_measured_with_the_embedding_given() {
     let similarities = plan_similarities(&off, &mut embed).unwrap();
     assert_eq!(similarities.len(), 1);
     assert!(similarities[0].cosine < OFF_PLAN_THRESHOLD);
+}
+
+#[test]
+fn unrealised_link_warns_for_each_planned_link_no_call_followed() {
+    let link = |realised: bool| toolflow_core::DialogueLink {
+        producer: "search_city".into(),
+        field: "results[].name".into(),
+        consumer: "get_weather".into(),
+        parameter: "city".into(),
+        realised,
+    };
+    let mut passing = good("realised");
+    passing.links = vec![link(true)];
+    assert!(reasons(&passing).is_empty(), "{:?}", reasons(&passing));
+    let mut failing = good("unrealised");
+    failing.links = vec![link(true), link(false)];
+    let found = reasons(&failing);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].rule, Rule::UnrealisedLink);
+    assert_eq!(found[0].level, Level::Warn);
+    assert_eq!(found[0].pointer.as_deref(), Some("/links/1"));
+    assert!(
+        found[0]
+            .detail
+            .contains("search_city.results[].name → get_weather.city"),
+        "{}",
+        found[0].detail
+    );
+    assert!(!rejects(&found));
 }

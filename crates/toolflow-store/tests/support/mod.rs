@@ -28,6 +28,7 @@ pub fn dialogue(seed: u64, index: u64, size: usize) -> Dialogue {
             meta: Default::default(),
         }],
         plan: None,
+        links: Vec::new(),
         context: SystemContext {
             current_time: "2024-05-14T09:30:00".into(),
             location: "Lyon, France".into(),
