@@ -55,7 +55,8 @@ pub struct SynthConfig {
     /// Requests per user message or structured answer: one whose text runs into
     /// `max_message_chars` was cut there by the schema (and is recorded as cut, which the
     /// filter rejects), so it is asked again with the next seed, up to this many times in
-    /// all. 1 asks once.
+    /// all; so is a user message that repeats the user's previous one word for word. 1
+    /// asks once.
     pub turn_attempts: u32,
     /// Let the tool agent answer a valid call with an error (a resource that does not
     /// exist, a refused request), as Table 17 asks. Off, a valid call always gets a result

@@ -460,14 +460,32 @@ impl DialogueWriter<'_> {
             ));
         }
         let field = structured.then_some("message");
-        let (answer, generation) = self.ask_uncut(Role::User, request, field).await?;
-        let text = answer.text.as_deref().unwrap_or_default();
-        let (message, step) = if structured {
-            user_from_json(text)
-        } else {
-            user_from_text(text)
-        }
-        .map_err(|error| error.of(Role::User))?;
+        let previous = self.turns.iter().rev().find_map(|turn| match turn {
+            Turn::User(user) => Some(user.content.trim().to_string()),
+            _ => None,
+        });
+        let attempts = self.synth.config.turn_attempts.max(1);
+        let mut attempt = 1;
+        let (message, step, generation) = loop {
+            let (answer, generation) = self.ask_uncut(Role::User, request.clone(), field).await?;
+            let text = answer.text.as_deref().unwrap_or_default();
+            let (message, step) = if structured {
+                user_from_json(text)
+            } else {
+                user_from_text(text)
+            }
+            .map_err(|error| error.of(Role::User))?;
+            // A message that repeats the user's previous one word for word moves nothing
+            // forward (a small model's way of getting stuck): asked again, as a cut one is.
+            if attempt >= attempts || previous.as_deref() != Some(message.trim()) {
+                break (message, step, generation);
+            }
+            attempt += 1;
+            tracing::debug!(
+                attempt,
+                "the user repeated its previous message; asking again"
+            );
+        };
         // The text form cannot be held to the open step while it is written.
         if step.is_some() && step != open_step {
             tracing::debug!(?step, ?open_step, "the user agent named another step");

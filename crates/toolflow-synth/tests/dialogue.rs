@@ -2,10 +2,11 @@
 //! dialogue model: the records are checked field by field.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
 use toolflow_core::{OutcomeStatus, SamplingStrategy, StepKind, Tool, Turn};
-use toolflow_llm::standin::StandInServer;
+use toolflow_llm::standin::{Reply, StandInServer};
 use toolflow_llm::{CacheMode, Endpoint, EndpointConfig, Engine, EngineConfig, http_client};
 use toolflow_synth::scripted::dialogue_script;
 use toolflow_synth::{Prompts, Role, SynthConfig, Synthesizer, ToolChoicePolicy};
@@ -361,4 +362,77 @@ async fn a_failing_endpoint_fails_the_dialogue_not_the_run() {
             .to_string()
             .contains("gpt-9")
     );
+}
+
+/// The scripted model, except that every other user-agent request after the first is
+/// answered with the user's previous message, word for word.
+fn repeating_user(request: &toolflow_llm::standin::SeenRequest, asked: &AtomicUsize) -> Reply {
+    let reply = dialogue_script(request);
+    let prompt = request.body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default();
+    let previous = prompt
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("User: "));
+    match (reply, previous) {
+        (Reply::Json(mut answer), Some(previous))
+            if prompt.starts_with("You play the user")
+                && asked.fetch_add(1, Ordering::SeqCst) % 2 == 0 =>
+        {
+            answer["message"] = json!(previous);
+            Reply::Json(answer)
+        }
+        (reply, _) => reply,
+    }
+}
+
+fn user_messages(dialogue: &toolflow_core::Dialogue) -> Vec<&str> {
+    dialogue
+        .turns
+        .iter()
+        .filter_map(|turn| match turn {
+            Turn::User(user) => Some(user.content.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_user_message_that_repeats_the_previous_one_is_asked_again() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    let server = StandInServer::start(move |request| repeating_user(request, &counter))
+        .await
+        .unwrap();
+    let write = |turn_attempts| {
+        let config = SynthConfig {
+            turn_attempts,
+            ..config()
+        };
+        let synth =
+            Synthesizer::new(engine(&server, None), Prompts::builtin().unwrap(), config).unwrap();
+        async move { synth.write(3, SamplingStrategy::Graph, tools()).await }
+    };
+
+    // Asked once, the repeats stay.
+    let once = write(1).await;
+    let users = user_messages(&once);
+    assert!(
+        users.windows(2).any(|pair| pair[0] == pair[1]),
+        "{users:#?}"
+    );
+
+    // Asked up to twice, every repeat is asked again and replaced.
+    asked.store(0, Ordering::SeqCst);
+    let twice = write(2).await;
+    assert_eq!(twice.outcome.status, OutcomeStatus::Completed);
+    let users = user_messages(&twice);
+    assert!(users.len() >= 4, "{users:#?}");
+    assert!(
+        users.windows(2).all(|pair| pair[0] != pair[1]),
+        "{users:#?}"
+    );
+    // One request per user turn, and one more for each repeat but the first turn's.
+    assert_eq!(asked.load(Ordering::SeqCst), 2 * (users.len() - 1));
 }
