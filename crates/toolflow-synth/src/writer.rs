@@ -351,15 +351,18 @@ impl DialogueWriter<'_> {
         Ok((answer, generation))
     }
 
-    /// Asks `request` for `role` with the next seed, and counts its tokens. With `field`,
-    /// a structured answer whose `field` string ran into `max_message_chars` was cut by the
-    /// schema: it is asked again with the next seed, up to `turn_attempts` times in all, and
-    /// the last answer is recorded as cut (`finish_reason: length`) if it still is.
-    async fn ask_uncut(
+    /// Asks `request` for `role` with the next seed, and counts its tokens. An answer is
+    /// asked again with the next seed, up to `turn_attempts` times in all, when it was cut
+    /// (with `field`: a structured answer whose `field` string ran into `max_message_chars`
+    /// was cut by the schema) or when `repeats` says its text only repeats an earlier
+    /// message. The last answer is kept either way, recorded as cut
+    /// (`finish_reason: length`) if it still is.
+    async fn ask_retrying(
         &mut self,
         role: Role,
         request: ChatRequest,
         field: Option<&str>,
+        repeats: &dyn Fn(&str) -> bool,
     ) -> Result<(ChatResponse, Generation), Failure> {
         let max_chars = self.synth.config.max_message_chars;
         let attempts = self.synth.config.turn_attempts.max(1);
@@ -367,18 +370,17 @@ impl DialogueWriter<'_> {
             let seed = self.next_seed();
             let (answer, mut generation) = self.ask(role, request.clone(), seed).await?;
             self.usage += answer.usage;
-            let cut = field.is_some_and(|field| {
-                mark_cut(
-                    &mut generation,
-                    answer.text.as_deref().unwrap_or_default(),
-                    field,
-                    max_chars,
-                )
-            });
-            if !cut || attempt >= attempts {
+            let text = answer.text.as_deref().unwrap_or_default();
+            let cut = field.is_some_and(|field| mark_cut(&mut generation, text, field, max_chars));
+            let repeated = !cut && repeats(text);
+            if !(cut || repeated) || attempt >= attempts {
                 return Ok((answer, generation));
             }
-            tracing::debug!(%role, attempt, "an answer ran into max_message_chars; asking again");
+            if cut {
+                tracing::debug!(%role, attempt, "an answer ran into max_message_chars; asking again");
+            } else {
+                tracing::debug!(%role, attempt, "an answer repeated an earlier message; asking again");
+            }
         }
         unreachable!("the loop returns by its last attempt")
     }
@@ -464,28 +466,25 @@ impl DialogueWriter<'_> {
             Turn::User(user) => Some(user.content.trim().to_string()),
             _ => None,
         });
-        let attempts = self.synth.config.turn_attempts.max(1);
-        let mut attempt = 1;
-        let (message, step, generation) = loop {
-            let (answer, generation) = self.ask_uncut(Role::User, request.clone(), field).await?;
-            let text = answer.text.as_deref().unwrap_or_default();
-            let (message, step) = if structured {
+        let parse = |text: &str| {
+            if structured {
                 user_from_json(text)
             } else {
                 user_from_text(text)
             }
-            .map_err(|error| error.of(Role::User))?;
-            // A message that repeats the user's previous one word for word moves nothing
-            // forward (a small model's way of getting stuck): asked again, as a cut one is.
-            if attempt >= attempts || previous.as_deref() != Some(message.trim()) {
-                break (message, step, generation);
-            }
-            attempt += 1;
-            tracing::debug!(
-                attempt,
-                "the user repeated its previous message; asking again"
-            );
         };
+        // A message that repeats the user's previous one word for word moves nothing
+        // forward (a small model's way of getting stuck).
+        let repeats = |text: &str| {
+            previous.as_deref().is_some_and(|previous| {
+                parse(text).is_ok_and(|(message, _)| message.trim() == previous)
+            })
+        };
+        let (answer, generation) = self
+            .ask_retrying(Role::User, request, field, &repeats)
+            .await?;
+        let (message, step) = parse(answer.text.as_deref().unwrap_or_default())
+            .map_err(|error| error.of(Role::User))?;
         // The text form cannot be held to the open step while it is written.
         if step.is_some() && step != open_step {
             tracing::debug!(?step, ?open_step, "the user agent named another step");
@@ -527,7 +526,9 @@ impl DialogueWriter<'_> {
             request.tool_choice = tool_choice;
             request.keep_invalid_arguments = config.keep_invalid_arguments;
             let field = structured_answer.then_some("answer");
-            let (answer, generation) = self.ask_uncut(Role::Assistant, request, field).await?;
+            let (answer, generation) = self
+                .ask_retrying(Role::Assistant, request, field, &|_| false)
+                .await?;
             let calls: Vec<ToolCall> = answer
                 .tool_calls
                 .iter()
