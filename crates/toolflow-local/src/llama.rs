@@ -46,6 +46,8 @@ pub struct Llama {
     rope_cos: Vec<f32>,
     rope_sin: Vec<f32>,
     pool: Option<rayon::ThreadPool>,
+    /// Kept between passes: allocating them afresh cost a decoding step its page faults.
+    scratch: std::sync::Mutex<Scratch>,
 }
 
 /// One sequence's keys and values, per layer: `len` positions of `kv_heads * head_dim`.
@@ -81,6 +83,7 @@ struct Scratch {
     projected: Vec<f32>,
     gate_up: Vec<f32>,
     hidden: Vec<f32>,
+    logits: Vec<f32>,
 }
 
 impl Llama {
@@ -218,6 +221,7 @@ impl Llama {
             rope_cos,
             rope_sin,
             pool,
+            scratch: Default::default(),
         })
     }
 
@@ -293,7 +297,9 @@ impl Llama {
         let rows: usize = batch.iter().map(|(_, t)| t.len()).sum();
         let kv_dim = c.kv_heads * c.head_dim;
         let pool = self.pool.as_ref();
-        let mut s = Scratch::default();
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let s = &mut *scratch;
+        s.x.clear();
         s.x.resize(rows * c.dim, 0.0);
         for (row, token) in batch.iter().flat_map(|(_, t)| t.iter()).enumerate() {
             self.embeddings
@@ -355,9 +361,9 @@ impl Llama {
         rms_norm(&last, &self.output_norm, c.rms_eps, &mut s.normed);
         s.quantized.quantize(&s.normed, c.dim);
         let output = self.output.as_ref().unwrap_or(&self.embeddings);
-        let mut logits = vec![0.0; batch.len() * output.rows];
-        output.matmul(&s.quantized, &mut logits, pool);
-        Ok(logits
+        s.logits.resize(batch.len() * output.rows, 0.0);
+        output.matmul(&s.quantized, &mut s.logits, pool);
+        Ok(s.logits
             .chunks_exact(output.rows)
             .map(<[f32]>::to_vec)
             .collect())

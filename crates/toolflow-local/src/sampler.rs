@@ -23,6 +23,9 @@ fn most_likely_first(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
 
+/// How far below the best token, in units of temperature, a token's weight stops counting.
+const NEGLIGIBLE_GAP: f32 = 30.0;
+
 /// The nucleus is first looked for among this many of the most likely tokens.
 const FIRST_NUCLEUS_GUESS: usize = 64;
 
@@ -63,13 +66,17 @@ impl Sampler {
         if self.temperature <= 0.0 {
             return Ok(best.0 as u32);
         }
+        // Tokens further below the best than this weigh under e^-30 of it: below f32's
+        // resolution of any total that holds the best token, so leaving them out spares
+        // nearly the whole vocabulary's `exp` and changes a draw only by rounding.
+        let floor = best.1 - NEGLIGIBLE_GAP * self.temperature;
         let candidates = &mut self.candidates;
         candidates.clear();
         candidates.extend(
             logits
                 .iter()
                 .enumerate()
-                .filter(|(id, l)| allowed(*id, **l))
+                .filter(|(id, l)| **l >= floor && allowed(*id, **l))
                 .map(|(id, l)| (id as u32, ((l - best.1) / self.temperature).exp())),
         );
         if self.top_p < 1.0 {
@@ -207,6 +214,26 @@ mod tests {
             let mut sampler = Sampler::new(Some(0.8), Some(top_p), Some(5));
             let mut rng = ChaCha8Rng::seed_from_u64(5);
             for _ in 0..20 {
+                assert_eq!(
+                    sampler.sample(&logits, None).unwrap(),
+                    full_sort_reference(&logits, 0.8, top_p, &mut rng),
+                    "top_p {top_p}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn leaving_out_the_negligible_tail_draws_what_the_whole_vocabulary_draws() {
+        // A head of a few likely tokens and a vocabulary-sized tail far below them.
+        let mut logits = vec![-40.0f32; 49_152];
+        for (i, logit) in [12.0, 11.5, 10.0, 9.0, -5.0].into_iter().enumerate() {
+            logits[7 * i + 3] = logit;
+        }
+        for top_p in [0.9, 1.0] {
+            let mut sampler = Sampler::new(Some(0.8), Some(top_p), Some(9));
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            for _ in 0..200 {
                 assert_eq!(
                     sampler.sample(&logits, None).unwrap(),
                     full_sort_reference(&logits, 0.8, top_p, &mut rng),

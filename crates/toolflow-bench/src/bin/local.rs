@@ -67,7 +67,7 @@ fn main() -> Result<()> {
 
     if only > 0 {
         for (name, base) in [("free text", &free), ("JSON Schema grammar", &structured)] {
-            print_batched(&mut model, name, base, only)?;
+            print_batched(&mut model, name, base, only, rounds)?;
         }
         println!("{}", load_average());
         return Ok(());
@@ -83,7 +83,7 @@ fn main() -> Result<()> {
     println!("-- sequences decoded together ({threads} threads; aggregate tokens/s)");
     for (name, base) in [("free text", &free), ("JSON Schema grammar", &structured)] {
         for sequences in [1, 2, 4, 8] {
-            print_batched(&mut model, name, base, sequences)?;
+            print_batched(&mut model, name, base, sequences, rounds)?;
         }
     }
 
@@ -94,16 +94,30 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// Medians of `rounds` runs after an unmeasured one, as for the single stream: the ratio of
+/// the 4-sequence figure to the 1-sequence one is only as good as both medians.
 fn print_batched(
     model: &mut LocalModel,
     name: &str,
     base: &ChatRequest,
     sequences: usize,
+    rounds: usize,
 ) -> Result<()> {
-    let (prompt_rate, generation_rate, tokens, cpu) = batched(model, base, sequences)?;
+    batched(model, base, sequences)?;
+    let runs = (0..rounds.max(1))
+        .map(|_| batched(model, base, sequences))
+        .collect::<Result<Vec<_>>>()?;
+    let prompt_rate = median(runs.iter().map(|r| r.0).collect());
+    let generation_rate = median(runs.iter().map(|r| r.1).collect());
+    let per_cpu_second = median(
+        runs.iter()
+            .map(|r| r.2 as f64 / r.3.as_secs_f64())
+            .collect(),
+    );
     println!(
-        "{name}, {sequences} sequences: prompt {prompt_rate:.1} tokens/s, generation {generation_rate:.1} tokens/s ({tokens} tokens; {:.1} per CPU second)",
-        tokens as f64 / cpu.as_secs_f64()
+        "{name}, {sequences} sequences: prompt {prompt_rate:.1} tokens/s, generation {generation_rate:.1} tokens/s median of {} ({} tokens a run; {per_cpu_second:.1} per CPU second)",
+        runs.len(),
+        runs[0].2,
     );
     Ok(())
 }
