@@ -106,6 +106,9 @@ pub enum LinkRule {
     SharedTokens,
     /// The embedding signals alone, above their threshold, with compatible types.
     Embedding,
+    /// The parameter's description names the producer ("obtained from the Search Airport
+    /// API").
+    DescribedSource,
     /// `param-param`: two tools take the same specific slot.
     SharedSlot,
 }

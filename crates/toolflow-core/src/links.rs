@@ -51,7 +51,16 @@ pub fn realised(link: &SubsetLink, turns: &[Turn]) -> bool {
         match turn {
             Turn::Tool(result) if result.name == link.producer && !result.is_error => {
                 match values_at(&result.content, &link.field) {
-                    Some(values) => produced.extend(values),
+                    // An object or array at the field (an object the schema left undeclared,
+                    // the whole result for an empty path) passes itself or any value in it.
+                    Some(values) => {
+                        for value in values {
+                            produced.push(value);
+                            if value.is_object() || value.is_array() {
+                                produced.extend(leaves(value));
+                            }
+                        }
+                    }
                     None => produced.extend(leaves(&result.content)),
                 }
             }
@@ -301,6 +310,24 @@ mod tests {
         let recorded = realise_links(&[link()], &reshaped);
         assert!(recorded[0].realised);
         assert_eq!(recorded[0].parameter, "person_id");
+        // An object at the field, or the whole result (an empty path): a value inside counts.
+        for field in ["location", ""] {
+            let inside = SubsetLink {
+                producer: "search_location".into(),
+                field: field.into(),
+                consumer: "search_restaurants".into(),
+                parameter: "locationId".into(),
+            };
+            let turns = vec![
+                result(
+                    "search_location",
+                    json!({"location": {"locationId": 3_721}}),
+                    false,
+                ),
+                call("search_restaurants", json!({"locationId": "3721"})),
+            ];
+            assert!(realised(&inside, &turns), "field {field:?}");
+        }
     }
 
     #[test]

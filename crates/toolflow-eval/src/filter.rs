@@ -1202,8 +1202,9 @@ fn check_links(dialogue: &Dialogue, reasons: &mut Reasons) {
                 None,
                 Some(format!("/links/{index}")),
                 format!(
-                    "planned link {}.{} → {}.{} was not realised: no call of {} passed a value of an earlier {} result as `{}`",
+                    "planned link {}{}{} → {}.{} was not realised: no call of {} passed a value of an earlier {} result as `{}`",
                     link.producer,
+                    if link.field.is_empty() { "" } else { "." },
                     link.field,
                     link.consumer,
                     link.parameter,

@@ -35,6 +35,20 @@
 //! [`FlowOptions::threshold`], and each parameter keeps its [`FlowOptions::per_parameter`]
 //! best producers (a text parameter such as `message` would take anything).
 //!
+//! # Described sources
+//!
+//! A parameter whose description says where its value comes from ("Location ID obtained from
+//! Tripadvisor's Search Restaurant Location API", "extracted from the Search Airport API")
+//! names its producer outright. The words between `from` / `by` / `through` / `via` /
+//! `using` and `API` / `endpoint` / `tool` / `function` / `method` / `operation` / `service`
+//! are matched against every other tool's name and path tokens: the tool that holds at least
+//! [`SOURCE_CONTAINMENT`] of the phrase's tokens with the best Jaccard overlap (a tie names
+//! nobody) becomes a producer with rule `described-source` and score
+//! [`DESCRIBED_SOURCE_SCORE`], whatever the names and the slot's specificity say. The field
+//! is the producer's field that matches the parameter best by name, then by the qualified
+//! cosine; an object without declared fields counts (the value sits inside it), and a
+//! producer with no return schema gives its whole result (an empty path).
+//!
 //! # Parameter–parameter edges
 //!
 //! Two tools joined by the same qualified parameter name, or parameters whose paper cosine is
@@ -60,6 +74,94 @@ pub const MAX_DEPTH: usize = 3;
 
 /// Score factor of a return field that echoes one of its own tool's parameters.
 const ECHO_FACTOR: f32 = 0.9;
+
+/// Score of a link whose parameter's description names its producer.
+pub const DESCRIBED_SOURCE_SCORE: f32 = 0.95;
+
+/// Share of a described source's tokens that a tool must hold to be the one it names.
+pub const SOURCE_CONTAINMENT: f32 = 0.75;
+
+/// Words after which a description names where a value comes from.
+const SOURCE_MARKERS: [&str; 5] = ["from", "by", "through", "via", "using"];
+
+/// Nouns that close the name of a source (`… Search Airport API`).
+const SOURCE_NOUNS: [&str; 7] = [
+    "api",
+    "endpoint",
+    "tool",
+    "function",
+    "method",
+    "operation",
+    "service",
+];
+
+/// The phrases of a description that name where a value comes from, as tokens: the words
+/// between a marker (`from`) and a source noun (`API`), at most eight, within one clause.
+fn source_phrases(description: &str) -> Vec<Vec<String>> {
+    let words: Vec<&str> = description.split_whitespace().collect();
+    let mut phrases = Vec::new();
+    for (at, word) in words.iter().enumerate() {
+        if !SOURCE_MARKERS.contains(&word.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        let mut phrase: Vec<String> = Vec::new();
+        for word in words[at + 1..].iter().take(8) {
+            let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
+            let noun = crate::names::singular(&bare.to_ascii_lowercase());
+            if SOURCE_NOUNS.contains(&noun.as_str()) {
+                if !phrase.is_empty() {
+                    phrases.push(std::mem::take(&mut phrase));
+                }
+                break;
+            }
+            // A clause ends at punctuation: what follows no longer names the source.
+            if word.ends_with(['.', ',', ';', ':', ')', '(']) {
+                break;
+            }
+            phrase.extend(
+                tokens(bare)
+                    .into_iter()
+                    .filter(|t| t.len() > 1 && !matches!(t.as_str(), "the" | "an" | "its")),
+            );
+        }
+    }
+    phrases
+}
+
+/// The tool a source phrase names: among the tools that hold [`SOURCE_CONTAINMENT`] of its
+/// tokens, the one with the best Jaccard overlap, when no other ties it.
+fn named_tool(phrase: &[String], tool_tokens: &[HashSet<String>]) -> Option<u32> {
+    let phrase: HashSet<&String> = phrase.iter().collect();
+    let mut best: Option<(f32, u32)> = None;
+    let mut tied = false;
+    for (index, tokens) in tool_tokens.iter().enumerate() {
+        let shared = phrase.iter().filter(|t| tokens.contains(**t)).count();
+        if (shared as f32) < SOURCE_CONTAINMENT * phrase.len() as f32 || shared == 0 {
+            continue;
+        }
+        let jaccard = shared as f32 / (phrase.len() + tokens.len() - shared) as f32;
+        match best {
+            Some((score, _)) if jaccard < score => {}
+            Some((score, _)) if jaccard == score => tied = true,
+            _ => {
+                best = Some((jaccard, index as u32));
+                tied = false;
+            }
+        }
+    }
+    best.filter(|_| !tied).map(|(_, index)| index)
+}
+
+/// The name and path tokens of every tool, for [`named_tool`].
+fn tool_tokens(tools: &[Tool]) -> Vec<HashSet<String>> {
+    tools
+        .iter()
+        .map(|tool| {
+            let path = tool.meta.get("path").and_then(Value::as_str).unwrap_or("");
+            tokens(&tool.name).into_iter().chain(tokens(path)).collect()
+        })
+        .collect()
+}
 
 /// The knobs of the flow method; [`FlowOptions::default`] is what `toolflow graph` uses (tuned
 /// on NESTFUL and ToolBench G2, documented in the README with an ablation).
@@ -105,6 +207,8 @@ pub struct SignalSet {
     pub specificity: bool,
     /// Qualifying names by owner and tool context (without it, names are the raw tokens).
     pub context: bool,
+    /// Producers named by a parameter's description.
+    pub described_source: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -563,7 +667,8 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
     // it without taking it is where the value comes from, and ranks first.
     let own_parameters: HashSet<(u32, String)> =
         parameters.iter().map(|s| (s.tool, s.key())).collect();
-    let mut scored: Vec<(u32, u32, SlotLink)> = Vec::new();
+    // (producer, field or `WHOLE_RESULT`, parameter, link)
+    let mut scored: Vec<(u32, u32, u32, SlotLink)> = Vec::new();
     for (f, p) in candidates {
         let (field, parameter) = (&fields[f as usize], &parameters[p as usize]);
         if field.tool == parameter.tool {
@@ -627,24 +732,57 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
                 rule,
                 signals,
             };
-            scored.push((f, p, link));
+            scored.push((field.tool, f, p, link));
         }
+    }
+    if !off.described_source {
+        let signals = |field: Option<&Slot>, parameter: &Slot| {
+            let slot_specificity = specificity.slot(parameter);
+            let Some(field) = field else {
+                return Signals {
+                    types: 0.5,
+                    names: 0.0,
+                    qualified_cosine: 0.0,
+                    paper_cosine: 0.0,
+                    specificity: slot_specificity,
+                };
+            };
+            Signals {
+                types: type_score(field.kind, parameter.kind),
+                names: name_signal(&field.qualified, &parameter.qualified, &specificity).0,
+                qualified_cosine: exact_cosine(
+                    vector(field.qualified_string),
+                    vector(parameter.qualified_string),
+                ),
+                paper_cosine: exact_cosine(
+                    vector(field.paper_string),
+                    vector(parameter.paper_string),
+                ),
+                specificity: slot_specificity,
+            }
+        };
+        scored.extend(described_source_links(
+            tools,
+            &parameters,
+            &fields,
+            |f, p| signals(f, p),
+        ));
     }
 
     // Each parameter keeps its best producers (distinct tools), best first; ties by slot order.
     scored.sort_by(|x, y| {
-        x.1.cmp(&y.1)
-            .then(y.2.score.total_cmp(&x.2.score))
-            .then(x.0.cmp(&y.0))
+        x.2.cmp(&y.2)
+            .then(y.3.score.total_cmp(&x.3.score))
+            .then(x.1.cmp(&y.1))
     });
     let mut found: Found = HashMap::new();
     let mut at = 0;
     while at < scored.len() {
-        let p = scored[at].1;
+        let p = scored[at].2;
         let mut producers: Vec<u32> = Vec::new();
-        while at < scored.len() && scored[at].1 == p {
-            let (f, _, link) = &scored[at];
-            let producer = fields[*f as usize].tool;
+        while at < scored.len() && scored[at].2 == p {
+            let (producer, _, _, link) = &scored[at];
+            let producer = *producer;
             let consumer = parameters[p as usize].tool;
             if producers.contains(&producer) || producers.len() < flow.per_parameter {
                 if !producers.contains(&producer) {
@@ -750,6 +888,72 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
         "built the flow graph"
     );
     Ok((graph, report))
+}
+
+/// Stands for the producer's whole result in a described-source link whose producer
+/// declares no return fields.
+const WHOLE_RESULT: u32 = u32::MAX;
+
+/// The links of parameters whose description names their producer (see the module docs):
+/// `(producer, field or WHOLE_RESULT, parameter, link)`. `signals` scores a field (or the
+/// whole result, `None`) against a parameter, for the evidence.
+fn described_source_links(
+    tools: &[Tool],
+    parameters: &[Slot],
+    fields: &[Slot],
+    signals: impl Fn(Option<&Slot>, &Slot) -> Signals,
+) -> Vec<(u32, u32, u32, SlotLink)> {
+    let tool_tokens = tool_tokens(tools);
+    let mut links = Vec::new();
+    for (p, parameter) in parameters.iter().enumerate() {
+        let description = tools[parameter.tool as usize]
+            .parameters
+            .get("properties")
+            .and_then(|properties| properties.get(&parameter.path))
+            .and_then(|schema| schema.get("description"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let mut named: Vec<u32> = source_phrases(description)
+            .iter()
+            .filter_map(|phrase| named_tool(phrase, &tool_tokens))
+            .filter(|&producer| producer != parameter.tool)
+            .collect();
+        named.dedup();
+        for producer in named {
+            // The producer's field most like the parameter; an undeclared object may hold it.
+            let field = fields
+                .iter()
+                .enumerate()
+                .filter(|(_, field)| field.tool == producer)
+                .filter(|(_, field)| {
+                    matches!(field.kind, Kind::Object | Kind::Array)
+                        || type_score(field.kind, parameter.kind) > 0.0
+                })
+                .map(|(f, field)| (f as u32, signals(Some(field), parameter)))
+                .max_by(|(fx, x), (fy, y)| {
+                    x.names
+                        .total_cmp(&y.names)
+                        .then(x.qualified_cosine.total_cmp(&y.qualified_cosine))
+                        .then(fy.cmp(fx))
+                });
+            let has_fields = fields.iter().any(|field| field.tool == producer);
+            let (f, from, link_signals) = match field {
+                Some((f, link_signals)) => (f, fields[f as usize].path.clone(), link_signals),
+                // Declared fields, none of which can carry the value: no link.
+                None if has_fields => continue,
+                None => (WHOLE_RESULT, String::new(), signals(None, parameter)),
+            };
+            let link = SlotLink {
+                from,
+                to: parameter.path.clone(),
+                score: DESCRIBED_SOURCE_SCORE,
+                rule: LinkRule::DescribedSource,
+                signals: link_signals,
+            };
+            links.push((producer, f, p as u32, link));
+        }
+    }
+    links
 }
 
 fn embedding_score(qualified: f32, paper: f32, off: SignalSet) -> f32 {

@@ -292,3 +292,97 @@ fn the_paper_method_records_no_links_and_no_method() {
             .all(|e| e["evidence"].get("links").is_none())
     );
 }
+
+#[test]
+fn a_description_that_names_its_source_links_the_tool_it_names() {
+    let mut tools = vec![
+        // The producer: its result is an object without declared fields.
+        tool(
+            "Tripadvisor_Search_Restaurant_Location",
+            json!({"query": {"type": "string"}}),
+            Some(
+                json!({"type": "object", "properties": {"status": {"type": "boolean"}, "location": {"type": "object"}}}),
+            ),
+            json!({}),
+        ),
+        // A tool whose name shares most words with the producer's: not the one named.
+        tool(
+            "Tripadvisor_Search_Restaurants",
+            json!({
+                "locationId": {"type": "string", "description": "Location ID obtained from Tripadvisor's Search Restaurant Location API."},
+                "page": {"type": "integer", "description": "Sorted by the page number, from the first."}
+            }),
+            Some(json!({"type": "object", "properties": {"status": {"type": "boolean"}}})),
+            json!({}),
+        ),
+        // Names a source no tool matches: no link.
+        tool(
+            "Goodreads_Get_Authors_Books",
+            json!({"authorID": {"type": "string", "description": "Can be obtained through other endpoints."}}),
+            None,
+            json!({}),
+        ),
+        // No return schema: its whole result is the field.
+        tool(
+            "Weather_Lookup_Station",
+            json!({"city": {"type": "string"}}),
+            None,
+            json!({}),
+        ),
+        tool(
+            "Forecast",
+            json!({"station": {"type": "string", "description": "A station code returned by the Weather Lookup Station endpoint."}}),
+            None,
+            json!({}),
+        ),
+    ];
+    tools.extend(fillers(20));
+    let (graph, _) =
+        build_flow_graph(&tools, &options(), &FlowOptions::default(), hashed_embed).unwrap();
+    let named = edge(
+        &graph,
+        "Tripadvisor_Search_Restaurant_Location",
+        "Tripadvisor_Search_Restaurants",
+        EdgeKind::ReturnParam,
+    )
+    .expect("the named producer feeds the parameter");
+    let link = &named.evidence.links[0];
+    assert_eq!(
+        (link.from.as_str(), link.to.as_str(), link.rule),
+        ("location", "locationId", LinkRule::DescribedSource)
+    );
+    let whole = edge(
+        &graph,
+        "Weather_Lookup_Station",
+        "Forecast",
+        EdgeKind::ReturnParam,
+    )
+    .expect("a producer without a return schema gives its whole result");
+    assert_eq!(whole.evidence.links[0].from, "");
+    assert!(
+        graph
+            .edges
+            .iter()
+            .all(|e| e.b != "Goodreads_Get_Authors_Books" && e.a != "Goodreads_Get_Authors_Books"),
+        "a source that names no tool links nothing"
+    );
+
+    let without = FlowOptions {
+        without: toolflow_graph::SignalSet {
+            described_source: true,
+            ..Default::default()
+        },
+        ..FlowOptions::default()
+    };
+    let (graph, _) = build_flow_graph(&tools, &options(), &without, hashed_embed).unwrap();
+    assert!(
+        edge(
+            &graph,
+            "Weather_Lookup_Station",
+            "Forecast",
+            EdgeKind::ReturnParam
+        )
+        .is_none(),
+        "switched off, the description alone links nothing"
+    );
+}

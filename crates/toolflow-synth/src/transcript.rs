@@ -52,9 +52,14 @@ pub fn links_text(links: &[SubsetLink]) -> String {
     links
         .iter()
         .map(|link| {
+            // An empty field is the producer's whole result (it declares no fields).
+            let returns = match link.field.as_str() {
+                "" => "a result".to_string(),
+                field => format!("`{field}`"),
+            };
             format!(
-                "- {} returns `{}`, which {} takes as `{}`",
-                link.producer, link.field, link.consumer, link.parameter
+                "- {} returns {returns}, which {} takes as `{}`",
+                link.producer, link.consumer, link.parameter
             )
         })
         .collect::<Vec<_>>()

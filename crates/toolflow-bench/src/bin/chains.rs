@@ -13,6 +13,10 @@
 //! Density is the share of unordered tool pairs joined by any edge, lift is recall / density
 //! (1 is chance). See `toolflow_graph::quality` for the exact definitions.
 //!
+//! Last, how far the tools' own text can tell G2's co-used pairs from the other cross-tool
+//! pairs of their category: the AUC of the tool-description cosine (0.5 is chance).
+
+//!
 //! usage: cargo run --release -p toolflow-bench --bin chains -- [--ablate] [--write DIR] [--flow k=v,…] [--model-dir DIR]
 //!
 //! `--write DIR` keeps every graph scored (`nestful-flow.json`, `g2-paper.json`, …) for a look;
@@ -151,6 +155,78 @@ fn main() -> anyhow::Result<()> {
             g2_seconds,
         );
     }
+    co_usage_separability(&g2_tools, &g2_sets, &mut embedder)?;
+    Ok(())
+}
+
+/// How far anything in the tools' own text can tell G2's co-used pairs from the other pairs
+/// of the same category: the AUC of the cosine of the tools' `"{name}: {description}"`
+/// embeddings, co-used cross-tool pairs against every other cross-tool pair of one category
+/// (0.5 is chance), and the density of the graph that joins every such pair.
+fn co_usage_separability(
+    tools: &[Tool],
+    sets: &[Vec<(String, String)>],
+    embedder: &mut CachedEmbedder,
+) -> anyhow::Result<()> {
+    let strings: Vec<String> = tools
+        .iter()
+        .map(|tool| format!("{}: {}", tool.name, tool.description))
+        .collect();
+    let vectors = embedder.embed(&strings)?;
+    let index: HashMap<&str, usize> = tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| (tool.name.as_str(), i))
+        .collect();
+    let mut co_used = std::collections::HashSet::new();
+    for set in sets {
+        for (at, (group_a, a)) in set.iter().enumerate() {
+            for (group_b, b) in &set[at + 1..] {
+                if let (true, Some(&i), Some(&j)) = (
+                    group_a != group_b,
+                    index.get(a.as_str()),
+                    index.get(b.as_str()),
+                ) {
+                    co_used.insert((i.min(j), i.max(j)));
+                }
+            }
+        }
+    }
+    let meta = |i: usize, key: &str| tools[i].meta.get(key).and_then(Value::as_str);
+    let cosine = |i: usize, j: usize| -> f32 {
+        vectors[i].iter().zip(&vectors[j]).map(|(a, b)| a * b).sum()
+    };
+    let (mut positive, mut negative) = (Vec::new(), Vec::new());
+    for i in 0..tools.len() {
+        for j in i + 1..tools.len() {
+            if meta(i, "category") != meta(j, "category")
+                || meta(i, "tool_name") == meta(j, "tool_name")
+            {
+                continue;
+            }
+            match co_used.contains(&(i, j)) {
+                true => positive.push(cosine(i, j)),
+                false => negative.push(cosine(i, j)),
+            }
+        }
+    }
+    let wins: f64 = positive
+        .iter()
+        .flat_map(|p| negative.iter().map(move |n| (p, n)))
+        .map(|(p, n)| match p.total_cmp(n) {
+            std::cmp::Ordering::Greater => 1.0,
+            std::cmp::Ordering::Equal => 0.5,
+            std::cmp::Ordering::Less => 0.0,
+        })
+        .sum();
+    let all_pairs = tools.len() * (tools.len() - 1) / 2;
+    println!(
+        "\nG2 co-usage against the tools' own text: {} co-used cross-tool pairs among {} cross-tool pairs of one category (a graph joining them all: density {:.1}%); AUC of the tool-description cosine {:.3} (0.5 is chance)",
+        positive.len(),
+        positive.len() + negative.len(),
+        100.0 * (positive.len() + negative.len()) as f64 / all_pairs as f64,
+        wins / (positive.len() * negative.len()).max(1) as f64,
+    );
     Ok(())
 }
 
@@ -231,6 +307,13 @@ fn variants(ablate: bool, tuned: &FlowOptions) -> Vec<Variant> {
                 "flow − specificity",
                 SignalSet {
                     specificity: true,
+                    ..off()
+                },
+            ),
+            flow(
+                "flow − described source",
+                SignalSet {
+                    described_source: true,
                     ..off()
                 },
             ),
