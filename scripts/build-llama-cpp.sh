@@ -2,8 +2,9 @@
 # Builds the real servers the live tests talk to, into the toolflow cache, when asked
 # (it is never part of .ci/run: the C++ build takes about 12 minutes on two cores):
 #   - llama.cpp's `llama-server`, from the llama.cpp that llama-cpp-python's sdist vendors;
-#   - llama-cpp-python's own server, in a venv, using the libllama.so built above.
-# Then `cargo test -p toolflow-llm --test live_servers` runs against both.
+#   - llama-cpp-python's own server, in a venv, using the libllama.so built above;
+#   - `llama-bench` and `llama-batched-bench`, which the `local` bench runs beside its own figures.
+# Then `cargo test -p toolflow-llm --test live_servers` runs against both servers.
 # Needs cmake, ninja, a C++ compiler and pip (cmake and ninja come from pip if absent).
 set -euo pipefail
 VERSION=0.3.36
@@ -22,7 +23,7 @@ if [ ! -f build/.built ]; then
     -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON
-  nice -n 10 cmake --build build -j"$(nproc)" --target llama-server llama-bench
+  nice -n 10 cmake --build build -j"$(nproc)" --target llama-server llama-bench llama-batched-bench
   touch build/.built
 fi
 if [ ! -x pyenv/bin/python ]; then

@@ -229,7 +229,8 @@ fn graph_entities(result: &Value) -> Vec<String> {
         .collect()
 }
 
-/// server-everything in its Streamable HTTP mode, on a free loopback port; killed on drop.
+/// server-everything in its Streamable HTTP mode, on a free loopback port; killed on drop
+/// with its whole process group (killing `npx` alone leaves the node server running).
 struct HttpServer {
     child: std::process::Child,
     url: String,
@@ -237,7 +238,8 @@ struct HttpServer {
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: killpg takes plain integers; a group that is gone gives ESRCH.
+        unsafe { libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
@@ -245,6 +247,7 @@ impl Drop for HttpServer {
 /// The server once it says it listens, or None (after saying why) when it never does.
 fn start_http_everything() -> Option<HttpServer> {
     use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -257,6 +260,7 @@ fn start_http_everything() -> Option<HttpServer> {
             "streamableHttp",
         ])
         .env("PORT", port.to_string())
+        .process_group(0)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -1,12 +1,15 @@
 //! The embedded model's speed on this machine: prompt processing and generation tokens/s,
 //! free and under a JSON Schema grammar, for 1 to 8 sequences decoded together, on one
 //! thread and on `--threads`; what reusing the KV cache saves on a second turn; and, in the
-//! same run, llama.cpp's `llama-bench` on the same GGUF and thread count when it is built.
+//! same run, llama.cpp's `llama-bench` (single stream) and `llama-batched-bench` (1 to 8
+//! sequences) on the same GGUF and thread count when they are built.
 //!
 //! `cargo run --release -p toolflow-bench --bin local [-- --rounds N --threads T --sequences S]`
 //! (`--sequences S`: only the batched figures for S sequences, the case to profile).
 //! The model comes from the cache (`TOOLFLOW_CACHE_DIR` or the default), fetched when absent.
-//! `llama-bench` is `LLAMA_BENCH` or `<cache>/llama-cpp/build/bin/llama-bench`.
+//! `llama-bench` is `LLAMA_BENCH` or `<cache>/llama-cpp/build/bin/llama-bench`, and
+//! `llama-batched-bench` is `LLAMA_BATCHED_BENCH` or the same directory's
+//! (`scripts/build-llama-cpp.sh` builds both).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -89,6 +92,7 @@ fn main() -> Result<()> {
 
     second_turn(&mut model, &long_text, rounds)?;
     llama_bench(&path, &options.cache_dir, threads)?;
+    llama_batched_bench(&path, &options.cache_dir, threads)?;
     // Other processes on the cores skew every figure above, llama-bench's most (it spins).
     println!("{}", load_average());
     Ok(())
@@ -246,22 +250,75 @@ fn second_turn(model: &mut LocalModel, long_text: &str, rounds: usize) -> Result
     Ok(())
 }
 
-/// llama.cpp's own figures on the same file and thread count, when `llama-bench` is built.
+/// llama.cpp's own single-stream figures on the same file and thread count, when
+/// `llama-bench` is built.
 fn llama_bench(model: &Path, cache_dir: &Path, threads: usize) -> Result<()> {
-    let binary = std::env::var_os("LLAMA_BENCH")
+    let threads = threads.to_string();
+    run_llama_tool(
+        "llama-bench",
+        "LLAMA_BENCH",
+        cache_dir,
+        &[
+            "-m",
+            &model.to_string_lossy(),
+            "-t",
+            &threads,
+            "-p",
+            "512",
+            "-n",
+            "128",
+        ],
+    )
+}
+
+/// llama.cpp's batched decoding on the same file and thread count, when
+/// `llama-batched-bench` is built: 1, 2, 4 and 8 sequences of a 32-token prompt and 128
+/// generated tokens each, aggregate tokens/s (`S_TG`), as the batched figures above.
+fn llama_batched_bench(model: &Path, cache_dir: &Path, threads: usize) -> Result<()> {
+    let threads = threads.to_string();
+    run_llama_tool(
+        "llama-batched-bench",
+        "LLAMA_BATCHED_BENCH",
+        cache_dir,
+        &[
+            "-m",
+            &model.to_string_lossy(),
+            "-t",
+            &threads,
+            "-c",
+            "4096",
+            "-npp",
+            "32",
+            "-ntg",
+            "128",
+            "-npl",
+            "1,2,4,8",
+        ],
+    )
+}
+
+/// Runs one of llama.cpp's tools (`$variable`, else `<cache>/llama-cpp/build/bin/<name>`)
+/// and prints its table; says so when it is not built.
+fn run_llama_tool(name: &str, variable: &str, cache_dir: &Path, args: &[&str]) -> Result<()> {
+    let binary = std::env::var_os(variable)
         .map(PathBuf::from)
-        .unwrap_or_else(|| cache_dir.join("llama-cpp/build/bin/llama-bench"));
+        .unwrap_or_else(|| cache_dir.join("llama-cpp/build/bin").join(name));
     if !binary.is_file() {
-        println!("llama-bench: not built ({} is absent)", binary.display());
+        println!("{name}: not built ({} is absent)", binary.display());
         return Ok(());
     }
     let output = std::process::Command::new(&binary)
-        .arg("-m")
-        .arg(model)
-        .args(["-t", &threads.to_string(), "-p", "512", "-n", "128"])
+        .args(args)
         .output()
         .with_context(|| format!("running {}", binary.display()))?;
-    println!("-- llama-bench -t {threads} -p 512 -n 128 (same run)");
+    // The model's path is the one printed first; the rest says what was measured.
+    let shown: Vec<&str> = args
+        .iter()
+        .enumerate()
+        .filter(|&(at, arg)| *arg != "-m" && (at == 0 || args[at - 1] != "-m"))
+        .map(|(_, arg)| *arg)
+        .collect();
+    println!("-- {name} {} (same run)", shown.join(" "));
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         if line.starts_with('|') {
             println!("{line}");
@@ -269,7 +326,7 @@ fn llama_bench(model: &Path, cache_dir: &Path, threads: usize) -> Result<()> {
     }
     if !output.status.success() {
         println!(
-            "llama-bench failed: {}",
+            "{name} failed: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
