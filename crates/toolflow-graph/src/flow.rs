@@ -11,7 +11,9 @@
 //! (`results`, `data`, `items`), the subject of its tool: the last word of the OpenAPI path
 //! (`meta.path`), else of the tool name, that is not a verb or API noise (`GET /search/person`
 //! → `results[].id` reads `person id`; `Spotify_Get_Artist_ID_By_Name` → `artist`).
-//! Parameters are qualified the same way by their own tool.
+//! Parameters are qualified the same way by their own tool, except that a path parameter takes
+//! the path segment before it (`id` of `GET /artists/{id}/albums` reads `artist id`, not
+//! `album id`).
 //!
 //! # Signals of a return → parameter candidate
 //!
@@ -298,6 +300,24 @@ fn subject(tool: &Tool) -> Option<String> {
     })
 }
 
+/// The path segment right before a path parameter (`artists` of `/artists/{id}/albums`), when
+/// it says more than API noise: what the parameter identifies, which the path's last word (the
+/// tool's subject, `album`) does not.
+fn path_owner(tool: &Tool, parameter: &str) -> Option<String> {
+    let path = tool.meta.get("path").and_then(Value::as_str)?;
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let at = segments.iter().position(|segment| {
+        segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) == Some(parameter)
+            || segment.strip_prefix(':') == Some(parameter)
+    })?;
+    let before = segments[..at]
+        .last()
+        .filter(|s| !s.starts_with('{') && !s.starts_with(':'))?;
+    let words = tokens(before);
+    (!words.is_empty() && !words.iter().all(|w| is_tool_noise(w) || is_role_token(w)))
+        .then(|| before.to_string())
+}
+
 fn last_subject(words: &[String]) -> Option<String> {
     words
         .iter()
@@ -409,7 +429,8 @@ fn collect_slots(tools: &[Tool], use_context: bool) -> (Vec<Slot>, Vec<Slot>, St
         };
         if let Some(properties) = tool.parameters.get("properties").and_then(Value::as_object) {
             for (name, property) in properties {
-                let qualified = qualify(tokens(name), &[], tool_subject.as_deref(), use_context);
+                let owner: Vec<String> = path_owner(tool, name).into_iter().collect();
+                let qualified = qualify(tokens(name), &owner, tool_subject.as_deref(), use_context);
                 let paper_string = strings.add(format!("{name}: {}", description(property)));
                 let qualified_string = strings.add(qualified.join(" "));
                 parameters.push(Slot {

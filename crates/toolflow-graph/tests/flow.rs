@@ -386,3 +386,41 @@ fn a_description_that_names_its_source_links_the_tool_it_names() {
         "switched off, the description alone links nothing"
     );
 }
+
+#[test]
+fn a_path_parameter_is_qualified_by_the_segment_before_it() {
+    let mut tools = vec![
+        tool(
+            "search",
+            json!({"q": {"type": "string"}}),
+            Some(json!({"type": "object", "properties": {
+                "artists": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}}}}}},
+                "albums": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}}}}}}
+            }})),
+            json!({"method": "GET", "path": "/search"}),
+        ),
+        // `id` identifies an artist, though the path ends in `albums`.
+        tool(
+            "getArtistAlbums",
+            json!({"id": {"type": "string"}, "limit": {"type": "integer"}}),
+            None,
+            json!({"method": "GET", "path": "/artists/{id}/albums"}),
+        ),
+        tool(
+            "getAlbumTracks",
+            json!({"id": {"type": "string"}}),
+            None,
+            json!({"method": "GET", "path": "/albums/{id}/tracks"}),
+        ),
+    ];
+    tools.extend(fillers(12));
+    let (graph, _) =
+        build_flow_graph(&tools, &options(), &FlowOptions::default(), hashed_embed).unwrap();
+    let from = |consumer: &str| -> Vec<String> {
+        edge(&graph, "search", consumer, EdgeKind::ReturnParam)
+            .map(|e| e.evidence.links.iter().map(|l| l.from.clone()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(from("getArtistAlbums"), ["artists.items[].id"]);
+    assert_eq!(from("getAlbumTracks"), ["albums.items[].id"]);
+}
