@@ -685,9 +685,18 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
     }
 
     // A tool that takes a slot and returns it again only echoes the value; a tool that returns
-    // it without taking it is where the value comes from, and ranks first.
-    let own_parameters: HashSet<(u32, String)> =
-        parameters.iter().map(|s| (s.tool, s.key())).collect();
+    // it without taking it is where the value comes from, and ranks first. A parameter that
+    // names alternatives (`username_or_id_or_url`) takes each of them.
+    let own_parameters: HashSet<(u32, String)> = parameters
+        .iter()
+        .flat_map(|s| {
+            s.qualified
+                .split(|t| t == "or")
+                .filter(|alternative| !alternative.is_empty())
+                .map(|alternative| (s.tool, alternative.join(" ")))
+                .chain([(s.tool, s.key())])
+        })
+        .collect();
     // (producer, field or `WHOLE_RESULT`, parameter, link)
     let mut scored: Vec<(u32, u32, u32, SlotLink)> = Vec::new();
     for (f, p) in candidates {

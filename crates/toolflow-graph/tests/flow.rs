@@ -424,3 +424,55 @@ fn a_path_parameter_is_qualified_by_the_segment_before_it() {
     assert_eq!(from("getArtistAlbums"), ["artists.items[].id"]);
     assert_eq!(from("getAlbumTracks"), ["albums.items[].id"]);
 }
+
+#[test]
+fn a_tool_that_takes_one_of_a_parameters_alternatives_only_echoes_it() {
+    let user = || json!({"type": "object", "properties": {"username": {"type": "string"}}});
+    let echo = |name: &str| {
+        tool(
+            name,
+            json!({"username_or_id_or_url": {"type": "string"}}),
+            Some(user()),
+            json!({}),
+        )
+    };
+    // Listed first, the echoes would win ties: they take a username (or an id, or a URL) and
+    // return it again.
+    let mut tools = vec![
+        echo("userInfo"),
+        echo("userFollowers"),
+        // Finds the user: where a username comes from.
+        tool(
+            "searchUser",
+            json!({"search_query": {"type": "string"}}),
+            Some(user()),
+            json!({}),
+        ),
+        tool(
+            "userPosts",
+            json!({"username_or_id_or_url": {"type": "string"}}),
+            None,
+            json!({}),
+        ),
+    ];
+    tools.extend(fillers(12));
+    let (graph, _) =
+        build_flow_graph(&tools, &options(), &FlowOptions::default(), hashed_embed).unwrap();
+    let producers: Vec<(&str, f32)> = graph
+        .edges
+        .iter()
+        .filter(|e| e.b == "userPosts" && e.kind == EdgeKind::ReturnParam)
+        .map(|e| (e.a.as_str(), e.score))
+        .collect();
+    let source = producers
+        .iter()
+        .find(|(name, _)| *name == "searchUser")
+        .unwrap_or_else(|| panic!("the search feeds the posts: {producers:?}"))
+        .1;
+    assert!(
+        producers
+            .iter()
+            .all(|(name, score)| *name == "searchUser" || *score < source),
+        "{producers:?}"
+    );
+}
