@@ -43,13 +43,15 @@
 //! Tripadvisor's Search Restaurant Location API", "extracted from the Search Airport API")
 //! names its producer outright. The words between `from` / `by` / `through` / `via` /
 //! `using` and `API` / `endpoint` / `tool` / `function` / `method` / `operation` / `service`
-//! are matched against every other tool's name and path tokens: the tool that holds at least
-//! [`SOURCE_CONTAINMENT`] of the phrase's tokens with the best Jaccard overlap (a tie names
-//! nobody) becomes a producer with rule `described-source` and score
+//! (two words at least) are matched against the name and path tokens of every other tool of
+//! the consumer's API (its RapidAPI tool or its OpenAPI file, when the import recorded one;
+//! every tool otherwise): the tool that holds at least [`SOURCE_CONTAINMENT`] of the
+//! phrase's tokens with the best Jaccard overlap (a tie names nobody) becomes a producer with
+//! rule `described-source` and score
 //! [`DESCRIBED_SOURCE_SCORE`], whatever the names and the slot's specificity say. The field
-//! is the producer's field that matches the parameter best by name, then by the qualified
-//! cosine; an object without declared fields counts (the value sits inside it), and a
-//! producer with no return schema gives its whole result (an empty path).
+//! is the producer's field that shares most of the parameter's name tokens, then has the best
+//! qualified cosine; an object without declared fields counts (the value sits inside it).
+//! When no field shares a token, the link starts at the whole result (an empty path).
 //!
 //! # Parameter–parameter edges
 //!
@@ -111,7 +113,8 @@ fn source_phrases(description: &str) -> Vec<Vec<String>> {
             let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
             let noun = crate::names::singular(&bare.to_ascii_lowercase());
             if SOURCE_NOUNS.contains(&noun.as_str()) {
-                if !phrase.is_empty() {
+                // One word ("other endpoints", "the query endpoint") names no tool for sure.
+                if phrase.len() >= 2 {
                     phrases.push(std::mem::take(&mut phrase));
                 }
                 break;
@@ -130,13 +133,21 @@ fn source_phrases(description: &str) -> Vec<Vec<String>> {
     phrases
 }
 
-/// The tool a source phrase names: among the tools that hold [`SOURCE_CONTAINMENT`] of its
-/// tokens, the one with the best Jaccard overlap, when no other ties it.
-fn named_tool(phrase: &[String], tool_tokens: &[HashSet<String>]) -> Option<u32> {
+/// The tool a source phrase names: among the tools `among` admits that hold
+/// [`SOURCE_CONTAINMENT`] of its tokens, the one with the best Jaccard overlap, when no other
+/// ties it.
+fn named_tool(
+    phrase: &[String],
+    tool_tokens: &[HashSet<String>],
+    among: impl Fn(usize) -> bool,
+) -> Option<u32> {
     let phrase: HashSet<&String> = phrase.iter().collect();
     let mut best: Option<(f32, u32)> = None;
     let mut tied = false;
     for (index, tokens) in tool_tokens.iter().enumerate() {
+        if !among(index) {
+            continue;
+        }
         let shared = phrase.iter().filter(|t| tokens.contains(**t)).count();
         if (shared as f32) < SOURCE_CONTAINMENT * phrase.len() as f32 || shared == 0 {
             continue;
@@ -152,6 +163,15 @@ fn named_tool(phrase: &[String], tool_tokens: &[HashSet<String>]) -> Option<u32>
         }
     }
     best.filter(|_| !tied).map(|(_, index)| index)
+}
+
+/// The API a tool belongs to, where its import says: the RapidAPI tool of a ToolBench API
+/// (`meta.tool_name`, or `tool_name_std` in ToolBench's evaluation sets), else the file it
+/// came from (`meta.origin`: one OpenAPI document).
+fn api(tool: &Tool) -> Option<&str> {
+    ["tool_name", "tool_name_std", "origin"]
+        .iter()
+        .find_map(|key| tool.meta.get(*key).and_then(Value::as_str))
 }
 
 /// The name and path tokens of every tool, for [`named_tool`].
@@ -943,14 +963,23 @@ fn described_source_links(
             .and_then(|schema| schema.get("description"))
             .and_then(Value::as_str)
             .unwrap_or("");
+        let consumer_api = api(&tools[parameter.tool as usize]);
         let mut named: Vec<u32> = source_phrases(description)
             .iter()
-            .filter_map(|phrase| named_tool(phrase, &tool_tokens))
+            .filter_map(|phrase| {
+                // A description names an endpoint of its own API: "the Get Languages API" in
+                // an Airbnb endpoint's docs is Airbnb's, not a translator's namesake.
+                named_tool(phrase, &tool_tokens, |index| {
+                    consumer_api.is_none() || api(&tools[index]) == consumer_api
+                })
+            })
             .filter(|&producer| producer != parameter.tool)
             .collect();
         named.dedup();
         for producer in named {
             // The producer's field most like the parameter; an undeclared object may hold it.
+            // The producer's field that shares most of the parameter's name; when none shares
+            // any (the schema leaves the value out), the whole result.
             let field = fields
                 .iter()
                 .enumerate()
@@ -960,17 +989,15 @@ fn described_source_links(
                         || type_score(field.kind, parameter.kind) > 0.0
                 })
                 .map(|(f, field)| (f as u32, signals(Some(field), parameter)))
+                .filter(|(_, signals)| signals.names > 0.0)
                 .max_by(|(fx, x), (fy, y)| {
                     x.names
                         .total_cmp(&y.names)
                         .then(x.qualified_cosine.total_cmp(&y.qualified_cosine))
                         .then(fy.cmp(fx))
                 });
-            let has_fields = fields.iter().any(|field| field.tool == producer);
             let (f, from, link_signals) = match field {
                 Some((f, link_signals)) => (f, fields[f as usize].path.clone(), link_signals),
-                // Declared fields, none of which can carry the value: no link.
-                None if has_fields => continue,
                 None => (WHOLE_RESULT, String::new(), signals(None, parameter)),
             };
             let link = SlotLink {

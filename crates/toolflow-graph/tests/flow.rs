@@ -336,9 +336,50 @@ fn a_description_that_names_its_source_links_the_tool_it_names() {
             json!({}),
         ),
     ];
+    // Two APIs with a tool of the same words: the consumer's own API's is the one named.
+    let languages = json!({"type": "object", "properties": {"languages": {"type": "array", "items": {"type": "string"}}}});
+    tools.extend([
+        tool(
+            "get_languages_for_translator",
+            json!({}),
+            Some(languages.clone()),
+            json!({"tool_name": "translator"}),
+        ),
+        tool(
+            "get_languages_for_airbnb_search",
+            json!({"page": {"type": "integer"}}),
+            Some(languages),
+            json!({"tool_name": "airbnb search"}),
+        ),
+        tool(
+            "property_details_for_airbnb_search",
+            json!({"locale": {"type": "string", "description": "id item from the Get Languages API"}}),
+            None,
+            json!({"tool_name": "airbnb search"}),
+        ),
+    ]);
     tools.extend(fillers(20));
     let (graph, _) =
         build_flow_graph(&tools, &options(), &FlowOptions::default(), hashed_embed).unwrap();
+    assert!(
+        edge(
+            &graph,
+            "get_languages_for_airbnb_search",
+            "property_details_for_airbnb_search",
+            EdgeKind::ReturnParam
+        )
+        .is_some_and(|e| e.evidence.links[0].rule == LinkRule::DescribedSource)
+    );
+    assert!(
+        edge(
+            &graph,
+            "get_languages_for_translator",
+            "property_details_for_airbnb_search",
+            EdgeKind::ReturnParam
+        )
+        .is_none(),
+        "another API's namesake is not the source"
+    );
     let named = edge(
         &graph,
         "Tripadvisor_Search_Restaurant_Location",
