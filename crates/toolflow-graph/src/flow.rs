@@ -940,8 +940,8 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
     Ok((graph, report))
 }
 
-/// Stands for the producer's whole result in a described-source link whose producer
-/// declares no return fields.
+/// Stands for the producer's whole result in a described-source link where no field of the
+/// producer shares the parameter's name.
 const WHOLE_RESULT: u32 = u32::MAX;
 
 /// The links of parameters whose description names their producer (see the module docs):
@@ -975,11 +975,11 @@ fn described_source_links(
             })
             .filter(|&producer| producer != parameter.tool)
             .collect();
+        named.sort_unstable();
         named.dedup();
         for producer in named {
-            // The producer's field most like the parameter; an undeclared object may hold it.
-            // The producer's field that shares most of the parameter's name; when none shares
-            // any (the schema leaves the value out), the whole result.
+            // The producer's field that shares most of the parameter's name (an undeclared
+            // object may hold it); when none shares any, the whole result.
             let field = fields
                 .iter()
                 .enumerate()
