@@ -5,7 +5,8 @@
 //! # Slots
 //!
 //! Return fields are read to [`MAX_DEPTH`] levels (`location.name`, `results[].id`), not only
-//! the top level. Every name is split into tokens ([`crate::names::tokens`]) and *qualified*:
+//! the top level, through compositions too (`allOf`, `oneOf`, `anyOf`: an OpenAPI search
+//! response is often `allOf: [PagingObject, {items}]`). Every name is split into tokens ([`crate::names::tokens`]) and *qualified*:
 //! a name made only of role tokens (`id`, `name`, `code`) takes the subject of its nearest
 //! owner in front (`artist.id` → `artist id`) or, when the owners are containers
 //! (`results`, `data`, `items`), the subject of its tool: the last word of the OpenAPI path
@@ -35,7 +36,9 @@
 //! score is `names` when a name rule fired, the embedding score is the mean of the two
 //! cosines, and the types factor is 1 or 0.85. A candidate is kept above
 //! [`FlowOptions::threshold`], and each parameter keeps its [`FlowOptions::per_parameter`]
-//! best producers (a text parameter such as `message` would take anything).
+//! best producers (a text parameter such as `message` would take anything); among equal
+//! scores a search (a tool that takes a free-text query) first, then a tool that needs no
+//! identifier, then slot order.
 //!
 //! # Described sources
 //!
@@ -262,8 +265,46 @@ fn kind(schema: &Value) -> Kind {
         "array" | "list" => Kind::Array,
         _ if schema.get("properties").is_some() => Kind::Object,
         _ if schema.get("items").is_some() => Kind::Array,
-        _ => Kind::Unknown,
+        // A composition (`allOf: [{$ref}]`, `oneOf`) is of the first kind its parts say.
+        _ => parts(schema)
+            .map(kind)
+            .find(|kind| *kind != Kind::Unknown)
+            .unwrap_or(Kind::Unknown),
     }
+}
+
+/// The schemas a schema composes: `allOf`'s (all apply) and `oneOf`'s and `anyOf`'s (any may
+/// come back, so their fields are all fields it can have).
+fn parts(schema: &Value) -> impl Iterator<Item = &Value> {
+    ["allOf", "oneOf", "anyOf"]
+        .into_iter()
+        .filter_map(|key| schema.get(key).and_then(Value::as_array))
+        .flatten()
+}
+
+/// The fields an object schema declares, its own and its parts' (OpenAPI documents often
+/// build a response as `allOf: [PagingObject, {items}]`); the first of a name wins.
+fn declared_properties(schema: &Value) -> Vec<(&String, &Value)> {
+    let mut fields: Vec<(&String, &Value)> = Vec::new();
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        fields.extend(properties);
+    }
+    for part in parts(schema) {
+        for (name, property) in declared_properties(part) {
+            if !fields.iter().any(|(known, _)| *known == name) {
+                fields.push((name, property));
+            }
+        }
+    }
+    fields
+}
+
+/// The items schema of an array schema, its own or a part's.
+fn items_of(schema: &Value) -> Option<&Value> {
+    schema
+        .get("items")
+        .filter(|items| items.is_object())
+        .or_else(|| parts(schema).find_map(items_of))
 }
 
 /// Type compatibility of a value of `from` passed as a parameter of type `to`.
@@ -390,7 +431,7 @@ fn walk_fields<'a>(
     let mut schema = schema;
     let mut path = path.to_string();
     while kind(schema) == Kind::Array {
-        match schema.get("items").filter(|items| items.is_object()) {
+        match items_of(schema) {
             Some(items) => {
                 schema = items;
                 path.push_str("[]");
@@ -398,10 +439,7 @@ fn walk_fields<'a>(
             None => return,
         }
     }
-    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
-        return;
-    };
-    for (name, property) in properties {
+    for (name, property) in declared_properties(schema) {
         let field_path = if path.is_empty() {
             name.clone()
         } else {
@@ -819,10 +857,30 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
         ));
     }
 
-    // Each parameter keeps its best producers (distinct tools), best first; ties by slot order.
+    // Each parameter keeps its best producers (distinct tools), best first. Among equals, a
+    // search (a tool that takes a free-text query) comes first, then a tool that needs no
+    // identifier (the current user's profile): a chain starts there from what a user says.
+    // Then slot order.
+    let takes = |tool: usize, words: &[&str]| {
+        parameters.iter().any(|slot| {
+            slot.tool as usize == tool && slot.qualified.iter().any(|t| words.contains(&t.as_str()))
+        })
+    };
+    let start_rank: Vec<u8> = (0..tools.len())
+        .map(|tool| {
+            if takes(tool, &["q", "query", "keyword", "search", "term"]) {
+                0
+            } else if !takes(tool, &["id", "uid", "uuid", "guid"]) {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
     scored.sort_by(|x, y| {
         x.2.cmp(&y.2)
             .then(y.3.score.total_cmp(&x.3.score))
+            .then(start_rank[x.0 as usize].cmp(&start_rank[y.0 as usize]))
             .then(x.1.cmp(&y.1))
     });
     let mut found: Found = HashMap::new();

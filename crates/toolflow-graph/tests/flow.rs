@@ -517,3 +517,60 @@ fn a_tool_that_takes_one_of_a_parameters_alternatives_only_echoes_it() {
         "{producers:?}"
     );
 }
+
+#[test]
+fn composed_responses_are_read_and_a_search_ranks_first_among_equal_producers() {
+    let artists = || json!({"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}}}});
+    let mut tools = vec![
+        // Two tools that need an id themselves and return artists: listed first, they would
+        // win a tie on slot order.
+        tool(
+            "getAlbum",
+            json!({"id": {"type": "string"}}),
+            Some(json!({"type": "object", "properties": {"artists": artists()}})),
+            json!({"method": "GET", "path": "/albums/{id}"}),
+        ),
+        tool(
+            "getTrack",
+            json!({"id": {"type": "string"}}),
+            Some(json!({"type": "object", "properties": {"artists": artists()}})),
+            json!({"method": "GET", "path": "/tracks/{id}"}),
+        ),
+        // The search: its response is a paging object composed with its items, as OpenAPI
+        // documents write it.
+        tool(
+            "search",
+            json!({"q": {"type": "string"}}),
+            Some(
+                json!({"type": "object", "properties": {"artists": {"allOf": [
+                    {"type": "object", "properties": {"total": {"type": "integer"}, "next": {"type": "string"}}},
+                    {"type": "object", "properties": {"items": {"type": "array", "items": {"allOf": [
+                        {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}
+                    ]}}}}
+                ]}}}),
+            ),
+            json!({"method": "GET", "path": "/search"}),
+        ),
+        tool(
+            "getArtist",
+            json!({"id": {"type": "string"}}),
+            None,
+            json!({"method": "GET", "path": "/artists/{id}"}),
+        ),
+    ];
+    tools.extend(fillers(12));
+    let (graph, _) =
+        build_flow_graph(&tools, &options(), &FlowOptions::default(), hashed_embed).unwrap();
+    let from_search = edge(&graph, "search", "getArtist", EdgeKind::ReturnParam)
+        .expect("the search's composed items feed the artist endpoint");
+    assert_eq!(from_search.evidence.links[0].from, "artists.items[].id");
+    let producers = graph
+        .edges
+        .iter()
+        .filter(|e| e.b == "getArtist" && e.kind == EdgeKind::ReturnParam)
+        .count();
+    assert_eq!(
+        producers, 2,
+        "two producers per parameter, the search among them"
+    );
+}
