@@ -757,19 +757,17 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
         .collect();
     // (producer, field or `WHOLE_RESULT`, parameter, link)
     let mut scored: Vec<(u32, u32, u32, SlotLink)> = Vec::new();
-    for (f, p) in candidates {
-        let (field, parameter) = (&fields[f as usize], &parameters[p as usize]);
-        if field.tool == parameter.tool {
-            continue;
-        }
-        let types = if off.types {
+    // The signals of a field passed as a parameter, and the rule a name match makes fire. A
+    // signal switched off for an ablation reads 0, or 1 where it is a factor (types,
+    // specificity).
+    let slot_specificity = |parameter: &Slot| {
+        if off.specificity {
             1.0
         } else {
-            type_score(field.kind, parameter.kind)
-        };
-        if types == 0.0 {
-            continue;
+            specificity.slot(parameter)
         }
+    };
+    let signals_of = |field: &Slot, parameter: &Slot| {
         let (names, rule) = if off.names {
             (0.0, None)
         } else {
@@ -782,37 +780,46 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
                 0.0
             }
         };
-        let qualified_cosine = cosine(!off.qualified_cosine, |s| s.qualified_string);
-        let paper_cosine = cosine(!off.paper_cosine, |s| s.paper_string);
-        let slot_specificity = if off.specificity {
-            1.0
-        } else {
-            specificity.slot(parameter)
+        let signals = Signals {
+            types: if off.types {
+                1.0
+            } else {
+                type_score(field.kind, parameter.kind)
+            },
+            names,
+            qualified_cosine: cosine(!off.qualified_cosine, |s| s.qualified_string),
+            paper_cosine: cosine(!off.paper_cosine, |s| s.paper_string),
+            specificity: slot_specificity(parameter),
         };
-        let embedding = embedding_score(qualified_cosine, paper_cosine, off);
+        (signals, rule)
+    };
+    for (f, p) in candidates {
+        let (field, parameter) = (&fields[f as usize], &parameters[p as usize]);
+        if field.tool == parameter.tool {
+            continue;
+        }
+        let (signals, rule) = signals_of(field, parameter);
+        if signals.types == 0.0 {
+            continue;
+        }
+        let embedding = embedding_score(signals.qualified_cosine, signals.paper_cosine, off);
         let (base, rule) = match rule {
-            Some(rule) => (names.max(embedding), rule),
-            None if names >= 0.5 && embedding >= 0.5 => {
-                ((names + embedding) / 2.0 + 0.1, LinkRule::SharedTokens)
-            }
+            Some(rule) => (signals.names.max(embedding), rule),
+            None if signals.names >= 0.5 && embedding >= 0.5 => (
+                (signals.names + embedding) / 2.0 + 0.1,
+                LinkRule::SharedTokens,
+            ),
             None => (embedding, LinkRule::Embedding),
         };
         let base = base.min(1.0);
-        let types_factor = if types >= 1.0 { 1.0 } else { 0.85 };
+        let types_factor = if signals.types >= 1.0 { 1.0 } else { 0.85 };
         let echo_factor = if own_parameters.contains(&(field.tool, field.key())) {
             ECHO_FACTOR
         } else {
             1.0
         };
-        let score = base * (0.5 + 0.5 * slot_specificity) * types_factor * echo_factor;
+        let score = base * (0.5 + 0.5 * signals.specificity) * types_factor * echo_factor;
         if score > flow.threshold {
-            let signals = Signals {
-                types,
-                names,
-                qualified_cosine,
-                paper_cosine,
-                specificity: slot_specificity,
-            };
             let link = SlotLink {
                 from: field.path.clone(),
                 to: parameter.path.clone(),
@@ -824,36 +831,21 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
         }
     }
     if !off.described_source {
-        let signals = |field: Option<&Slot>, parameter: &Slot| {
-            let slot_specificity = specificity.slot(parameter);
-            let Some(field) = field else {
-                return Signals {
-                    types: 0.5,
-                    names: 0.0,
-                    qualified_cosine: 0.0,
-                    paper_cosine: 0.0,
-                    specificity: slot_specificity,
-                };
-            };
-            Signals {
-                types: type_score(field.kind, parameter.kind),
-                names: name_signal(&field.qualified, &parameter.qualified, &specificity).0,
-                qualified_cosine: exact_cosine(
-                    vector(field.qualified_string),
-                    vector(parameter.qualified_string),
-                ),
-                paper_cosine: exact_cosine(
-                    vector(field.paper_string),
-                    vector(parameter.paper_string),
-                ),
-                specificity: slot_specificity,
-            }
-        };
         scored.extend(described_source_links(
             tools,
             &parameters,
             &fields,
-            |f, p| signals(f, p),
+            |field, parameter| match field {
+                Some(field) => signals_of(field, parameter).0,
+                // The whole result: no name and no string of its own.
+                None => Signals {
+                    types: 0.5,
+                    names: 0.0,
+                    qualified_cosine: 0.0,
+                    paper_cosine: 0.0,
+                    specificity: slot_specificity(parameter),
+                },
+            },
         ));
     }
 
@@ -861,20 +853,18 @@ pub fn build_flow_graph<E: std::error::Error + 'static>(
     // search (a tool that takes a free-text query) comes first, then a tool that needs no
     // identifier (the current user's profile): a chain starts there from what a user says.
     // Then slot order.
-    let takes = |tool: usize, words: &[&str]| {
-        parameters.iter().any(|slot| {
-            slot.tool as usize == tool && slot.qualified.iter().any(|t| words.contains(&t.as_str()))
-        })
-    };
+    let (mut takes_query, mut takes_identifier) =
+        (vec![false; tools.len()], vec![false; tools.len()]);
+    for slot in &parameters {
+        let takes = |words: &[&str]| slot.qualified.iter().any(|t| words.contains(&t.as_str()));
+        takes_query[slot.tool as usize] |= takes(&["q", "query", "keyword", "search", "term"]);
+        takes_identifier[slot.tool as usize] |= takes(&["id", "uid", "uuid", "guid"]);
+    }
     let start_rank: Vec<u8> = (0..tools.len())
-        .map(|tool| {
-            if takes(tool, &["q", "query", "keyword", "search", "term"]) {
-                0
-            } else if !takes(tool, &["id", "uid", "uuid", "guid"]) {
-                1
-            } else {
-                2
-            }
+        .map(|tool| match (takes_query[tool], takes_identifier[tool]) {
+            (true, _) => 0,
+            (false, false) => 1,
+            (false, true) => 2,
         })
         .collect();
     scored.sort_by(|x, y| {
