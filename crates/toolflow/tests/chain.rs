@@ -52,24 +52,31 @@ fn lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn a_chain_subset_becomes_a_dialogue_that_realises_its_link() {
+/// The scripted model on a stand-in server (kept running while the runtime lives), and a
+/// directory holding [`TOOLS`] and a `run.toml` of `settings` followed by that endpoint.
+fn scripted_run(settings: &str) -> (tokio::runtime::Runtime, StandInServer, tempfile::TempDir) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime
         .block_on(StandInServer::start(dialogue_script))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path();
-    std::fs::write(path.join("tools.jsonl"), TOOLS).unwrap();
-    std::fs::write(path.join("graph.json"), graph().to_string()).unwrap();
+    std::fs::write(dir.path().join("tools.jsonl"), TOOLS).unwrap();
     std::fs::write(
-        path.join("run.toml"),
+        dir.path().join("run.toml"),
         format!(
-            "[synth]\nturns = [4, 4]\n\n[[endpoint]]\nbase_url = \"{}\"\nmodel = \"scripted\"\n",
+            "{settings}[[endpoint]]\nbase_url = \"{}\"\nmodel = \"scripted\"\n",
             server.base_url()
         ),
     )
     .unwrap();
+    (runtime, server, dir)
+}
+
+#[test]
+fn a_chain_subset_becomes_a_dialogue_that_realises_its_link() {
+    let (_runtime, _server, dir) = scripted_run("[synth]\nturns = [4, 4]\n\n");
+    let path = dir.path();
+    std::fs::write(path.join("graph.json"), graph().to_string()).unwrap();
 
     toolflow(
         path,
@@ -192,23 +199,11 @@ fn a_chain_subset_becomes_a_dialogue_that_realises_its_link() {
 
 #[test]
 fn a_chain_run_realises_its_links() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime
-        .block_on(StandInServer::start(dialogue_script))
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (_runtime, _server, dir) = scripted_run(
+        "[tools]\npaths = [\"tools.jsonl\"]\n\n[graph]\nmethod = \"flow\"\n\n\
+         [sample]\nsize = 2\ncount = 3\nstrategy = \"chain\"\n\n[synth]\nturns = [4, 4]\n\n",
+    );
     let path = dir.path();
-    std::fs::write(path.join("tools.jsonl"), TOOLS).unwrap();
-    std::fs::write(
-        path.join("run.toml"),
-        format!(
-            "[tools]\npaths = [\"tools.jsonl\"]\n\n[graph]\nmethod = \"flow\"\n\n\
-             [sample]\nsize = 2\ncount = 3\nstrategy = \"chain\"\n\n[synth]\nturns = [4, 4]\n\n\
-             [[endpoint]]\nbase_url = \"{}\"\nmodel = \"scripted\"\n",
-            server.base_url()
-        ),
-    )
-    .unwrap();
     let summary = toolflow(path, &["run", "run.toml", "--no-cache"]);
     let out = path.join("toolflow-out");
     // The flow graph reads `results[].id` of search_person as `person id`: person_films'
