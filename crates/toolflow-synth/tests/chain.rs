@@ -3,16 +3,16 @@
 //! user agent are told its link, the scripted model passes the producer's id to the
 //! consumer, and the dialogue records the link as realised.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 use toolflow_core::links::chained_calls;
 use toolflow_core::{OutcomeStatus, SamplingStrategy, Tool, ToolGraph, Turn};
 use toolflow_graph::{forward_steps, sample_subsets};
 use toolflow_llm::standin::StandInServer;
-use toolflow_llm::{CacheMode, Endpoint, EndpointConfig, Engine, EngineConfig, http_client};
 use toolflow_synth::scripted::dialogue_script;
 use toolflow_synth::{Prompts, SynthConfig, Synthesizer};
+
+mod support;
+use support::engine;
 
 /// A producer whose results hold ids (from 4711 on, so that a copied id cannot be mistaken
 /// for the scripted model's sample integer, 1) and a consumer that takes one. No result
@@ -45,21 +45,6 @@ fn graph() -> ToolGraph {
     .unwrap()
 }
 
-fn engine(server: &StandInServer) -> Arc<Engine> {
-    let config = EndpointConfig {
-        max_concurrency: 8,
-        ..EndpointConfig::new(server.base_url(), "scripted")
-    };
-    let endpoint = Endpoint::http(&config, http_client().unwrap()).unwrap();
-    let policy = EngineConfig {
-        max_attempts: 3,
-        backoff_base_ms: 5,
-        backoff_cap_ms: 20,
-        max_retry_after_s: 1.0,
-    };
-    Arc::new(Engine::new(vec![endpoint], policy, None, CacheMode::Off).unwrap())
-}
-
 #[tokio::test]
 async fn a_chain_subset_yields_a_dialogue_that_realises_its_link() {
     let graph = graph();
@@ -84,7 +69,8 @@ async fn a_chain_subset_yields_a_dialogue_that_realises_its_link() {
         seed: 3,
         ..SynthConfig::default()
     };
-    let synth = Synthesizer::new(engine(&server), Prompts::builtin().unwrap(), config).unwrap();
+    let synth =
+        Synthesizer::new(engine(&server, None), Prompts::builtin().unwrap(), config).unwrap();
     let dialogue = synth
         .write_with_links(subset.index, subset.strategy, tools(), subset.links.clone())
         .await;
@@ -179,7 +165,7 @@ async fn a_chain_subset_yields_a_dialogue_that_realises_its_link() {
 async fn a_subset_without_links_records_none() {
     let server = StandInServer::start(dialogue_script).await.unwrap();
     let synth = Synthesizer::new(
-        engine(&server),
+        engine(&server, None),
         Prompts::builtin().unwrap(),
         SynthConfig::default(),
     )

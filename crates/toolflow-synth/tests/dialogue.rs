@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::json;
 use toolflow_core::{OutcomeStatus, SamplingStrategy, StepKind, Tool, Turn};
 use toolflow_llm::standin::{Reply, StandInServer};
-use toolflow_llm::{CacheMode, Endpoint, EndpointConfig, Engine, EngineConfig, http_client};
 use toolflow_synth::scripted::dialogue_script;
 use toolflow_synth::{Prompts, Role, SynthConfig, Synthesizer, ToolChoicePolicy};
 
-const MODEL: &str = "scripted";
+mod support;
+use support::{MODEL, engine};
 
 fn tools() -> Vec<Tool> {
     let tool = |value: serde_json::Value| serde_json::from_value::<Tool>(value).unwrap();
@@ -38,26 +38,6 @@ fn tools() -> Vec<Tool> {
             "returns": null
         })),
     ]
-}
-
-fn engine(server: &StandInServer, cache: Option<&std::path::Path>) -> Arc<Engine> {
-    let config = EndpointConfig {
-        max_concurrency: 64,
-        ..EndpointConfig::new(server.base_url(), MODEL)
-    };
-    let endpoint = Endpoint::http(&config, http_client().unwrap()).unwrap();
-    let policy = EngineConfig {
-        max_attempts: 3,
-        backoff_base_ms: 5,
-        backoff_cap_ms: 20,
-        max_retry_after_s: 1.0,
-    };
-    let mode = if cache.is_some() {
-        CacheMode::ReadWrite
-    } else {
-        CacheMode::Off
-    };
-    Arc::new(Engine::new(vec![endpoint], policy, cache, mode).unwrap())
 }
 
 fn config() -> SynthConfig {
